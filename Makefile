@@ -1,0 +1,41 @@
+# koppel — the whole set-up on a fresh machine is `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.8
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.PHONY: venv demo test airflow bench lock validate clean
+
+# The environment: a venv with uv, then the fully pinned lock and koppel (editable).
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install --python $(PY) --quiet -r requirements.txt -e .
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv  ## sandboxes + Airflow on SQLite + every flow of the demo tenant, with a summary
+	$(PY) -m koppel.demo
+
+test: venv  ## the whole test suite
+	bash scripts/ensure-test-deps.sh
+	$(PY) -m pytest
+
+airflow: venv  ## Airflow standalone UI on the demo's home, with the sandboxes running
+	$(PY) -m koppel.demo --standalone
+
+bench: venv  ## benchmarks: figures printed and written to bench/results.json
+	$(PY) -m bench
+
+validate: venv  ## validate every tenant file
+	$(VENV)/bin/koppel validate
+
+lock:  ## re-pin requirements.txt from requirements.in
+	$(UV) pip compile requirements.in -o requirements.txt --python-version 3.11
+
+clean:
+	rm -rf $(AIRFLOW_HOME) demo-summary.json
