@@ -1,0 +1,1 @@
+"""Pure business logic: canonical records, money, QBO payloads, customer identity, items, stock."""
