@@ -1,0 +1,729 @@
+"""The shop's in-memory state: one lock around everything, records kept in id order.
+
+Dicts keep insertion order and ids only grow, so iterating a table is iterating by
+ascending id: page/limit and ``since_id`` scans never skip or repeat a record when new
+ones arrive during the scan (they land at the end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Iterable, Iterator
+
+from .clock import Clock
+from .credits import CreditBook, seed_credits
+from .errors import ApiError, invalid, not_found
+from .money import ZERO, cents, excl_from_incl, unit
+from .pricing import RowSpec, apply_totals, build_row
+from .seed import (COUNTRIES, DEFAULT_ANCHOR, FREE_SHIPPING_FROM, ORDER_STATUSES,
+                   PAYMENT_METHODS, PICKUP_STATUSES, SEED_SPAN, SHIPMENT_METHODS,
+                   IdSource, ShopGenerator, address_fields, shipped_quantities,
+                   statuses_for)
+from .serialize import Ref
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+PAYMENT_STATUSES = ("not_paid", "partially_paid", "paid", "cancelled")
+SHIPMENT_STATUSES = ("not_shipped", "partially_shipped", "shipped", "cancelled")
+PERSON_FIELDS = (
+    "email", "firstname", "middlename", "lastname", "phone", "mobile", "gender",
+    "birthDate", "nationalId", "isCompany", "companyName", "companyCoCNumber",
+    "companyVatNumber", "memo", "isConfirmed",
+    *(f"address{k}{f}" for k in ("Billing", "Shipping")
+      for f in ("Name", "Street", "Street2", "Number", "Extension", "Zipcode", "City",
+                "Region", "Country")),
+    "addressShippingCompany",
+)
+ORDER_PERSON_FIELDS = tuple(k for k in PERSON_FIELDS if k not in ("memo", "isConfirmed"))
+PRODUCT_FIELDS = ("title", "fulltitle", "description", "content", "visibility", "url",
+                  "data01", "data02", "data03", "isVisible")
+VARIANT_FIELDS = ("sku", "ean", "articleCode", "title", "stockLevel", "stockTracking",
+                  "stockAlert", "stockMinimum", "stockBuyMinimum", "stockBuyMaximum",
+                  "priceExcl", "priceIncl", "priceCost", "oldPriceExcl", "oldPriceIncl",
+                  "isDefault", "sortOrder", "hs")
+ORDER_WRITABLE = ("status", "paymentStatus", "shipmentStatus", "memo", "comment",
+                  "deliveryDate", "shippingDate")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    orders: int = 60
+    products: int = 40
+    customers: int = 40
+
+
+def credentials_for(seed: int) -> tuple[str, str]:
+    """A 32-character API key and secret, deterministic from the seed."""
+    key = hashlib.sha256(f"koppel-lightspeed-key-{seed}".encode()).hexdigest()[:32]
+    secret = hashlib.sha256(f"koppel-lightspeed-secret-{seed}".encode()).hexdigest()[:32]
+    return key, secret
+
+
+def parse_country(value: Any) -> dict[str, Any]:
+    code = value.get("code") if isinstance(value, dict) else value
+    code = str(code or "").lower()
+    if code not in COUNTRIES:
+        raise invalid({"country": [f"Unknown country '{code}'."]})
+    return dict(COUNTRIES[code])
+
+
+def parse_money(value: Any, field: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise invalid({field: ["Must be a number."]}) from None
+    if amount < 0 or not amount.is_finite():
+        raise invalid({field: ["Must be zero or more."]})
+    return amount
+
+
+class LazyOrders:
+    """The order table. Seeded orders are stubs until first read (see ``_seed_orders``);
+    ``headers()`` gives id, number and timestamps without building anything. Callers
+    hold the store lock."""
+
+    def __init__(self, build: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self._records: dict[int, dict[str, Any]] = {}
+        self._build = build
+
+    def add_stub(self, stub: dict[str, Any]) -> None:
+        self._records[stub["id"]] = stub
+
+    def _full(self, record: dict[str, Any]) -> dict[str, Any]:
+        if "_seed_index" in record:
+            record = self._build(record)
+            self._records[record["id"]] = record
+        return record
+
+    def __setitem__(self, order_id: int, record: dict[str, Any]) -> None:
+        self._records[order_id] = record
+
+    def get(self, order_id: int, default: Any = None) -> Any:
+        record = self._records.get(order_id)
+        return default if record is None else self._full(record)
+
+    def __getitem__(self, order_id: int) -> dict[str, Any]:
+        return self._full(self._records[order_id])
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._records))
+
+    def headers(self) -> list[dict[str, Any]]:
+        return list(self._records.values())
+
+    def full(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self._full(r) for r in records]
+
+    def values(self) -> list[dict[str, Any]]:
+        return self.full(list(self._records.values()))
+
+    def materialize_all(self) -> None:
+        self.values()
+
+
+class ShopStore:
+    """Every table of one emulated shop, guarded by ``self.lock``."""
+
+    def __init__(self, seed: int = 1, sizes: Sizes = Sizes(),
+                 anchor: datetime = DEFAULT_ANCHOR, clock: Clock | None = None) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock or Clock()
+        self.anchor = anchor
+        self.reset(seed, sizes)
+
+    # -- seeding -----------------------------------------------------------------------
+    def reset(self, seed: int, sizes: Sizes) -> None:
+        with self.lock:
+            self.seed = seed
+            self.sizes = sizes
+            self.api_key, self.api_secret = credentials_for(seed)
+            self.ids = IdSource()
+            self.gen = ShopGenerator(seed, self.anchor)
+            self.shop = self._shop()
+            self.customers: dict[int, dict[str, Any]] = {}
+            self.orders = LazyOrders(self._materialize)
+            self._seed_customer_ids: list[int] = []
+            self._seed_variants: list[dict[str, Any]] = []
+            self.metafields: dict[int, dict[str, Any]] = {}
+            self.movements: dict[int, dict[str, Any]] = {}
+            self.checkouts: dict[int, dict[str, Any]] = {}
+            self.credit_book = CreditBook()
+            self.order_number = 0
+            cat = self.gen.catalogue(sizes.products, self.ids)
+            self.products, self.variants = cat.products, cat.variants
+            self.categories, self.categories_products = cat.categories, cat.categories_products
+            self.images, self.brands, self.suppliers = cat.images, cat.brands, cat.suppliers
+            self.types, self.types_attributes = cat.types, cat.types_attributes
+            self.attributes = cat.attributes
+            self._seed_customers(sizes.customers)
+            self._seed_orders(sizes.orders)
+            seed_credits(self)
+
+    def _shop(self) -> dict[str, Any]:
+        sid = 100000 + self.seed
+        return {
+            "id": sid, "createdAt": self.anchor - SEED_SPAN - timedelta(days=60),
+            "updatedAt": self.anchor, "isLive": True, "title": "Koppel Demowinkel",
+            "mainDomain": f"demowinkel-{self.seed}.webshopapp.com",
+            "currency": {"shortcode": "EUR", "symbol": "€", "title": "Euro",
+                         "isDefault": True, "currencyRate": 1},
+            "language": {"id": 1, "code": "nl", "locale": "nl_NL", "title": "Nederlands"},
+            "languages": ["nl", "en"], "country": dict(COUNTRIES["nl"]),
+            "timezone": "Europe/Amsterdam",
+        }
+
+    def _seed_customers(self, count: int) -> None:
+        start = self.anchor - SEED_SPAN - timedelta(days=20)
+        span = (self.anchor - start).total_seconds()
+        rng = self.gen.rng
+        for index in range(count):
+            created = start + timedelta(seconds=int(span * (index + rng.random()) / max(count, 1)))
+            updated = min(self.anchor, created + timedelta(days=rng.choice((0, 0, 1, 30))))
+            cid = self.ids.next("customers")
+            self.customers[cid] = self.gen.customer(cid, index, created, updated)
+
+    def _seed_orders(self, count: int) -> None:
+        """Seeded orders start as stubs (id, number, timestamps) and are built on first
+        access from their own ``Random(seed/order/index)``, so startup stays fast and the
+        result does not depend on the order in which they are read."""
+        start = self.anchor - SEED_SPAN
+        span = SEED_SPAN.total_seconds()
+        rng = self.gen.rng
+        self._seed_customer_ids = list(self.customers)
+        self._seed_variants = list(self.variants.values())
+        first_id = IdSource.STARTS["orders"]
+        for index in range(count):
+            created = start + timedelta(seconds=int(span * (index + rng.random()) / max(count, 1)))
+            updated = created if rng.random() < 0.3 else min(
+                self.anchor, created + timedelta(hours=rng.randint(1, 24 * 20)))
+            oid = first_id + 2 * index + rng.randint(0, 1)
+            self.orders.add_stub({"id": oid, "createdAt": created, "updatedAt": updated,
+                                  "number": f"ORD{index + 1:05d}", "_seed_index": index})
+        self.order_number = count
+        self.ids.skip_to("orders", first_id + 2 * count + 2)
+        self.ids.skip_to("order_rows", IdSource.STARTS["order_rows"] + 10 * count + 10)
+
+    def _materialize(self, stub: dict[str, Any]) -> dict[str, Any]:
+        index = stub["_seed_index"]
+        with self.lock, self.gen.using(random.Random(f"{self.seed}/order/{index}")):
+            row_base = IdSource.STARTS["order_rows"] + 10 * index
+            return self._random_order(index, stub["createdAt"], stub["updatedAt"],
+                                      order_id=stub["id"], number=stub["number"],
+                                      row_base=row_base)
+
+    def _before_catalogue_change(self) -> None:
+        """Seeded orders snapshot customers and variants: build them before those change."""
+        self.orders.materialize_all()
+
+    # -- order assembly ----------------------------------------------------------------
+    def _random_order(self, index: int, created: datetime, updated: datetime, *,
+                      order_id: int | None = None, number: str | None = None,
+                      row_base: int | None = None) -> dict[str, Any]:
+        rng = self.gen.rng
+        status = self.gen.order_status(index)
+        customer_ids = self._seed_customer_ids or list(self.customers)
+        guest = index == 4 or not customer_ids or (index > 10 and rng.random() < 0.2)
+        customer = None if guest else self.customers[rng.choice(customer_ids)] \
+            if index > 10 else self.customers[customer_ids[index % len(customer_ids)]]
+        person = self.gen.person(index + 1000, guest=True).fields if customer is None \
+            else {k: customer[k] for k in ORDER_PERSON_FIELDS if k in customer}
+        country = person["addressBillingCountry"]["code"]
+        payment = rng.choice(PAYMENT_METHODS)
+        if country == "be" and rng.random() < 0.5:
+            payment = PAYMENT_METHODS[2]
+        if index < len(PAYMENT_METHODS) * 2:
+            payment = PAYMENT_METHODS[index % len(PAYMENT_METHODS)]
+        payment_status, shipment_status = statuses_for(status, payment[0], rng)
+        if index == 2:
+            shipment_status = "partially_shipped"
+        variants = self._seed_variants or list(self.variants.values())
+        lines = self.gen.random_lines(index, variants, self.products)
+        specs = []
+        quantities = [q for _, q in lines]
+        shipped = shipped_quantities(shipment_status, quantities)
+        for pos, ((variant, qty), qty_shipped) in enumerate(zip(lines, shipped)):
+            product = self.products.get(variant["product"].id)
+            unknown = None
+            if (index == 1 and pos == len(lines) - 1) or (index > 10 and rng.random() < 0.03):
+                unknown = f"OUD-{rng.randint(1000, 9999)}"
+            if index == 5 and pos == 0:
+                no_sku = next((v for v in variants if not v["sku"]), None)
+                if no_sku is not None:
+                    variant, product = no_sku, self.products[no_sku["product"].id]
+            discount = ZERO
+            if index == 6 or rng.random() < 0.12:
+                pct = rng.choice((Decimal("0.10"), Decimal("0.15"), Decimal("0.20")))
+                discount = cents(variant["priceIncl"] * qty * pct)
+            invoiced = qty if payment_status == "paid" else 0
+            specs.append(self._spec(variant, product, qty, discount, qty_shipped, invoiced,
+                                    unknown))
+        discount_type, discount_pct, coupon, discount_incl = "amount", ZERO, "", ZERO
+        if index == 3 or (index > 10 and rng.random() < 0.1):
+            if rng.random() < 0.5:
+                discount_type, coupon, discount_incl = "amount", "WELKOM5", Decimal("5.00")
+            else:
+                discount_type, discount_pct, coupon = "percentage", Decimal("10"), "ZOMER10"
+        shipment = SHIPMENT_METHODS[2] if status in PICKUP_STATUSES else rng.choice(
+            SHIPMENT_METHODS[:2])
+        order = self._assemble(
+            created=created, updated=updated, person=person, customer=customer,
+            specs=specs, status=status, payment=payment, payment_status=payment_status,
+            shipment=shipment, shipment_status=shipment_status,
+            discount=(discount_type, discount_pct, coupon, discount_incl),
+            order_id=order_id, number=number, row_base=row_base)
+        return order
+
+    def _spec(self, variant: dict[str, Any] | None, product: dict[str, Any] | None,
+              quantity: int, discount: Decimal = ZERO, shipped: int = 0, invoiced: int = 0,
+              unknown_sku: str | None = None) -> RowSpec:
+        brand = ""
+        if product and product["brand"]:
+            brand = self.brands[product["brand"].id]["title"]
+        return self.gen.row_spec(variant, product, quantity, brand, discount_incl=discount,
+                                 quantity_shipped=shipped, quantity_invoiced=invoiced,
+                                 unknown_sku=unknown_sku)
+
+    def _assemble(self, *, created: datetime, updated: datetime, person: dict[str, Any],
+                  customer: dict[str, Any] | None, specs: list[RowSpec], status: str,
+                  payment: tuple[str, str], payment_status: str,
+                  shipment: tuple[str, str, Decimal, bool], shipment_status: str,
+                  discount: tuple[str, Decimal, str, Decimal], comment: str = "",
+                  order_id: int | None = None, number: str | None = None,
+                  row_base: int | None = None) -> dict[str, Any]:
+        if order_id is None:
+            order_id = self.ids.next("orders", gap=1 + len(self.orders) % 2)
+            self.order_number += 1
+            number = f"ORD{self.order_number:05d}"
+        oid = order_id
+        rows = [build_row(row_base + pos if row_base is not None
+                          else self.ids.next("order_rows"), spec)
+                for pos, spec in enumerate(specs)]
+        order: dict[str, Any] = {
+            "id": oid, "createdAt": created, "updatedAt": updated,
+            "number": number, "status": status,
+            "customStatusId": False, "channel": "main", "remoteIp": "", "userAgent": "",
+            "referralId": False,
+        }
+        self._price(order, rows, shipment, discount)
+        order.update(person)
+        order.update({
+            "paymentId": payment[0], "paymentStatus": payment_status,
+            "paymentIsPost": False, "paymentIsInvoiceExternal": payment[0] == "afterpay",
+            "paymentTitle": payment[1], "paymentData": [],
+            "shipmentId": shipment[0], "shipmentStatus": shipment_status,
+            "shipmentIsCashOnDelivery": False, "shipmentIsPickup": shipment[3],
+            "shipmentTitle": shipment[1], "shipmentData": [],
+            "shippingDate": "", "deliveryDate": "",
+            "isNewCustomer": customer is None or customer["createdAt"] >= created,
+            "comment": comment, "memo": "", "allowNotifications": True,
+            "customer": Ref(f"customers/{customer['id']}", customer["id"]) if customer else False,
+            "invoices": Ref(f"invoices?order={oid}"),
+            "shipments": Ref(f"shipments?order={oid}"),
+            "products": Ref(f"orders/{oid}/products"),
+            "metafields": Ref(f"orders/{oid}/metafields"),
+            "_rows": rows,
+            "_shipment": shipment,
+            "_discount": discount,
+        })
+        self.orders[oid] = order
+        return order
+
+    @staticmethod
+    def _price(order: dict[str, Any], rows: list[dict[str, Any]],
+               shipment: tuple[str, str, Decimal, bool],
+               discount: tuple[str, Decimal, str, Decimal]) -> None:
+        kind, pct, coupon, amount = discount
+        rows_incl = sum((r["priceIncl"] for r in rows), ZERO)
+        discount_incl = cents(rows_incl * pct / 100) if kind == "percentage" else amount
+        ship_incl = ZERO if rows_incl >= FREE_SHIPPING_FROM else shipment[2]
+        apply_totals(order, rows, shipment_price_incl=ship_incl, discount_incl=discount_incl)
+        order["discountType"] = kind
+        order["discountPercentage"] = pct
+        order["discountCouponCode"] = coupon
+
+    def add_orders(self, count: int) -> list[dict[str, Any]]:
+        """Random new orders created now (control plane)."""
+        with self.lock:
+            now = self.clock.now()
+            return [self._random_order(10_000 + i, now, now) for i in range(count)]
+
+    def create_order(self, data: dict[str, Any]) -> dict[str, Any]:
+        """An order from explicit data (control plane)::
+
+            {"customer_id": 6100001, "lines": [{"variant_id": 64000003, "quantity": 2,
+              "discount_incl": "1.00"} | {"sku": "NOT-IN-CATALOGUE", "title": "…",
+              "price_incl": "9.95", "tax_rate": "0.21", "quantity": 1}],
+             "status": "processing_awaiting_shipment", "payment_method": "ideal",
+             "shipment_method": "core|postnl|standard", "discount_incl": "5.00",
+             "created_at": "2025-07-01T10:00:00+00:00"}
+        """
+        with self.lock:
+            now = self.clock.now()
+            created = _parse_time(data["created_at"]) if data.get("created_at") else now
+            customer = None
+            if data.get("customer_id") is not None:
+                customer = self.customers.get(int(data["customer_id"]))
+                if customer is None:
+                    raise invalid({"customer_id": ["Unknown customer."]})
+                person = {k: customer[k] for k in ORDER_PERSON_FIELDS if k in customer}
+            else:
+                person = self.gen.person(10_000, guest=True).fields
+                person.update({k: v for k, v in data.get("person", {}).items()
+                               if k in PERSON_FIELDS})
+            status = data.get("status", "processing_awaiting_payment")
+            _check_choice("status", status, ORDER_STATUSES)
+            payment = _pick(PAYMENT_METHODS, data.get("payment_method", "ideal"),
+                            "payment_method")
+            shipment = _pick(SHIPMENT_METHODS, data.get("shipment_method",
+                                                        SHIPMENT_METHODS[0][0]),
+                             "shipment_method")
+            pay_status, ship_status = statuses_for(status, payment[0], self.gen.rng)
+            pay_status = data.get("payment_status", pay_status)
+            ship_status = data.get("shipment_status", ship_status)
+            specs = self._line_specs(data.get("lines") or [], ship_status)
+            discount = ("amount", ZERO, data.get("coupon", ""),
+                        parse_money(data.get("discount_incl", 0), "discount_incl"))
+            return self._assemble(created=created, updated=created, person=person,
+                                  customer=customer, specs=specs, status=status,
+                                  payment=payment, payment_status=pay_status,
+                                  shipment=shipment, shipment_status=ship_status,
+                                  discount=discount, comment=data.get("comment", ""))
+
+    def _line_specs(self, lines: list[dict[str, Any]], shipment_status: str) -> list[RowSpec]:
+        if not lines:
+            raise invalid({"lines": ["At least one line is required."]})
+        quantities = [int(line.get("quantity", 1)) for line in lines]
+        shipped = shipped_quantities(shipment_status, quantities)
+        specs = []
+        for line, qty, qty_shipped in zip(lines, quantities, shipped):
+            if qty < 1:
+                raise invalid({"quantity": ["Must be at least 1."]})
+            discount = parse_money(line.get("discount_incl", 0), "discount_incl")
+            if "variant_id" in line:
+                variant = self.variants.get(int(line["variant_id"]))
+                if variant is None:
+                    raise invalid({"variant_id": [f"Unknown variant {line['variant_id']}."]})
+                product = self.products[variant["product"].id]
+                specs.append(self._spec(variant, product, qty, discount, qty_shipped))
+            else:
+                rate = Decimal(str(line.get("tax_rate", "0.21")))
+                specs.append(RowSpec(None, None, line.get("title", "Los artikel"), "",
+                                     line.get("sku", ""), "", "", "", rate,
+                                     parse_money(line.get("price_incl", "10.00"),
+                                                 "price_incl"),
+                                     ZERO, qty, discount, qty_shipped, 0))
+        return specs
+
+    def change_order(self, order_id: int, changes: dict[str, Any], *,
+                     api: bool = False) -> dict[str, Any]:
+        """Status/field changes (API ``PUT orders/{id}``) or anything (control plane)."""
+        with self.lock:
+            order = self.get(self.orders, order_id)
+            changes = dict(changes)
+            errors: dict[str, list[str]] = {}
+            status = changes.pop("status", None)
+            if status is not None:
+                if status not in ORDER_STATUSES:
+                    errors["status"] = [f"Invalid status '{status}'."]
+                else:
+                    order["status"] = status
+                    if status == "cancelled":
+                        order["paymentStatus"] = "cancelled"
+                        order["shipmentStatus"] = "cancelled"
+            for key, allowed in (("paymentStatus", PAYMENT_STATUSES),
+                                 ("shipmentStatus", SHIPMENT_STATUSES)):
+                if key in changes:
+                    value = changes.pop(key)
+                    if value not in allowed:
+                        errors[key] = [f"Invalid value '{value}'."]
+                    else:
+                        order[key] = value
+            lines = changes.pop("lines", None)
+            updated_at = changes.pop("updated_at", None)
+            for key, value in changes.items():
+                if api and key not in ORDER_WRITABLE:
+                    continue  # read-only fields are ignored, as the live API does
+                if key.startswith("_") or key in ("id", "number", "createdAt") \
+                        or key not in order:
+                    errors[key] = ["Unknown or read-only field."]
+                    continue
+                order[key] = value
+            if errors:
+                raise invalid(errors)
+            if lines is not None:
+                specs = self._line_specs(lines, order["shipmentStatus"])
+                order["_rows"] = [build_row(self.ids.next("order_rows"), s) for s in specs]
+                self._price(order, order["_rows"], order["_shipment"], order["_discount"])
+            order["updatedAt"] = _parse_time(updated_at) if updated_at else self.clock.now()
+            return order
+
+    # -- generic helpers ---------------------------------------------------------------
+    @staticmethod
+    def get(table: dict[int, dict[str, Any]], record_id: int) -> dict[str, Any]:
+        record = table.get(record_id)
+        if record is None:
+            raise not_found()
+        return record
+
+    def snapshot(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Shallow copies taken under the lock, safe to render outside it."""
+        with self.lock:
+            return [dict(r) for r in records]
+
+    # -- customers ---------------------------------------------------------------------
+    def _person_changes(self, data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in PERSON_FIELDS:
+                continue
+            if key.endswith("Country"):
+                try:
+                    out[key] = parse_country(value)
+                except ApiError as exc:
+                    errors[key] = exc.errors["country"]
+                continue
+            out[key] = value
+        email = out.get("email")
+        if email is not None and not EMAIL_RE.match(str(email)):
+            errors["email"] = ["The e-mail address is not valid."]
+        if creating:
+            for key in ("email", "firstname", "lastname"):
+                if not data.get(key):
+                    errors.setdefault(key, ["This field is required."])
+        for key in ("firstname", "lastname", "companyName"):
+            if key in out and len(str(out[key])) > 255:
+                errors[key] = ["Must be at most 255 characters."]
+        if errors:
+            raise invalid(errors)
+        return out
+
+    def create_customer(self, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self._before_catalogue_change()
+            changes = self._person_changes(data, creating=True)
+            if any(c["email"].lower() == changes["email"].lower()
+                   for c in self.customers.values()):
+                raise invalid({"email": ["A customer with this e-mail address exists."]})
+            now = self.clock.now()
+            cid = self.ids.next("customers")
+            blank = {k: "" for k in PERSON_FIELDS}
+            blank.update(address_fields("Billing", _no_address(), "", "nl"))
+            blank.update(address_fields("Shipping", _no_address(), "", "nl"))
+            blank.update({"isCompany": False, "isConfirmed": True})
+            record = {"id": cid, "createdAt": now, "updatedAt": now, "type": "registered",
+                      "lastOnlineAt": now, "lastIp": "", "remoteIp": "", **blank, **changes,
+                      "language": Ref("languages/1", 1), "doNotifyRegistered": True,
+                      "doNotifyConfirmed": True, "doNotifyPassword": True}
+            record["isCompany"] = bool(record.get("companyName"))
+            self.customers[cid] = record
+            return record
+
+    def update_customer(self, customer_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self._before_catalogue_change()
+            record = self.get(self.customers, customer_id)
+            record.update(self._person_changes(data, creating=False))
+            record["updatedAt"] = self.clock.now()
+            return record
+
+    def add_customers(self, count: int) -> list[dict[str, Any]]:
+        with self.lock:
+            now = self.clock.now()
+            out = []
+            for i in range(count):
+                cid = self.ids.next("customers")
+                self.customers[cid] = self.gen.customer(cid, 10_000 + i, now, now)
+                out.append(self.customers[cid])
+            return out
+
+    # -- products and variants ---------------------------------------------------------
+    def create_product(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A product with its default variant (``priceIncl``, ``sku``, ``taxRate`` are
+        taken for that variant)."""
+        with self.lock:
+            if not data.get("title"):
+                raise invalid({"title": ["This field is required."]})
+            return self._new_product(data)
+
+    def add_products(self, count: int) -> list[dict[str, Any]]:
+        """Simple products created now (control plane)."""
+        rng = self.gen.rng
+        with self.lock:
+            out = []
+            for _ in range(count):
+                number = len(self.products) + 1
+                out.append(self._new_product({
+                    "title": f"Nieuw artikel {number}", "sku": f"NEW-{number:05d}",
+                    "priceIncl": f"{rng.randint(5, 90)}.95"}))
+            return out
+
+    def _new_product(self, data: dict[str, Any]) -> dict[str, Any]:
+        now = self.clock.now()
+        try:
+            rate = Decimal(str(data.get("taxRate", "0.21")))
+        except InvalidOperation:
+            raise invalid({"taxRate": ["Must be a number."]}) from None
+        price_incl = cents(parse_money(data.get("priceIncl", "0"), "priceIncl"))
+        pid = self.ids.next("products")
+        title = str(data["title"])
+        product = {
+            "id": pid, "createdAt": now, "updatedAt": now, "isVisible": True,
+            "visibility": "visible", "hasMatrix": False, "data01": "", "data02": "",
+            "data03": "", "url": re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-"),
+            "title": title, "fulltitle": title, "description": "", "content": "",
+            "set": False, "brand": False, "supplier": False, "deliverydate": False,
+            "type": False, "image": False, "images": Ref(f"products/{pid}/images"),
+            "variants": Ref(f"variants?product={pid}"),
+            "categories": Ref(f"categories/products?product={pid}"),
+            "attributes": Ref(f"products/{pid}/attributes"), "_attributes": [],
+            "_tax_rate": rate,
+        }
+        product.update({k: v for k, v in data.items() if k in PRODUCT_FIELDS})
+        self.products[pid] = product
+        vid = self.ids.next("variants")
+        self.variants[vid] = {
+            "id": vid, "createdAt": now, "updatedAt": now, "isDefault": True,
+            "sortOrder": 1, "articleCode": "", "ean": "", "sku": str(data.get("sku", "")),
+            "hs": "", "tax": False,
+            "priceExcl": excl_from_incl(price_incl, rate, places="unit"),
+            "priceIncl": price_incl, "priceCost": ZERO, "oldPriceExcl": ZERO,
+            "oldPriceIncl": ZERO, "unitPrice": ZERO, "unitUnit": "", "taxType": "incl",
+            "title": "Default", "options": [], "stockTracking": "disabled",
+            "stockLevel": 0, "stockAlert": 0, "stockMinimum": 0, "stockSold": 0,
+            "stockBuyMinimum": 1, "stockBuyMaximum": 10000, "weight": 0, "volume": 0,
+            "colli": 0, "image": False, "product": Ref(f"products/{pid}", pid),
+            "_tax_rate": rate,
+        }
+        return product
+
+    def update_product(self, product_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self._before_catalogue_change()
+            product = self.get(self.products, product_id)
+            if "title" in data and not data["title"]:
+                raise invalid({"title": ["This field is required."]})
+            product.update({k: v for k, v in data.items() if k in PRODUCT_FIELDS})
+            product["updatedAt"] = self.clock.now()
+            return product
+
+    def update_variant(self, variant_id: int, data: dict[str, Any],
+                       channel: str = "api") -> dict[str, Any]:
+        with self.lock:
+            variant = self.get(self.variants, variant_id)
+            self._before_catalogue_change()
+            changes = {k: v for k, v in data.items() if k in VARIANT_FIELDS}
+            errors: dict[str, list[str]] = {}
+            if "stockTracking" in changes and changes["stockTracking"] not in (
+                    "enabled", "disabled", "indicator"):
+                errors["stockTracking"] = ["Must be enabled, disabled or indicator."]
+            if "stockLevel" in changes:
+                if isinstance(changes["stockLevel"], bool) or not isinstance(
+                        changes["stockLevel"], int):
+                    errors["stockLevel"] = ["Must be a whole number."]
+            money = {}
+            for key in ("priceExcl", "priceIncl", "priceCost", "oldPriceExcl", "oldPriceIncl"):
+                if key in changes:
+                    try:
+                        money[key] = parse_money(changes.pop(key), key)
+                    except ApiError as exc:
+                        errors.update(exc.errors)
+            if errors:
+                raise invalid(errors)
+            rate = variant["_tax_rate"]
+            if "priceIncl" in money:
+                money["priceIncl"] = cents(money["priceIncl"])
+                money.setdefault("priceExcl", excl_from_incl(money["priceIncl"], rate, places="unit"))
+            elif "priceExcl" in money:
+                money["priceExcl"] = unit(money["priceExcl"])
+                money["priceIncl"] = cents(money["priceExcl"] * (1 + rate))
+            old_level = variant["stockLevel"]
+            variant.update(changes)
+            variant.update(money)
+            now = self.clock.now()
+            variant["updatedAt"] = now
+            if "stockLevel" in changes and changes["stockLevel"] != old_level:
+                mid = self.ids.next("movements")
+                self.movements[mid] = {
+                    "id": mid, "createdAt": now, "updatedAt": now, "channel": channel,
+                    "stockLevelChange": changes["stockLevel"] - old_level,
+                    "product": variant["product"],
+                    "variant": Ref(f"variants/{variant_id}", variant_id),
+                }
+            return variant
+
+    # -- order metafields --------------------------------------------------------------
+    def create_metafield(self, order_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.get(self.orders, order_id)
+            key, value = data.get("key"), data.get("value")
+            errors = {}
+            if not key or not isinstance(key, str) or len(key) > 255:
+                errors["key"] = ["This field is required (at most 255 characters)."]
+            if value is None:
+                errors["value"] = ["This field is required."]
+            if not errors and any(m["_order_id"] == order_id and m["key"] == key
+                                  for m in self.metafields.values()):
+                errors["key"] = ["A metafield with this key exists."]
+            if errors:
+                raise invalid(errors)
+            now = self.clock.now()
+            mid = self.ids.next("metafields")
+            self.metafields[mid] = {"id": mid, "createdAt": now, "updatedAt": now,
+                                    "key": key, "value": str(value), "_order_id": order_id}
+            return self.metafields[mid]
+
+    def order_metafield(self, order_id: int, metafield_id: int) -> dict[str, Any]:
+        record = self.metafields.get(metafield_id)
+        if record is None or record["_order_id"] != order_id:
+            raise not_found()
+        return record
+
+    def update_metafield(self, order_id: int, metafield_id: int,
+                         data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            record = self.order_metafield(order_id, metafield_id)
+            if "value" in data:
+                record["value"] = str(data["value"])
+            record["updatedAt"] = self.clock.now()
+            return record
+
+    def delete_metafield(self, order_id: int, metafield_id: int) -> None:
+        with self.lock:
+            self.order_metafield(order_id, metafield_id)
+            del self.metafields[metafield_id]
+
+
+def _no_address() -> dict[str, str]:
+    return {"street": "", "number": "", "extension": "", "zipcode": "", "city": ""}
+
+
+def _check_choice(field: str, value: Any, allowed: Iterable[str]) -> None:
+    if value not in allowed:
+        raise invalid({field: [f"Invalid value '{value}'."]})
+
+
+def _pick(options: tuple[tuple, ...], key: str, field: str) -> tuple:
+    for option in options:
+        if option[0] == key:
+            return option
+    raise invalid({field: [f"Unknown {field} '{key}'."]})
+
+
+def _parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise invalid({"time": ["Give a timezone."]})
+    return moment.replace(microsecond=0)
+
