@@ -1,0 +1,129 @@
+"""The canonical record fields a mapping may fill, per flow, with their value kinds.
+
+These mirror the canonical records of ``koppel.domain.records`` (see
+docs/architecture.md): the mapper outputs plain dicts with exactly these names and the
+domain validates them into its models. Nested records are written as dotted targets in
+a mapping (``customer.email``, ``bill_addr.line1``); order rows are the ``lines`` list.
+
+Kinds: ``str`` (empty → ``None``, scalars → text), ``decimal``, ``int``, ``bool``,
+``datetime``, ``list``, ``dict``, ``any`` (as mapped). The mapper coerces each mapped
+value to its kind, so a bad value is a per-field mapping error rather than a failure
+later on.
+"""
+
+from __future__ import annotations
+
+ADDRESS = {
+    "line1": "str",
+    "line2": "str",
+    "city": "str",
+    "postal_code": "str",
+    "country": "str",
+    "region": "str",
+}
+
+CUSTOMER = {
+    "source_id": "str",
+    "email": "str",
+    "company_name": "str",
+    "given_name": "str",
+    "middle_name": "str",
+    "family_name": "str",
+    "phone": "str",
+    "vat_number": "str",
+    "coc_number": "str",
+    "bill_addr": ADDRESS,
+    "ship_addr": ADDRESS,
+    "notes": "str",
+}
+
+ORDER_LINE = {
+    "source_id": "str",
+    "sku": "str",
+    "name": "str",
+    "description": "str",
+    "quantity": "decimal",
+    "unit_price_excl": "decimal",
+    "unit_price_incl": "decimal",
+    "amount_excl": "decimal",
+    "amount_incl": "decimal",
+    "discount_excl": "decimal",
+    "discount_incl": "decimal",
+    "tax_rate": "decimal",
+}
+
+ORDER = {
+    "source_id": "str",
+    "number": "str",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "status": "str",
+    "payment_status": "str",
+    "shipment_status": "str",
+    "payment_method": "str",
+    "currency": "str",
+    "customer": CUSTOMER,
+    "bill_addr": ADDRESS,
+    "ship_addr": ADDRESS,
+    "lines": [ORDER_LINE],
+    "shipping_excl": "decimal",
+    "shipping_incl": "decimal",
+    "shipping_tax_rate": "decimal",
+    "shipping_name": "str",
+    "discount_excl": "decimal",
+    "discount_incl": "decimal",
+    "total_excl": "decimal",
+    "total_incl": "decimal",
+    "memo": "str",
+}
+
+ITEM = {
+    "source_product_id": "str",
+    "source_variant_id": "str",
+    "sku": "str",
+    "name": "str",
+    "description": "str",
+    "long_description": "str",
+    "price_excl": "decimal",
+    "price_incl": "decimal",
+    "tax_rate": "decimal",
+    "purchase_cost": "decimal",
+    "quantity": "decimal",
+    "track_stock": "bool",
+    "ean": "str",
+    "currency": "str",
+    "category_path": "list",
+    "options": "any",
+    "attributes": "dict",
+    "image_urls": "list",
+    "active": "bool",
+}
+
+STOCK = {
+    "source_variant_id": "str",
+    "sku": "str",
+    "stock_level": "decimal",
+    "track_stock": "bool",
+}
+
+#: flow → target tree
+FLOW_TARGETS: dict[str, dict] = {
+    "orders": ORDER,
+    "products": ITEM,
+    "customers": CUSTOMER,
+    "stock": STOCK,
+}
+
+FLOWS = tuple(FLOW_TARGETS)
+
+
+def resolve_target(tree: dict, target: str):
+    """The kind (``"str"``…), sub-tree (``dict``) or list-of-tree (``[dict]``) that a
+    dotted ``target`` names in ``tree``; ``KeyError`` with the known names if none."""
+    node: object = tree
+    for segment in target.split("."):
+        if not isinstance(node, dict) or segment not in node:
+            known = ", ".join(sorted(node)) if isinstance(node, dict) else ""
+            raise KeyError(f"unknown target field {target!r}" + (f" (known here: {known})" if known else ""))
+        node = node[segment]
+    return node

@@ -1,0 +1,178 @@
+"""Load and validate every tenant file of a directory.
+
+    tenants = load_tenants("include/mappings")
+    for tenant in tenants:             # valid TenantConfig objects, sorted by file name
+        ...
+    for problem in tenants.errors:     # TenantError(file, path, message), per file
+        ...
+
+Files: every ``*.json`` except names starting with ``_`` or ``.`` and ``*.schema.json``.
+The tenant id must equal the file name (``acme.json`` → ``"tenant": "acme"``). Each
+tenant's ``mappings`` are merged over the default mapping per field before validation.
+The default is ``<directory>/_default.json`` when present (it is shipped there so users
+see it), else the copy shipped in the package (``koppel/mapping/default_mapping.json``).
+A broken file never hides the others.
+
+Light on purpose: the DAG factory calls this at DAG-parse time (pydantic and the
+standard library only).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from pydantic import ValidationError
+
+from koppel.mapping.defaults import DEFAULT_MAPPING_FILE, PACKAGED_DEFAULT_MAPPING
+from koppel.mapping.rules import MappingSet, merge_raw_mappings
+from koppel.tenants.errors import TenantError, from_validation_error
+from koppel.tenants.model import TenantConfig, tenant_json_schema
+
+
+@dataclass
+class TenantSet:
+    """Valid tenants and the problems found, from one directory."""
+
+    tenants: list[TenantConfig] = field(default_factory=list)
+    errors: list[TenantError] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[TenantConfig]:
+        return iter(self.tenants)
+
+    def __len__(self) -> int:
+        return len(self.tenants)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def get(self, tenant_id: str) -> TenantConfig | None:
+        return next((tenant for tenant in self.tenants if tenant.tenant == tenant_id), None)
+
+    def ids(self) -> list[str]:
+        return [tenant.tenant for tenant in self.tenants]
+
+
+def tenant_files(directory: str | Path) -> list[Path]:
+    """The tenant files of ``directory``, sorted by name."""
+    folder = Path(directory)
+    return sorted(
+        path
+        for path in folder.glob("*.json")
+        if path.is_file() and not path.name.startswith(("_", ".")) and not path.name.endswith(".schema.json")
+    )
+
+
+def read_json(path: Path, label: str | None = None) -> tuple[Any, list[TenantError]]:
+    """Parse a JSON file; syntax errors name line and column, duplicate keys are errors."""
+    label = label or str(path)
+    duplicates: list[str] = []
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                duplicates.append(key)
+            result[key] = value
+        return result
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [TenantError(label, "$", f"not UTF-8 text (byte {exc.start})")]
+    except OSError as exc:
+        return None, [TenantError(label, "$", f"cannot read file: {exc.strerror or exc}")]
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        return None, [TenantError(label, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")]
+    problems = [TenantError(label, "$", f"duplicate key {key!r} (only the last one would count)") for key in duplicates]
+    return data, problems
+
+
+def load_default_mapping(directory: str | Path | None = None) -> tuple[dict[str, Any], list[TenantError]]:
+    """The raw default mapping and its problems.
+
+    Reads ``<directory>/_default.json`` when it exists, else the packaged copy. When the
+    directory's copy is broken its problems are returned and the packaged default is
+    used, so tenant files can still be checked."""
+    candidates = []
+    if directory is not None and (Path(directory) / DEFAULT_MAPPING_FILE).is_file():
+        candidates.append(Path(directory) / DEFAULT_MAPPING_FILE)
+    candidates.append(PACKAGED_DEFAULT_MAPPING)
+    problems: list[TenantError] = []
+    for path in candidates:
+        data, errors = read_json(path)
+        if not errors:
+            if not isinstance(data, dict):
+                errors = [TenantError(str(path), "$", "must be a JSON object")]
+            else:
+                try:
+                    MappingSet.model_validate(data)
+                except ValidationError as exc:
+                    errors = from_validation_error(str(path), exc, data, MappingSet.model_json_schema(by_alias=True))
+        if not errors:
+            return data, problems
+        problems.extend(errors)
+    return {}, problems
+
+
+def parse_tenant(data: Any, label: str, default_mappings: dict[str, Any], expected_id: str | None = None) -> tuple[TenantConfig | None, list[TenantError]]:
+    """Validate one tenant's parsed JSON (``mappings`` merged over ``default_mappings``)."""
+    if not isinstance(data, dict):
+        return None, [TenantError(label, "$", f"a tenant file must be a JSON object (got {type(data).__name__})")]
+    merged = dict(data)
+    overrides = data.get("mappings", {})
+    if isinstance(overrides, dict):
+        merged["mappings"] = merge_raw_mappings(default_mappings, overrides)
+    try:
+        tenant = TenantConfig.model_validate(merged)
+    except ValidationError as exc:
+        return None, from_validation_error(label, exc, merged, tenant_json_schema())
+    if expected_id is not None and tenant.tenant != expected_id:
+        return None, [TenantError(label, "$.tenant", f"must match the file name {expected_id!r} (got {tenant.tenant!r})")]
+    return tenant, []
+
+
+def load_tenant_file(path: str | Path, default_mappings: dict[str, Any] | None = None) -> tuple[TenantConfig | None, list[TenantError]]:
+    """Load one tenant file; ``(tenant, [])`` or ``(None, problems)``."""
+    path = Path(path)
+    if default_mappings is None:
+        default_mappings, _ = load_default_mapping(path.parent)
+    data, problems = read_json(path)
+    if problems:
+        return None, problems
+    return parse_tenant(data, str(path), default_mappings, expected_id=path.stem)
+
+
+def load_tenants(directory: str | Path, only: Sequence[str] | None = None) -> TenantSet:
+    """Load every tenant file of ``directory`` (or only the tenant ids in ``only``).
+
+    Problems with the default mapping are reported too (against ``_default.json``).
+    A missing directory or an unknown tenant id in ``only`` is a problem, not an
+    exception."""
+    folder = Path(directory)
+    result = TenantSet()
+    if not folder.is_dir():
+        result.errors.append(TenantError(str(folder), "$", "no such directory"))
+        return result
+    default_mappings, default_problems = load_default_mapping(folder)
+    result.errors.extend(default_problems)
+    files = tenant_files(folder)
+    if only:
+        by_id = {path.stem: path for path in files}
+        for tenant_id in only:
+            if tenant_id not in by_id:
+                result.errors.append(TenantError(str(folder / f"{tenant_id}.json"), "$", "no such tenant file"))
+        files = [path for path in files if path.stem in set(only)]
+    for path in files:
+        tenant, problems = load_tenant_file(path, default_mappings)
+        result.errors.extend(problems)
+        if tenant is not None:
+            result.tenants.append(tenant)
+            result.files[tenant.tenant] = path
+    return result
