@@ -1,0 +1,375 @@
+"""OAuth 2 tokens of QuickBooks Online, kept in koppel's state database.
+
+Intuit rotates the refresh token on every refresh: the new one must be stored at once or
+the next refresh fails with ``invalid_grant`` — the classic failure of QBO integrations.
+Airflow tasks cannot write a Connection, so the connection holds the *seed* refresh token
+(the one the user pasted) and this module holds the current one, one row per client id and
+realm in ``koppel_oauth_token``.
+
+Refreshing is serialised across processes by a row lock on that table (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``). After taking the lock the row
+is read again: when another process refreshed meanwhile, its access token is used instead
+of refreshing a second time. When the connection's refresh token differs from the seed
+the row was started from (the user re-authorised), the connection's token wins.
+
+Tokens never reach a log or an exception message; the tokens a process holds are
+registered with Airflow's secrets masker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import httpx
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from koppel.hooks.errors import AuthError, QBOTransientError
+from koppel.hooks.retry import RetryPolicy
+
+TOKEN_TABLE = "koppel_oauth_token"
+
+metadata = MetaData()
+oauth_tokens = Table(
+    TOKEN_TABLE,
+    metadata,
+    Column("client_id", String(255), primary_key=True),
+    Column("realm_id", String(64), primary_key=True),
+    Column("refresh_token", Text, nullable=True),
+    Column("seed_token_hash", String(64), nullable=True),
+    Column("access_token", Text, nullable=True),
+    Column("access_expires_at", Float, nullable=True),  # epoch seconds
+    Column("updated_at", Float, nullable=True),
+)
+
+INTUIT_DISCOVERY = {
+    "production": "https://developer.intuit.com/.well-known/openid_configuration/",
+    "sandbox": "https://developer.intuit.com/.well-known/openid_sandbox_configuration/",
+}
+
+
+def token_hash(token: str | None) -> str | None:
+    """SHA-256 of a token, to recognise it without storing it twice."""
+    if not token:
+        return None
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mask(*secrets: str | None) -> None:
+    """Register secrets with Airflow's masker so they never appear in task logs."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older SDKs
+        return
+    for secret in secrets:
+        if secret:
+            mask_secret(secret)
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token endpoint answer."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: float
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    refresh_token: str | None = field(repr=False)
+    seed_token_hash: str | None
+    access_token: str | None = field(repr=False)
+    access_expires_at: float | None
+    updated_at: float | None
+
+
+# -- the token endpoint -----------------------------------------------------------------
+
+
+class OAuthClient:
+    """Refreshes tokens at Intuit's (or an emulator's) token endpoint.
+
+    ``environment`` is ``production``, ``sandbox`` or a discovery document URL, like
+    intuit-oauth's ``AuthClient``; the discovery document is fetched once, lazily. (The
+    refresh is done here rather than with ``AuthClient`` so that errors carry no response
+    bodies and the discovery fetch does not happen at construction.)"""
+
+    def __init__(self, client_id: str, client_secret: str, environment: str = "production",
+                 *, timeout: float = 30.0, retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.discovery_url = INTUIT_DISCOVERY.get(environment.lower(), environment)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy(attempts=4, initial=0.5, maximum=5.0)
+        self._sleep = sleep
+        self._token_endpoint: str | None = None
+        self.calls = 0
+
+    @property
+    def token_endpoint(self) -> str:
+        if self._token_endpoint is None:
+            def fetch() -> str:
+                try:
+                    response = httpx.get(self.discovery_url, timeout=self.timeout)
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    raise QBOTransientError(
+                        f"discovery document unreachable ({type(exc).__name__})",
+                        method="GET", path=self.discovery_url) from None
+                if response.status_code >= 500:
+                    raise QBOTransientError("discovery document unavailable", method="GET",
+                                            path=self.discovery_url,
+                                            status=response.status_code)
+                if not response.is_success:
+                    raise AuthError("discovery document not found", method="GET",
+                                    path=self.discovery_url, status=response.status_code)
+                return str(response.json()["token_endpoint"])
+
+            self._token_endpoint = self.retry.call(fetch, sleep=self._sleep)
+        return self._token_endpoint
+
+    def refresh(self, refresh_token: str) -> TokenGrant:
+        """Exchange a refresh token; the answer's refresh token replaces it."""
+        endpoint = self.token_endpoint
+        path = httpx.URL(endpoint).path
+
+        def attempt() -> TokenGrant:
+            self.calls += 1
+            try:
+                response = httpx.post(
+                    endpoint, auth=(self.client_id, self._client_secret),
+                    data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                    headers={"Accept": "application/json"}, timeout=self.timeout)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                raise QBOTransientError(f"token endpoint unreachable ({type(exc).__name__})",
+                                        method="POST", path=path) from None
+            if response.status_code >= 500 or response.status_code == 429:
+                raise QBOTransientError("token endpoint unavailable", method="POST", path=path,
+                                        status=response.status_code)
+            if not response.is_success:
+                try:
+                    reason = str(response.json().get("error", "refused"))
+                except ValueError:
+                    reason = "refused"
+                if reason == "invalid_grant":
+                    raise AuthError("refresh token rejected (invalid_grant): re-authorise the "
+                                    "app and paste the new refresh token into the connection",
+                                    method="POST", path=path, status=response.status_code)
+                raise AuthError(f"token refresh refused ({reason}): check the client id and "
+                                f"secret", method="POST", path=path,
+                                status=response.status_code)
+            body = response.json()
+            grant = TokenGrant(access_token=body["access_token"],
+                               refresh_token=body.get("refresh_token") or refresh_token,
+                               expires_in=float(body.get("expires_in", 3600)))
+            mask(grant.access_token, grant.refresh_token)
+            return grant
+
+        return self.retry.call(attempt, sleep=self._sleep)
+
+
+# -- the store --------------------------------------------------------------------------
+
+
+class TokenStore:
+    """The ``koppel_oauth_token`` table on koppel's state database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        if engine is None:
+            from koppel.store.engine import get_engine
+
+            engine = get_engine()
+        self.engine = engine
+        self._ready = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def ensure_table(self) -> None:
+        if self._ready:
+            return
+        for _ in range(3):
+            try:
+                metadata.create_all(self.engine, tables=[oauth_tokens], checkfirst=True)
+                break
+            except (OperationalError, ProgrammingError):
+                # another process created it between the check and the CREATE
+                time.sleep(0.05)
+        self._ready = True
+
+    def read(self, client_id: str, realm_id: str) -> TokenRow | None:
+        self.ensure_table()
+        with self.engine.connect() as conn:
+            return _row(conn, client_id, realm_id, lock=False)
+
+    @contextmanager
+    def locked(self, client_id: str, realm_id: str) -> Iterator["LockedRow"]:
+        """Hold the row's lock (creating the row if needed) for a read-modify-write."""
+        self.ensure_table()
+        if self.is_sqlite:
+            with self.engine.connect() as base:
+                conn = base.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    _ensure_row(conn, client_id, realm_id, sqlite=True)
+                    yield LockedRow(conn, client_id, realm_id,
+                                    _row(conn, client_id, realm_id, lock=False))
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                else:
+                    conn.exec_driver_sql("COMMIT")
+        else:
+            with self.engine.begin() as conn:
+                _ensure_row(conn, client_id, realm_id, sqlite=False)
+                yield LockedRow(conn, client_id, realm_id,
+                                _row(conn, client_id, realm_id, lock=True))
+
+    def forget(self, client_id: str, realm_id: str) -> None:
+        """Drop the stored tokens (e.g. after a revocation)."""
+        self.ensure_table()
+        with self.engine.begin() as conn:
+            conn.execute(oauth_tokens.delete().where(
+                oauth_tokens.c.client_id == client_id, oauth_tokens.c.realm_id == realm_id))
+
+
+@dataclass
+class LockedRow:
+    conn: Connection
+    client_id: str
+    realm_id: str
+    row: TokenRow | None
+
+    def save(self, grant: TokenGrant, seed_hash: str | None, now: float) -> None:
+        self.conn.execute(
+            update(oauth_tokens)
+            .where(oauth_tokens.c.client_id == self.client_id,
+                   oauth_tokens.c.realm_id == self.realm_id)
+            .values(refresh_token=grant.refresh_token, seed_token_hash=seed_hash,
+                    access_token=grant.access_token,
+                    access_expires_at=now + grant.expires_in, updated_at=now))
+
+
+def _ensure_row(conn: Connection, client_id: str, realm_id: str, *, sqlite: bool) -> None:
+    if sqlite:
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    conn.execute(insert(oauth_tokens).values(client_id=client_id, realm_id=realm_id)
+                 .on_conflict_do_nothing())
+
+
+def _row(conn: Connection, client_id: str, realm_id: str, *, lock: bool) -> TokenRow | None:
+    query = select(oauth_tokens.c.refresh_token, oauth_tokens.c.seed_token_hash,
+                   oauth_tokens.c.access_token, oauth_tokens.c.access_expires_at,
+                   oauth_tokens.c.updated_at).where(
+        oauth_tokens.c.client_id == client_id, oauth_tokens.c.realm_id == realm_id)
+    if lock:
+        query = query.with_for_update()
+    found = conn.execute(query).first()
+    return TokenRow(*found) if found is not None else None
+
+
+# -- the manager ------------------------------------------------------------------------
+
+
+class TokenManager:
+    """Hands out a valid access token for one client and realm, refreshing when needed.
+
+    :param seed_refresh_token: the refresh token in the Airflow connection.
+    :param refresher: ``refresh_token -> TokenGrant`` (normally :meth:`OAuthClient.refresh`).
+    :param margin: refresh this long before expiry (capped at a tenth of the lifetime)."""
+
+    def __init__(self, store: TokenStore, client_id: str, realm_id: str,
+                 seed_refresh_token: str, refresher: Callable[[str], TokenGrant], *,
+                 margin: float = 120.0, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.client_id = client_id
+        self.realm_id = str(realm_id)
+        self._seed = seed_refresh_token
+        self._seed_hash = token_hash(seed_refresh_token)
+        self._refresher = refresher
+        self.margin = margin
+        self._clock = clock
+        self._access: str | None = None
+        self._expires_at = 0.0
+        self._issued_at = 0.0
+        self.refreshes = 0
+        mask(seed_refresh_token)
+
+    def _fresh(self, token: str | None, expires_at: float | None, issued_at: float | None,
+               rejected: str | None) -> bool:
+        if not token or token == rejected or expires_at is None:
+            return False
+        lifetime = max(0.0, expires_at - (issued_at or expires_at))
+        margin = min(self.margin, lifetime / 10) if lifetime else self.margin
+        return self._clock() < expires_at - margin
+
+    def access_token(self, rejected: str | None = None) -> str:
+        """A valid access token. ``rejected`` is one the API just refused (a 401): it is
+        never handed out again."""
+        if self._fresh(self._access, self._expires_at, self._issued_at, rejected):
+            return self._access  # type: ignore[return-value]
+        row = self.store.read(self.client_id, self.realm_id)
+        if row and self._usable(row, rejected):
+            return self._adopt(row)
+        with self.store.locked(self.client_id, self.realm_id) as locked:
+            row = locked.row
+            if row and self._usable(row, rejected):
+                return self._adopt(row)
+            current = self._current_refresh_token(row)
+            grant = self._refresher(current)
+            now = self._clock()
+            locked.save(grant, self._seed_hash, now)
+            self.refreshes += 1
+        self._access, self._expires_at, self._issued_at = (grant.access_token,
+                                                           now + grant.expires_in, now)
+        return grant.access_token
+
+    def _usable(self, row: TokenRow, rejected: str | None) -> bool:
+        return (row.seed_token_hash == self._seed_hash
+                and self._fresh(row.access_token, row.access_expires_at, row.updated_at,
+                                rejected))
+
+    def _adopt(self, row: TokenRow) -> str:
+        mask(row.access_token)
+        self._access = row.access_token
+        self._expires_at = row.access_expires_at or 0.0
+        self._issued_at = row.updated_at or 0.0
+        return row.access_token  # type: ignore[return-value]
+
+    def _current_refresh_token(self, row: TokenRow | None) -> str:
+        """The stored rotated token, unless the connection holds a newer authorisation."""
+        if row and row.refresh_token and row.seed_token_hash == self._seed_hash:
+            mask(row.refresh_token)
+            return row.refresh_token
+        return self._seed
+
+    def invalidate(self) -> None:
+        """Forget the in-memory access token (the stored one stays)."""
+        self._access, self._expires_at = None, 0.0
+
+    def describe(self) -> dict[str, Any]:
+        """Token state without the tokens (for logs and the dashboard)."""
+        row = self.store.read(self.client_id, self.realm_id)
+        return {"client_id": self.client_id, "realm_id": self.realm_id,
+                "stored": row is not None and bool(row.refresh_token),
+                "access_expires_at": row.access_expires_at if row else None,
+                "refreshes_here": self.refreshes}
