@@ -1,0 +1,99 @@
+"""The state store behaves the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from koppel.store.state import ActivityEntry, StateStore
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def _postgres_url() -> str:
+    name = "koppel_test_state"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname=:n"),
+                                  {"n": name}).first()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    else:
+        engine = sa.create_engine(_postgres_url())
+    yield StateStore(engine)
+    engine.dispose()
+
+
+def test_activity_round_trip_and_counts(store):
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    entries = [
+        ActivityEntry("order", "101", "created", "SalesReceipt", "55", amount=Decimal("12.10")),
+        ActivityEntry("order", "102", "skipped", reason="already booked"),
+        ActivityEntry("order", "103", "failed", reason="unknown SKU 'X-1'"),
+    ]
+    assert store.record_activity(tenant=tenant, flow="orders", run_id="r1",
+                                 direction="lightspeed_to_quickbooks", entries=entries) == 3
+    assert store.action_counts(tenant=tenant, flow="orders") == {
+        "created": 1, "skipped": 1, "failed": 1}
+    rows = store.activity(tenant=tenant, source_id="101")
+    assert rows[0]["target_id"] == "55" and Decimal(rows[0]["amount"]) == Decimal("12.10")
+
+
+def test_unknown_action_is_rejected():
+    with pytest.raises(ValueError, match="unknown activity action"):
+        ActivityEntry("order", "1", "booked")
+
+
+def test_xref_upsert_and_reverse_lookup(store):
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    store.save_xref(tenant, "order", "101", "SalesReceipt", "55", content_hash="a")
+    store.save_xref(tenant, "order", "101", "SalesReceipt", "56", content_hash="b")
+    found = store.xrefs(tenant, "order", ["101", "999"])
+    assert set(found) == {"101"}
+    assert found["101"].target_id == "56" and found["101"].content_hash == "b"
+    assert store.xrefs_by_target(tenant, "SalesReceipt", ["56"]) == {"56": ("order", "101")}
+
+
+def test_failed_records_count_attempts_and_resolve(store):
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    store.mark_failed(tenant, "orders", "7", "boom")
+    store.mark_failed(tenant, "orders", "7", "boom again")
+    store.mark_failed(tenant, "orders", "8", "bad")
+    failed = {r["source_id"]: r for r in store.failed(tenant, "orders")}
+    assert failed["7"]["attempts"] == 2 and failed["7"]["reason"] == "boom again"
+    store.mark_resolved(tenant, "orders", ["7"])
+    assert [r["source_id"] for r in store.failed(tenant, "orders")] == ["8"]
+
+
+def test_staged_payloads_live_only_for_their_run(store):
+    run = f"run-{uuid.uuid4().hex}"
+    ref = store.stage(run, "extract", 0, [{"id": 1}])
+    store.stage(run, "extract", 1, [{"id": 2}])
+    assert store.staged(ref) == [{"id": 1}]
+    assert list(store.staged_chunks(run, "extract")) == [[{"id": 1}], [{"id": 2}]]
+    assert store.purge_run(run) == 2
+    with pytest.raises(LookupError):
+        store.staged(ref)
+
+
+def test_retention_purges_old_activity(store):
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    store.record_activity(tenant=tenant, flow="orders", run_id="r", direction="x",
+                          entries=[ActivityEntry("order", "1", "created")])
+    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+    assert store.purge_older_than(tenant, future)["activity"] == 1
+    assert store.activity(tenant=tenant) == []
