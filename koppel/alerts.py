@@ -1,0 +1,105 @@
+"""Alerts on task failure, per tenant: e-mail over SMTP and a JSON webhook (Slack's
+incoming-webhook format), as an Airflow notifier.
+
+The message names tenant, flow, run and task, links to the task log and lists the first
+record errors of the run from the activity log (ids and reasons only: no personal data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+log = logging.getLogger(__name__)
+
+
+class KoppelFailureNotifier(BaseNotifier):
+    """Sends one alert per failed task to the tenant's e-mail recipients and webhook."""
+
+    template_fields = ()
+
+    def __init__(self, *, tenant: str, flow: str, email_to: list[str] | None = None,
+                 smtp_conn_id: str = "smtp_default", email_from: str | None = None,
+                 webhook_conn_id: str | None = None) -> None:
+        super().__init__()
+        self.tenant = tenant
+        self.flow = flow
+        self.email_to = list(email_to or [])
+        self.smtp_conn_id = smtp_conn_id
+        self.email_from = email_from
+        self.webhook_conn_id = webhook_conn_id
+
+    def message(self, context: dict[str, Any]) -> dict[str, Any]:
+        ti = context.get("ti") or context.get("task_instance")
+        run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "")
+        exception = context.get("exception")
+        errors = first_record_errors(self.tenant, self.flow, run_id)
+        title = f"koppel: {self.flow} failed for tenant {self.tenant}"
+        lines = [
+            title,
+            f"tenant: {self.tenant}",
+            f"flow: {self.flow}",
+            f"run: {run_id}",
+            f"task: {getattr(ti, 'task_id', '?')} (try {getattr(ti, 'try_number', '?')})",
+            f"log: {_log_url(ti)}",
+        ]
+        if exception is not None:
+            lines.append(f"error: {type(exception).__name__}: {str(exception)[:500]}")
+        if errors:
+            lines.append("first record errors:")
+            lines.extend(f"  {e}" for e in errors)
+        return {"title": title, "text": "\n".join(lines), "errors": errors}
+
+    def notify(self, context: dict[str, Any]) -> None:
+        msg = self.message(context)
+        if self.email_to:
+            from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+            with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
+                smtp.send_email_smtp(to=self.email_to, subject=msg["title"],
+                                     html_content="<pre>" + _html_escape(msg["text"]) + "</pre>",
+                                     from_email=self.email_from)
+        if self.webhook_conn_id:
+            from airflow.providers.http.hooks.http import HttpHook
+
+            HttpHook(method="POST", http_conn_id=self.webhook_conn_id).run(
+                endpoint=None, data=json.dumps({"text": msg["text"]}),
+                headers={"Content-Type": "application/json"})
+        log.info("koppel alert sent for %s/%s", self.tenant, self.flow)
+
+
+def _log_url(ti: Any) -> str:
+    try:
+        return ti.log_url
+    except Exception:  # a task instance without a log url (e.g. in unit tests)
+        return "(no log url)"
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def first_record_errors(tenant: str, flow: str, run_id: str, limit: int = 5) -> list[str]:
+    from koppel.store.state import StateStore
+
+    try:
+        rows = StateStore().activity(tenant=tenant, flow=flow, run_id=run_id, action="failed",
+                                     limit=limit)
+    except Exception as exc:  # the alert must go out even if the state DB is unreachable
+        return [f"(activity log unavailable: {type(exc).__name__})"]
+    return [f"{r['source_type']} {r['source_id']}: {r['reason']}" for r in reversed(rows)]
+
+
+def notifiers_for(tenant: Any, flow: str) -> list[KoppelFailureNotifier]:
+    alerts = tenant.settings.alerts
+    email_to = list(getattr(alerts, "emails", None) or [])
+    webhook = getattr(tenant.connections, "alerts_webhook", None)
+    if not email_to and not webhook:
+        return []
+    return [KoppelFailureNotifier(
+        tenant=tenant.tenant, flow=flow, email_to=email_to,
+        smtp_conn_id=getattr(alerts, "smtp_conn_id", None) or "smtp_default",
+        email_from=getattr(alerts, "email_from", None), webhook_conn_id=webhook)]

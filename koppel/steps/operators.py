@@ -1,0 +1,227 @@
+"""The operators every flow is built from: extract → enrich → exists-check → customer
+upsert → load, then finalize.
+
+Each operator runs one step of one flow for one tenant on one chunk of records. Records
+travel between tasks through the state database (``StateStore.stage``); XCom carries
+only chunk references, and ``FinalizeOperator`` purges the run's staged data when the
+run ends, so personal data is only in flight. A record that ends in a step (skipped,
+failed, created, …) is written to the activity log by that step; a failing record never
+stops the others and is retried on the next run.
+
+Heavy imports (hooks, pandas, python-quickbooks) happen inside ``execute`` only, so DAG
+files that build these operators parse fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+from airflow.sdk import BaseOperator
+
+log = logging.getLogger(__name__)
+
+# step name → the staging slot its input is read from
+_INPUT_SLOT = {"enrich": "extract", "exists_check": "enrich",
+               "customer_upsert": "exists_check", "load": "customer_upsert"}
+
+
+class KoppelStepOperator(BaseOperator):
+    """Base of koppel's step operators: resolves tenant, flow process and run context."""
+
+    ui_color = "#e8f1fb"
+    step: str = ""
+
+    def __init__(self, *, tenant: str, flow: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tenant = tenant
+        self.flow = flow
+
+    # -- helpers shared by the steps ------------------------------------------------------
+    def _flow_run(self, context):
+        from koppel.flows.base import FlowRun
+        from koppel.flows.registry import load_tenant
+
+        params = dict(context.get("params") or {})
+        return FlowRun(tenant=load_tenant(self.tenant), flow=self.flow,
+                       run_id=context["run_id"], params=params,
+                       data_interval_start=context.get("data_interval_start"),
+                       data_interval_end=context.get("data_interval_end"))
+
+    def _process(self, run):
+        from koppel.flows.registry import process_class
+
+        return process_class(self.flow)(run)
+
+    def _summary(self, run, read: int, ended, passed: int, calls_before, started: float) -> dict:
+        from collections import Counter
+
+        calls = {api: n - calls_before.get(api, 0) for api, n in run.api_calls().items()}
+        counts = Counter(e.action for e in ended)
+        summary = {"tenant": self.tenant, "flow": self.flow, "step": self.step,
+                   "read": read, "passed": passed, **dict(counts),
+                   "api_calls": calls, "seconds": round(time.monotonic() - started, 3)}
+        log.info("koppel %s/%s %s: read=%d passed=%d %s api_calls=%s", self.tenant, self.flow,
+                 self.step, read, passed,
+                 " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "ended=0", calls)
+        return summary
+
+
+class ExtractOperator(KoppelStepOperator):
+    """Reads the run's records from the source and stages them in chunks."""
+
+    step = "extract"
+
+    def execute(self, context) -> list[dict[str, Any]]:
+        run = self._flow_run(context)
+        process = self._process(run)
+        started, before = time.monotonic(), run.api_calls()
+        records = process.extract()
+        after = run.api_calls()
+        from koppel.flows.base import StepResult
+
+        _apportion_calls(records, StepResult(passed=records),
+                         {api: after[api] - before.get(api, 0) for api in after})
+        size = process.chunk_size
+        refs = [run.store.stage(run.run_key, "extract", i // size,
+                                [r.to_json() for r in records[i:i + size]])
+                for i in range(0, len(records), size)]
+        self._summary(run, len(records), [], len(records), before, started)
+        return refs
+
+
+class ChunkStepOperator(KoppelStepOperator):
+    """Runs one step of the flow's process on one staged chunk."""
+
+    template_fields: Sequence[str] = ("chunk_ref",)
+
+    def __init__(self, *, chunk_ref: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.chunk_ref = chunk_ref
+
+    def execute(self, context) -> dict[str, Any] | None:
+        from koppel.flows.base import Record
+
+        if not self.chunk_ref or not self.chunk_ref.get("run_key"):
+            log.info("koppel %s/%s %s: nothing passed to this chunk", self.tenant, self.flow,
+                     self.step)
+            return None
+        run = self._flow_run(context)
+        process = self._process(run)
+        records = [Record.from_json(r) for r in run.store.staged(self.chunk_ref)]
+        started, before = time.monotonic(), run.api_calls()
+        result = getattr(process, self.step)(records)
+        after = run.api_calls()
+        _apportion_calls(records, result, {api: after[api] - before.get(api, 0) for api in after})
+        map_index = getattr(context.get("ti"), "map_index", None)
+        for entry in result.ended:
+            if map_index is not None and map_index >= 0:
+                entry.details.setdefault("map_index", map_index)
+        run.store.record_activity(tenant=self.tenant, flow=self.flow, run_id=run.run_id,
+                                  direction=run.direction, entries=result.ended,
+                                  task_id=self.task_id)
+        failed = [e for e in result.ended if e.action == "failed"]
+        for entry in failed:
+            run.store.mark_failed(self.tenant, self.flow, entry.source_id, entry.reason or "")
+        done = [e.source_id for e in result.ended if e.action != "failed"]
+        if not run.dry_run:
+            run.store.mark_resolved(self.tenant, self.flow, done)
+        summary = self._summary(run, len(records), result.ended, len(result.passed), before,
+                                started)
+        if self.step == "load" or not result.passed:
+            return {"summary": summary}
+        ref = run.store.stage(run.run_key, self.step, self.chunk_ref["chunk"],
+                              [r.to_json() for r in result.passed])
+        return {**ref, "summary": summary}
+
+
+def _apportion_calls(records, result, calls: dict[str, int]) -> None:
+    """Spread the chunk's API calls over its records. Records that pass on carry their
+    share in ``state["api_calls"]``; a record that ends here logs what it carried plus
+    its share (per API in ``details["api_calls"]``, the total in ``api_calls``), so the
+    activity log adds up to every call the run made for its records."""
+    if not records:
+        return
+    ids = sorted(r.source_id for r in records)
+    shares: dict[str, dict[str, int]] = {i: {} for i in ids}
+    for api, count in calls.items():
+        if count <= 0:
+            continue
+        share, rest = divmod(count, len(ids))
+        for n, source_id in enumerate(ids):
+            if share or n < rest:
+                shares[source_id][api] = share + (1 if n < rest else 0)
+    carried = {r.source_id: r.state.get("api_calls", {}) for r in records}
+    for record in result.passed:
+        total = dict(carried.get(record.source_id, {}))
+        for api, n in shares.get(record.source_id, {}).items():
+            total[api] = total.get(api, 0) + n
+        record.state["api_calls"] = total
+    for entry in result.ended:
+        total = dict(carried.get(entry.source_id, {}))
+        for api, n in shares.get(entry.source_id, {}).items():
+            total[api] = total.get(api, 0) + n
+        if total:
+            entry.details["api_calls"] = total
+            entry.api_calls += sum(total.values())
+
+
+class EnrichOperator(ChunkStepOperator):
+    """Adds what the source lacks, applies the tenant's mapping, builds target payloads."""
+
+    step = "enrich"
+
+
+class ExistsCheckOperator(ChunkStepOperator):
+    """Skips records already in the target (by its own keys and by earlier runs)."""
+
+    step = "exists_check"
+
+
+class CustomerUpsertOperator(ChunkStepOperator):
+    """Finds each record's customer by e-mail; creates or updates it."""
+
+    step = "customer_upsert"
+
+
+class LoadOperator(ChunkStepOperator):
+    """Writes the chunk to the target; every record ends here."""
+
+    step = "load"
+
+
+class FinalizeOperator(KoppelStepOperator):
+    """Ends the run: purges its staged data, logs the summary, applies the error threshold.
+
+    Runs whatever happened upstream (trigger rule ``all_done``), so nothing personal
+    outlives a failed run either."""
+
+    step = "finalize"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+
+    def execute(self, context) -> dict[str, Any]:
+        from koppel.flows.registry import error_threshold_exceeded
+
+        run = self._flow_run(context)
+        purged = run.store.purge_run(run.run_key)
+        counts = run.store.action_counts(tenant=self.tenant, flow=self.flow, run_id=run.run_id)
+        rows = run.store.activity(tenant=self.tenant, flow=self.flow, run_id=run.run_id,
+                                  limit=100_000)
+        calls = sum(r["api_calls"] or 0 for r in rows)
+        summary = {"tenant": self.tenant, "flow": self.flow, "run_id": run.run_id,
+                   "records": sum(counts.values()), "actions": counts,
+                   "api_calls_logged": calls, "staged_chunks_purged": purged,
+                   "dry_run": run.dry_run}
+        log.info("koppel %s/%s run summary: %s", self.tenant, self.flow,
+                 " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no records")
+        failures = [r for r in rows if r["action"] == "failed"]
+        exceeded = error_threshold_exceeded(run.tenant, len(failures), sum(counts.values()))
+        if exceeded:
+            first = "; ".join(f"{r['source_type']} {r['source_id']}: {r['reason']}"
+                              for r in failures[:5])
+            raise RuntimeError(f"{self.tenant}/{self.flow}: {exceeded}. First errors: {first}")
+        return summary
