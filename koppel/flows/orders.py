@@ -1,0 +1,555 @@
+"""Orders: Lightspeed orders booked in QuickBooks as sales receipts or invoices, exactly
+once and to the cent.
+
+extract   orders changed in the window (or the Params' order numbers) + last run's failures
+enrich    their rows and the shop currency; the tenant's mapping → a canonical order
+exists    booked before (cross-reference, else DocNumber in QBO)? skip, void or update;
+          every row's SKU resolved to a QBO item (unknown SKU: the tenant's policy)
+customers one customer upsert (``customer_upsert.py``) per chunk
+load      sales receipts / invoices in batches of 30; voids; updates or conflicts
+
+Exactly once: a booked order has a cross-reference; a crash after QBO wrote but before
+koppel recorded it is caught by the DocNumber look-up (and QBO's own 6140) on the next
+attempt, and batch writes carry deterministic request ids, so a retried request is
+answered from the first one.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from koppel.flows.base import (
+    Process,
+    Record,
+    RecordError,
+    StepResult,
+    is_systemic as _systemic,
+    jsonable,
+    run_window,
+)
+
+log = logging.getLogger(__name__)
+
+ENTITY = {"sales_receipt": "SalesReceipt", "invoice": "Invoice"}
+
+
+class OrdersProcess(Process):
+    flow = "orders"
+    source_type = "order"
+    source_api = "lightspeed"
+    chunk_size = 100
+    description = ("Lightspeed orders booked in QuickBooks Online as sales receipts or "
+                   "invoices, exactly once, to the cent")
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def settings(self):
+        return self.run.tenant.settings
+
+    @property
+    def entity(self) -> str:
+        return ENTITY[self.settings.document_type]
+
+    def _order(self, record: Record):
+        from koppel.domain.records import MappedOrder
+
+        return MappedOrder.model_validate(record.state["order"])
+
+    def _doc_number(self, order) -> str:
+        from koppel.domain.qbo_payloads import PayloadError, doc_number
+
+        try:
+            return doc_number(order.number, self.settings.doc_number_prefix)
+        except PayloadError as exc:
+            raise RecordError(str(exc), field="number") from exc
+
+    def _content_hash(self, order) -> str:
+        from koppel.domain.hashing import content_hash
+
+        data = order.model_dump(exclude={"updated_at", "status", "payment_status",
+                                         "shipment_status"})
+        return content_hash(data)
+
+    # -- extract ---------------------------------------------------------------------------
+    def extract(self) -> list[Record]:
+        from koppel.hooks.paging import UpdatedWindow
+
+        hook = self.run.lightspeed
+        orders: dict[str, dict[str, Any]] = {}
+        numbers = [str(n) for n in self.run.params.get("records") or []]
+        if numbers:
+            for number in numbers:
+                for order in hook.iter_orders(number=number):
+                    orders[str(order.id)] = order.to_api()
+        else:
+            window = run_window(self.run)
+            span = UpdatedWindow(*window) if window else None
+            for order in hook.iter_orders(span):
+                orders[str(order.id)] = order.to_api()
+        for failed in self.run.store.failed(self.run.tenant_id, self.flow):
+            if failed["source_id"] not in orders:
+                try:
+                    orders[failed["source_id"]] = hook.get_order(int(failed["source_id"]),
+                                                                 with_rows=False).to_api()
+                except Exception as exc:  # a vanished order is reported, not fatal
+                    log.warning("order %s from the retry list could not be read: %s",
+                                failed["source_id"], type(exc).__name__)
+        shop = _shop_context(hook.get_shop().to_api()) if orders else {}
+        cap = getattr(self.run.tenant.flows.orders, "max_records", None)
+        ids = sorted(orders, key=int)[:cap] if cap else sorted(orders, key=int)
+        return [Record(i, jsonable({**orders[i], "_shop": shop}), "order") for i in ids]
+
+    # -- enrich ----------------------------------------------------------------------------
+    def enrich(self, records: list[Record]) -> StepResult:
+        from koppel.domain.records import MappedOrder, parse_record
+        from koppel.mapping import Mapper
+
+        hook = self.run.lightspeed
+        mapper = Mapper.for_tenant(self.run.tenant, "orders")
+        result = StepResult()
+        for record in records:
+            try:
+                rows = [row.to_api() for row in hook.get_order_rows(int(record.source_id))]
+                source = {**record.data, "_rows": jsonable(rows)}
+                mapped = mapper.map(source)
+                if mapped.errors:
+                    raise RecordError("; ".join(f"{e.field}: {e.message}" for e in mapped.errors))
+                parsed = parse_record(MappedOrder, mapped.values)
+                if parsed.errors:
+                    raise RecordError("; ".join(f"{e.field}: {e.message}" for e in parsed.errors))
+                record.state["order"] = jsonable(parsed.record)
+                result.passed.append(record)
+            except RecordError as exc:
+                result.fail(record, exc)
+            except Exception as exc:
+                if _systemic(exc):
+                    raise
+                result.fail(record, RecordError(f"could not read the order: {exc}"))
+        return result
+
+    # -- exists-check ----------------------------------------------------------------------
+    def exists_check(self, records: list[Record]) -> StepResult:
+        store, tenant = self.run.store, self.run.tenant_id
+        result = StepResult()
+        xrefs = store.xrefs(tenant, "order", [r.source_id for r in records])
+        # Orders koppel itself created in Lightspeed from a QuickBooks document (the
+        # reverse direction) are never booked back: that would loop.
+        mirrored = store.xrefs_by_target(tenant, "order", [r.source_id for r in records])
+        unknown: dict[str, Record] = {}
+        for record in records:
+            if record.source_id in mirrored:
+                source_type, source_id = mirrored[record.source_id]
+                result.end(record, "skipped", reason=f"created by koppel from QuickBooks "
+                           f"{source_type} {source_id}; not booked back")
+                continue
+            try:
+                order = self._order(record)
+                record.state["doc_number"] = self._doc_number(order)
+                record.state["hash"] = self._content_hash(order)
+            except RecordError as exc:
+                result.fail(record, exc)
+                continue
+            xref = xrefs.get(record.source_id)
+            if xref is None:
+                unknown[record.source_id] = record
+                continue
+            self._decide_booked(record, order, xref.target_type, xref.target_id,
+                                xref.content_hash, xref.state, result)
+        if unknown:
+            self._check_doc_numbers(unknown, result)
+        to_book = [r for r in result.passed if r.state["action"] in ("create", "update")]
+        if to_book:
+            self._resolve_items(to_book, result)
+        return result
+
+    def _bookable(self, order) -> str | None:
+        """Why this order is not booked (tenant's statuses), or None."""
+        booked = self.settings.booked
+        if order.status in booked.exclude_status:
+            return f"status {order.status} is not booked"
+        if order.payment_status not in booked.payment_status:
+            return f"payment status {order.payment_status} is not booked"
+        return None
+
+    def _decide_booked(self, record, order, target_type, target_id, booked_hash, state,
+                       result: StepResult) -> None:
+        record.state.update(target_type=target_type, target_id=target_id)
+        cancelled = order.status == "cancelled"
+        if state == "voided":
+            result.end(record, "skipped", target_type=target_type, target_id=target_id,
+                       reason=f"already voided ({target_type} {target_id})")
+        elif cancelled:
+            record.state["action"] = "void"
+            result.passed.append(record)
+        elif booked_hash is None or booked_hash == record.state["hash"]:
+            result.end(record, "skipped", target_type=target_type, target_id=target_id,
+                       reason=f"already booked as {target_type} {target_id}",
+                       content_hash=record.state["hash"])
+        elif self.settings.conflict_policy == "update":
+            record.state["action"] = "update"
+            result.passed.append(record)
+        else:
+            result.end(record, "conflict", target_type=target_type, target_id=target_id,
+                       reason="lines or amounts changed after booking; the tenant's "
+                              "conflict policy is 'report'")
+
+    def _check_doc_numbers(self, unknown: dict[str, Record], result: StepResult) -> None:
+        """Orders without a cross-reference: is their DocNumber in QBO already (a run that
+        crashed after booking)? One ``IN`` query per 100 orders."""
+        hook = self.run.quickbooks
+        by_number = {r.state["doc_number"]: r for r in unknown.values()}
+        found = hook.query_in(self.entity, "DocNumber", list(by_number))
+        existing = {str(row.get("DocNumber")): row for row in found}
+        for number, record in by_number.items():
+            order = self._order(record)
+            row = existing.get(number)
+            if row is not None:
+                self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
+                                         self.entity, str(row["Id"]), record.state["hash"])
+                self._decide_booked(record, order, self.entity, str(row["Id"]),
+                                    record.state["hash"], "active", result)
+                continue
+            if order.status == "cancelled":
+                result.end(record, "skipped", reason="cancelled before it was booked")
+                continue
+            why_not = self._bookable(order)
+            if why_not:
+                result.end(record, "skipped", reason=why_not)
+                continue
+            record.state["action"] = "create"
+            result.passed.append(record)
+
+    def _resolve_items(self, records: list[Record], result: StepResult) -> None:
+        """Every row's SKU → one QBO item. Unknown SKUs follow ``settings.unknown_sku``;
+        a SKU that matches several QBO items is reported, never guessed."""
+        hook = self.run.quickbooks
+        policy = self.settings.unknown_sku
+        skus = {line.sku for r in records for line in self._order(r).lines if line.sku}
+        if self.settings.fallback_item_sku:
+            skus.add(self.settings.fallback_item_sku)
+        rows = hook.query_in("Item", "Sku", sorted(skus), select="*, Sku")
+        by_sku: dict[str, list[dict]] = {}
+        for row in rows:
+            if row.get("Sku"):
+                by_sku.setdefault(str(row["Sku"]), []).append(row)
+        fallback = by_sku.get(self.settings.fallback_item_sku or "", [])
+        keep = []
+        for record in list(result.passed):
+            if record not in records:
+                keep.append(record)
+                continue
+            try:
+                item_ids, create = {}, []
+                for index, line in enumerate(self._order(record).lines):
+                    matches = by_sku.get(line.sku or "", [])
+                    if len(matches) > 1:
+                        ids = ", ".join(sorted(str(m["Id"]) for m in matches))
+                        raise RecordError(f"SKU {line.sku!r} matches {len(matches)} QuickBooks "
+                                          f"items (ids {ids})", field=f"lines[{index}].sku")
+                    if matches:
+                        item_ids[line.sku] = str(matches[0]["Id"])
+                    elif policy == "create_item" and line.sku:
+                        create.append(index)
+                    elif policy in ("fallback_item", "create_item") and len(fallback) == 1:
+                        record.state.setdefault("fallback_lines", []).append(index)
+                    else:
+                        what = f"unknown SKU {line.sku!r}" if line.sku else "row has no SKU"
+                        raise RecordError(f"{what} (unknown-SKU policy: {policy})",
+                                          field=f"lines[{index}].sku")
+                record.state["item_ids"] = item_ids
+                record.state["create_items"] = create
+                if fallback:
+                    record.state["fallback_item_id"] = str(fallback[0]["Id"])
+                keep.append(record)
+            except RecordError as exc:
+                result.fail(record, exc)
+        result.passed = keep
+
+    # -- customer upsert -------------------------------------------------------------------
+    def customer_upsert(self, records: list[Record]) -> StepResult:
+        from koppel.flows.customer_upsert import CustomerUpserter
+
+        result = StepResult()
+        needing = [r for r in records if r.state.get("action") in ("create", "update")]
+        outcomes = CustomerUpserter(self.run).upsert(
+            {r.source_id: self._order(r).customer for r in needing})
+        for record in records:
+            if record not in needing:
+                result.passed.append(record)
+                continue
+            outcome = outcomes[record.source_id]
+            if isinstance(outcome, Exception):
+                if _systemic(outcome):
+                    raise outcome
+                result.fail(record, RecordError(f"customer: {outcome}"))
+                continue
+            record.state["customer"] = outcome.to_json()
+            result.passed.append(record)
+        return result
+
+    # -- load ------------------------------------------------------------------------------
+    def load(self, records: list[Record]) -> StepResult:
+        from koppel.flows.qbo_refs import ensure_payment_methods, ensure_service_items, load_refs
+
+        result = StepResult()
+        if not records:
+            return result
+        s = self.settings
+        helper_items = [s.shipping_item, s.discount_item, s.rounding.item if s.rounding.enabled
+                        else None]
+        refs = load_refs(self.run.quickbooks, helper_items)
+        ensure_service_items(self.run.quickbooks, refs, [s.shipping_item, s.discount_item] + (
+            [s.rounding.item] if s.rounding.enabled and s.rounding.item else []),
+            tenant=self.run.tenant_id, income_account=s.products.accounts.income,
+            dry_run=self.run.dry_run)
+        if self.entity == "SalesReceipt":
+            ensure_payment_methods(self.run.quickbooks, refs, {
+                self._order(r).payment_method for r in records if r.state["action"] != "void"},
+                tenant=self.run.tenant_id, dry_run=self.run.dry_run)
+        creates = [r for r in records if r.state["action"] == "create"]
+        updates = [r for r in records if r.state["action"] == "update"]
+        voids = [r for r in records if r.state["action"] == "void"]
+        self._create_missing_items(creates + updates, refs, result)
+        built = self._build(creates + updates, refs, result)
+        self._write_creates([r for r in creates if r.source_id in built], built, result)
+        self._write_updates([r for r in updates if r.source_id in built], built, result)
+        self._void(voids, result)
+        return result
+
+    def _options(self, refs):
+        from koppel.domain.money import RoundingPolicy
+        from koppel.domain.qbo_payloads import DocumentOptions, global_tax_calculation
+
+        s = self.settings
+        return DocumentOptions(
+            doc_type=self.entity,
+            tax_calculation=global_tax_calculation(s.prices_include_tax),
+            rounding=RoundingPolicy(enabled=s.rounding.enabled,
+                                    item_id=refs.item_id(s.rounding.item),
+                                    max_amount=s.rounding.max_amount,
+                                    tax_code_id=refs.tax_code_id(s.rounding.tax_code)
+                                    or refs.tax_code_id(s.tax_codes.get("0"))),
+            doc_number_prefix=s.doc_number_prefix, timezone=s.timezone,
+            multicurrency=s.multicurrency)
+
+    def _build(self, records, refs, result: StepResult) -> dict[str, Any]:
+        from koppel.domain.qbo_payloads import OrderRefs, PayloadError
+
+        s = self.settings
+        options = self._options(refs)
+        tax_codes = {rate: refs.tax_code_id(name) for rate, name in s.tax_codes.items()}
+        built = {}
+        for record in records:
+            order = self._order(record)
+            try:
+                missing = sorted(rate for rate, code in tax_codes.items() if code is None)
+                if missing:
+                    raise RecordError(f"QuickBooks has no tax code named "
+                                      f"{s.tax_codes[missing[0]]!r}", field="settings.tax_codes")
+                pm_name = order.payment_method
+                term_name = s.payment_terms.get(order.payment_method or "") or s.default_payment_term
+                item_ids = dict(record.state["item_ids"])
+                order_refs = OrderRefs(
+                    customer_id=record.state["customer"]["customer_id"], item_ids=item_ids,
+                    tax_code_ids={k: v for k, v in tax_codes.items() if v},
+                    fallback_item_id=record.state.get("fallback_item_id"),
+                    shipping_item_id=refs.item_id(s.shipping_item),
+                    discount_item_id=refs.item_id(s.discount_item),
+                    payment_method_id=refs.payment_method_id(pm_name),
+                    term_id=refs.term_id(term_name),
+                    deposit_account_id=refs.deposit_account_id())
+                if self.entity == "SalesReceipt" and pm_name and order_refs.payment_method_id is None:
+                    raise RecordError(f"QuickBooks has no payment method named {pm_name!r} "
+                                      "(settings.payment_methods)", field="payment_method")
+                doc = _build_document(order, order_refs, options)
+                built[record.source_id] = doc
+            except (RecordError, PayloadError) as exc:
+                result.fail(record, exc if isinstance(exc, RecordError)
+                            else RecordError(str(exc), field=getattr(exc, "field", None)))
+        return built
+
+    def _create_missing_items(self, records, refs, result: StepResult) -> None:
+        """Unknown SKUs under the ``create_item`` policy: one NonInventory item each."""
+        from koppel.hooks.quickbooks import BatchOp
+
+        wanted: dict[str, Any] = {}
+        for record in records:
+            order = self._order(record)
+            for index in record.state.get("create_items", []):
+                line = order.lines[index]
+                wanted.setdefault(line.sku, line)
+        if not wanted:
+            return
+        account = refs.account_id(self.settings.products.accounts.income)
+        ops = [BatchOp(bid=f"i{i}", operation="create", entity="Item", payload={
+            "Name": _item_name(line.name or sku, sku), "Sku": sku, "Type": "NonInventory",
+            "IncomeAccountRef": {"value": account}}) for i, (sku, line) in enumerate(sorted(wanted.items()))]
+        if self.run.dry_run:
+            ids = {sku: "(dry run)" for sku in wanted}
+        else:
+            answers = self.run.quickbooks.batch(ops, request_id=self.run.quickbooks.request_id(
+                self.run.tenant_id, "Item", "create", *sorted(wanted)))
+            ids = {}
+            for i, sku in enumerate(sorted(wanted)):
+                answer = answers[f"i{i}"]
+                if answer.ok:
+                    ids[sku] = str(answer.value["Id"])
+        for record in records:
+            for index in record.state.get("create_items", []):
+                sku = self._order(record).lines[index].sku
+                if sku in ids:
+                    record.state["item_ids"][sku] = ids[sku]
+
+    def _write_creates(self, records, built, result: StepResult) -> None:
+        from koppel.hooks.errors import DuplicateDocNumber
+        from koppel.hooks.quickbooks import BatchOp
+
+        if not records:
+            return
+        if self.run.dry_run:
+            for r in records:
+                doc = built[r.source_id]
+                result.end(r, "skipped", reason=f"dry run: would create {doc.entity} "
+                           f"{r.state['doc_number']} (total {doc.predicted.total_amt})")
+            return
+        hook = self.run.quickbooks
+        ops = [BatchOp(bid=f"d{i}", operation="create", entity=built[r.source_id].entity,
+                       payload=built[r.source_id].payload) for i, r in enumerate(records)]
+        answers = hook.batch(ops, request_id=hook.request_id(
+            self.run.tenant_id, self.entity, "create",
+            *[f"{r.source_id}:{r.state['hash']}" for r in records]))
+        for i, record in enumerate(records):
+            answer, doc = answers[f"d{i}"], built[record.source_id]
+            if answer.ok:
+                self._booked(record, answer.value, doc, "created", result)
+            elif isinstance(answer.fault, DuplicateDocNumber) or getattr(answer.fault, "code", 0) == 6140:
+                rows = hook.query_in(self.entity, "DocNumber", [record.state["doc_number"]])
+                if rows:
+                    self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
+                                             self.entity, str(rows[0]["Id"]), record.state["hash"])
+                    result.end(record, "skipped", target_type=self.entity,
+                               target_id=str(rows[0]["Id"]),
+                               reason="already in QuickBooks (DocNumber exists)")
+                else:
+                    result.fail(record, RecordError(str(answer.fault), field="number"))
+            else:
+                result.fail(record, RecordError(str(answer.fault)))
+
+    def _booked(self, record, value, doc, action, result: StepResult) -> None:
+        target_id = str(value["Id"])
+        self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, doc.entity,
+                                 target_id, record.state["hash"])
+        total = Decimal(str(value.get("TotalAmt", doc.predicted.total_amt)))
+        details = {"doc_number": record.state["doc_number"],
+                   "customer": record.state["customer"]["action"]}
+        reason = None
+        if doc.rounding_difference:
+            details["rounding_line"] = str(doc.rounding_difference)
+            reason = f"rounding line {doc.rounding_difference} closes QuickBooks' rounding"
+        if total != doc.shop_total:
+            details["total_mismatch"] = str(total - doc.shop_total)
+            reason = f"QuickBooks total {total} differs from the shop total {doc.shop_total}"
+        result.end(record, action, target_type=doc.entity, target_id=target_id,
+                   content_hash=record.state["hash"], amount=total, reason=reason,
+                   details=details)
+
+    def _current_documents(self, records) -> dict[str, dict]:
+        ids = [r.state["target_id"] for r in records]
+        rows = self.run.quickbooks.query_in(self.entity, "Id", ids)
+        return {str(row["Id"]): row for row in rows}
+
+    def _write_updates(self, records, built, result: StepResult) -> None:
+        """Booked orders whose lines or amounts changed (conflict policy ``update``): a full
+        update of the document, so QBO's lines equal the shop's again."""
+        from koppel.hooks.quickbooks import BatchOp
+
+        if not records:
+            return
+        if self.run.dry_run:
+            for r in records:
+                result.end(r, "skipped", reason=f"dry run: would update {self.entity} "
+                           f"{r.state['target_id']}")
+            return
+        current = self._current_documents(records)
+        ops, kept, versions = [], [], []
+        for record in records:
+            row = current.get(record.state["target_id"])
+            if row is None:
+                result.fail(record, RecordError(f"booked {self.entity} {record.state['target_id']} "
+                                                "is gone from QuickBooks"))
+                continue
+            payload = {**built[record.source_id].payload, "Id": row["Id"],
+                       "SyncToken": row["SyncToken"], "sparse": False}
+            ops.append(BatchOp(bid=f"u{len(ops)}", operation="update", entity=self.entity,
+                               payload=payload))
+            kept.append(record)
+            versions.append(row["SyncToken"])
+        hook = self.run.quickbooks
+        # The SyncToken is part of the request id: a retry of the same write is answered
+        # from the first request, but after a stale-object fault (someone edited the
+        # document) the next run's write is a new request against the new version.
+        answers = hook.batch(ops, request_id=hook.request_id(
+            self.run.tenant_id, self.entity, "update",
+            *[f"{r.source_id}:{r.state['hash']}:{v}" for r, v in zip(kept, versions)]))
+        for i, record in enumerate(kept):
+            answer = answers[f"u{i}"]
+            if answer.ok:
+                self._booked(record, answer.value, built[record.source_id], "updated", result)
+            else:
+                result.fail(record, RecordError(str(answer.fault)))
+
+    def _void(self, records, result: StepResult) -> None:
+        """Orders cancelled after booking: the document is voided (kept, amounts zero)."""
+        if not records:
+            return
+        if self.run.dry_run:
+            for r in records:
+                result.end(r, "skipped", reason=f"dry run: would void {r.state['target_type']} "
+                           f"{r.state['target_id']}")
+            return
+        hook = self.run.quickbooks
+        current = self._current_documents(records)
+        for record in records:
+            target_type, target_id = record.state["target_type"], record.state["target_id"]
+            row = current.get(target_id)
+            try:
+                if row is None:
+                    raise RecordError(f"booked {target_type} {target_id} is gone from QuickBooks")
+                body = {"Id": row["Id"], "SyncToken": row["SyncToken"], "sparse": True}
+                params = {"operation": "void"} if target_type == "Invoice" else \
+                    {"operation": "update", "include": "void"}
+                hook.api("POST", target_type.lower(), body=body, params=params,
+                         request_id=hook.request_id(self.run.tenant_id, target_type, "void",
+                                                    target_id, row["SyncToken"]),
+                         record_id=record.source_id)
+                self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
+                                         target_type, target_id, record.state["hash"],
+                                         state="voided")
+                result.end(record, "voided", target_type=target_type, target_id=target_id,
+                           reason="order cancelled after booking")
+            except RecordError as exc:
+                result.fail(record, exc)
+            except Exception as exc:
+                if _systemic(exc):
+                    raise
+                result.fail(record, RecordError(f"void failed: {exc}"))
+
+
+def _build_document(order, order_refs, options):
+    from koppel.domain.qbo_payloads import build_sales_document
+
+    return build_sales_document(order, order_refs, options)
+
+
+def _item_name(name: str, sku: str) -> str:
+    from koppel.domain.names import truncate_at_word
+
+    return truncate_at_word(f"{name} ({sku})".replace(":", "-"), 100)
+
+
+def _shop_context(shop: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``shop.json`` the mapping needs (no personal data)."""
+    return {"id": shop.get("id"), "currency": shop.get("currency"),
+            "language": shop.get("language")}
