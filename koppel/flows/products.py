@@ -1,0 +1,554 @@
+"""Products flow: Lightspeed catalogue → QuickBooks items (create or update by SKU).
+
+One record per Lightspeed variant (``source_type`` ``variant``); a simple product is its
+single variant. Steps:
+
+* **extract** reads the variants changed in the run window (see
+  :mod:`koppel.flows.products_source`; a first run or ``full_resync`` reads the whole
+  catalogue), the failed variants of earlier runs, and flags SKUs shared by several
+  variants of the read (reported as ``conflict``, never guessed).
+* **enrich** adds the mapping context (product, shop, category path, attributes, images,
+  VAT rate), maps the variant with the tenant's mapping and validates a ``MappedItem``.
+  Its content hash is the change detector.
+* **exists_check** skips variants whose hash matches their cross-reference (no
+  QuickBooks call at all), then looks up the rest in one batch of queries (items by
+  linked id, SKU and name; accounts; home currency): it links a variant to the one item
+  carrying its SKU, reports SKUs carried by several items (or linked to another variant),
+  and picks a free, deterministic name for items to create.
+* **load** creates or renames the category items, then creates items and sends sparse
+  updates in batches of 30 (only the fields whose policy is ``always``, and only when
+  they differ), then uploads images not attached yet.
+
+Update policy: a QBO field is updated when ``settings.products.update_policy`` says
+``always`` *and* no canonical field it is built from is mapped ``"on": "create_only"``
+(e.g. ``long_description`` create-only keeps ``Description`` as first written, so text
+edited in QuickBooks stays). The sales ``Description`` is the short description, the long
+description (when different) and, by default, the EAN line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from koppel.domain.items import (
+    ItemPolicy,
+    desired_item,
+    duplicate_skus,
+    item_changes,
+    item_name,
+    item_content_hash,
+    resolve_item_name,
+)
+from koppel.domain.qbo_payloads import ItemAccounts, PayloadError
+from koppel.domain.records import MappedItem, parse_record
+from koppel.flows.base import Process, Record, RecordError, StepResult
+from koppel.flows.products_source import (
+    CategoryTree,
+    json_safe,
+    plan_read,
+    read_catalogue,
+    read_product_context,
+    ref_id,
+    enriched_variant,
+)
+from koppel.flows.products_target import (
+    CategoryPlan,
+    CategoryNode,
+    NameIndex,
+    load_target_state,
+    plan_categories,
+    run_batch,
+    sync_categories,
+    sync_images,
+)
+from koppel.hooks.quickbooks import BatchOp
+from koppel.mapping.mapper import Mapper
+from koppel.store.state import ActivityEntry
+
+log = logging.getLogger(__name__)
+
+#: Marks duplicate-SKU conflicts in the activity log (they are re-read every run).
+DUPLICATE_SKU_MARK = "duplicate SKU"
+
+#: QBO item field → the canonical fields it is built from (for ``on: create_only``).
+FIELD_SOURCES: dict[str, frozenset[str]] = {
+    "Name": frozenset({"name", "options"}),
+    "Sku": frozenset({"sku"}),
+    "Description": frozenset({"description", "long_description"}),
+    "PurchaseDesc": frozenset(),
+    "UnitPrice": frozenset({"price_excl", "price_incl"}),
+    "SalesTaxIncluded": frozenset({"price_excl", "price_incl"}),
+    "PurchaseCost": frozenset({"purchase_cost"}),
+    "Active": frozenset({"active"}),
+    "ParentRef": frozenset({"category_path"}),
+}
+
+
+def combined_description(item: MappedItem) -> str | None:
+    """Short description, then the long one when it adds something (blank line between)."""
+    short = (item.description or "").strip()
+    long = (item.long_description or "").strip()
+    if long and " ".join(long.split()) != " ".join(short.split()):
+        return f"{short}\n\n{long}" if short else long
+    return short or None
+
+
+class ProductsProcess(Process):
+    """Lightspeed variants → QuickBooks items, categories and image attachments."""
+
+    flow: ClassVar[str] = "products"
+    source_type: ClassVar[str] = "variant"
+    target_type: ClassVar[str] = "Item"
+    source_api: ClassVar[str] = "lightspeed"
+    chunk_size: ClassVar[int] = 100
+    steps: ClassVar[tuple[str, ...]] = ("extract", "enrich", "exists_check", "load")
+    description: ClassVar[str] = ("Lightspeed catalogue → QuickBooks items by SKU: categories, "
+                                  "prices, descriptions, images; unchanged items cost no writes")
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def tenant_id(self) -> str:
+        return self.run.tenant_id
+
+    @property
+    def product_settings(self) -> Any:
+        return self.run.tenant.settings.products
+
+    def item_policy(self) -> ItemPolicy:
+        settings = self.run.tenant.settings
+        products = settings.products
+        return ItemPolicy(prices_include_tax=settings.prices_include_tax,
+                          ean_target=products.ean_target,
+                          inventory_enabled=products.inventory,
+                          untracked_type=products.untracked_type,
+                          update_policy=self.update_policy())
+
+    def mapper(self) -> Mapper:
+        return Mapper.for_tenant(self.run.tenant, "products")
+
+    def update_policy(self) -> dict[str, str]:
+        """The tenant's per-field policy, with fields built from ``create_only`` mapped
+        canonical fields turned ``create_only`` too."""
+        policy = dict(self.product_settings.update_policy.model_dump())
+        create_only = set(self.mapper().fields_for_update().create_only)
+        sources = dict(FIELD_SOURCES)
+        ean_field = {"description": "Description", "purchase_description": "PurchaseDesc"}.get(
+            self.product_settings.ean_target)
+        if ean_field:
+            sources[ean_field] = sources[ean_field] | {"ean"}
+        for qbo_field, canonical in sources.items():
+            if canonical & create_only:
+                policy[qbo_field] = "create_only"
+        return policy
+
+    def _today(self) -> dt.date:
+        zone = ZoneInfo(getattr(self.run.tenant.settings, "timezone", "UTC") or "UTC")
+        return dt.datetime.now(zone).date()
+
+    # ------------------------------------------------------------------ extract
+
+    def extract(self) -> list[Record]:
+        run = self.run
+        last = run.store.activity(tenant=self.tenant_id, flow=self.flow, limit=1)
+        plan = plan_read(run.params, run.data_interval_start, run.data_interval_end,
+                         last[0]["created_at"] if last else None,
+                         scheduled=str(run.run_id).startswith(("scheduled__", "backfill__")))
+        retry = [row["source_id"] for row in run.store.failed(self.tenant_id, self.flow)]
+        retry += self._open_sku_conflicts()
+        catalogue = read_catalogue(run.lightspeed, plan, retry)
+        log.info("products %s: read %s (%s), %d variants of %d products, %d to retry",
+                 self.tenant_id, "the catalogue" if plan.full else "changes", plan.reason,
+                 len(catalogue.variants), len(catalogue.products), len(retry))
+        records: list[Record] = []
+        for variant in catalogue.variants.values():
+            pid = ref_id(variant.get("product"))
+            product = catalogue.products.get(pid) if pid is not None else None
+            if product is None:
+                continue
+            records.append(Record(
+                source_id=str(variant["id"]), source_type=self.source_type,
+                data={"variant": json_safe(variant), "product": json_safe(product),
+                      "category_links": [list(link) for link in
+                                         catalogue.category_links.get(pid, [])]}))
+        records.sort(key=lambda r: (int(r.data["product"]["id"]),
+                                    int(r.data["variant"].get("sortOrder") or 0),
+                                    int(r.source_id)))
+        cap = getattr(run.tenant.flows.products, "max_records", None)
+        if cap:
+            records = records[:cap]
+        self._flag_duplicates(records)
+        return records
+
+    def _open_sku_conflicts(self) -> list[str]:
+        """Variants whose last outcome was a duplicate-SKU conflict: read again every run,
+        so a windowed read still sees both sides of the duplicate (and its repair)."""
+        store, tenant = self.run.store, self.tenant_id
+        rows = store.activity(tenant=tenant, flow=self.flow, action="conflict", limit=5000)
+        candidates = sorted({r["source_id"] for r in rows if r["source_type"] == self.source_type
+                             and DUPLICATE_SKU_MARK in (r["reason"] or "")})
+        still_open = []
+        for source_id in candidates:
+            latest = store.activity(tenant=tenant, flow=self.flow, source_id=source_id, limit=1)
+            if latest and latest[0]["action"] == "conflict":
+                still_open.append(source_id)
+        return still_open
+
+    def _flag_duplicates(self, records: list[Record]) -> None:
+        """Mark variants of this read that share a SKU (mapped as the mapping maps it)."""
+        mapper = self.mapper()
+        items = []
+        for record in records:
+            values = mapper.map({**record.data["variant"], "_product": record.data["product"]}).values
+            sku = values.get("sku")
+            if sku:
+                items.append(MappedItem.model_construct(source_variant_id=record.source_id,
+                                                        sku=str(sku)))
+        shared = duplicate_skus(items)
+        by_variant = {vid: ids for ids in shared.values() for vid in ids}
+        for record in records:
+            if record.source_id in by_variant:
+                record.state["duplicate_sku"] = list(by_variant[record.source_id])
+
+    # ------------------------------------------------------------------ enrich
+
+    def enrich(self, records: list[Record]) -> StepResult:
+        result = StepResult()
+        hook = self.run.lightspeed
+        shop = json_safe(hook.get_shop().to_api())
+        tree = CategoryTree.read(hook) if any(r.data.get("category_links") for r in records) \
+            else CategoryTree({})
+        contexts: dict[int, Any] = {}
+        mapper = self.mapper()
+        for record in records:
+            try:
+                self._enrich_one(record, shop, tree, contexts, mapper, hook)
+            except RecordError as exc:
+                result.fail(record, exc)
+                continue
+            if record.state.get("ended"):
+                action, reason = record.state.pop("ended")
+                result.end(record, action, reason=reason, target_type=self.target_type)
+                continue
+            result.passed.append(record)
+        return result
+
+    def _enrich_one(self, record: Record, shop: dict, tree: CategoryTree, contexts: dict,
+                    mapper: Mapper, hook: Any) -> None:
+        variant, product = record.data["variant"], record.data["product"]
+        pid = int(product["id"])
+        if pid not in contexts:
+            contexts[pid] = read_product_context(hook, product)
+        chain = tree.deepest(tuple(link) for link in record.data.get("category_links") or [])
+        source = json_safe(enriched_variant(variant, product, shop, chain, contexts[pid]))
+        mapped = mapper.map(source)
+        if mapped.errors:
+            raise RecordError("; ".join(f"{e.field}: {e.message}" for e in mapped.errors),
+                              field="mapping")
+        parsed = parse_record(MappedItem, mapped.values)
+        if not parsed.ok:
+            raise RecordError("; ".join(f"{e.field}: {e.message}" for e in parsed.errors))
+        item = parsed.record
+        if not item.sku:
+            record.state["ended"] = ("skipped", "sku: the variant has no SKU (nor article "
+                                                "code): not synced")
+        elif record.state.get("duplicate_sku"):
+            others = [v for v in record.state["duplicate_sku"] if v != record.source_id]
+            record.state["ended"] = ("conflict", f"sku: {DUPLICATE_SKU_MARK} in Lightspeed, shared "
+                                                 f"with variant(s) {', '.join(others)}: not "
+                                                 "synced (make the SKUs unique)")
+        titles = [title for _, title in chain if title]
+        record.state["category_ids"] = [cid for cid, title in chain if title] \
+            if list(item.category_path) == titles else None
+        record.state["item"] = item.model_dump(mode="json")
+        record.state["hash"] = item_content_hash(item)
+        record.data = {"sku": item.sku}
+
+    # ------------------------------------------------------------------ exists check
+
+    def exists_check(self, records: list[Record]) -> StepResult:
+        result = StepResult()
+        store, tenant = self.run.store, self.tenant_id
+        xrefs = store.xrefs(tenant, self.source_type, [r.source_id for r in records],
+                            target_type=self.target_type)
+        full = bool(self.run.params.get("full_resync"))
+        todo: list[Record] = []
+        for record in records:
+            xref = xrefs.get(record.source_id)
+            if xref is not None and xref.state == "active" and not full \
+                    and xref.content_hash == record.state["hash"]:
+                result.end(record, "skipped", target_type=self.target_type,
+                           target_id=xref.target_id, content_hash=xref.content_hash,
+                           reason="unchanged since the last sync")
+                continue
+            if xref is not None:
+                record.state["linked_id"] = xref.target_id
+            todo.append(record)
+        if not todo:
+            return result
+        items = {r.source_id: MappedItem.model_validate(r.state["item"]) for r in todo}
+        plans = {r.source_id: self._category_plan(r, items[r.source_id]) for r in todo}
+        names: set[str] = set()
+        for record in todo:
+            base = item_name(items[record.source_id])
+            names.update({base, f"{base} ({items[record.source_id].sku})"})
+        accounts = self.product_settings.accounts
+        account_names = [n for n in (accounts.income, accounts.expense, accounts.asset) if n]
+        hook = self.run.quickbooks
+        target = load_target_state(hook, item_ids=[r.state.get("linked_id") for r in todo],
+                                   skus=[items[r.source_id].sku for r in todo], names=names,
+                                   account_names=account_names)
+        linked_elsewhere = store.xrefs_by_target(
+            tenant, self.target_type,
+            [i["Id"] for bucket in target.by_sku.values() for i in bucket])
+        index = NameIndex(hook, target)
+        account_ids = {"income": target.accounts.get(accounts.income),
+                       "expense": target.accounts.get(accounts.expense) if accounts.expense else None,
+                       "asset": target.accounts.get(accounts.asset) if accounts.asset else None}
+        for record in todo:
+            item = items[record.source_id]
+            try:
+                self._match(record, item, plans[record.source_id], target, linked_elsewhere,
+                            index, account_ids)
+            except RecordError as exc:
+                result.fail(record, exc)
+                continue
+            if record.state.get("ended"):
+                action, reason = record.state.pop("ended")
+                result.end(record, action, reason=reason, target_type=self.target_type,
+                           details=record.state.pop("ended_details", {}))
+                continue
+            result.passed.append(record)
+        return result
+
+    def _category_plan(self, record: Record, item: MappedItem) -> CategoryPlan:
+        if not self.product_settings.sync_categories:
+            return CategoryPlan((), False, 0)
+        return plan_categories(list(item.category_path), record.state.get("category_ids"))
+
+    def _match(self, record: Record, item: MappedItem, plan: CategoryPlan, target: Any,
+               linked_elsewhere: dict, index: NameIndex, account_ids: dict) -> None:
+        settings = self.run.tenant.settings
+        if item.currency and target.home_currency and not settings.multicurrency \
+                and item.currency.upper() != target.home_currency:
+            raise RecordError(f"the shop currency {item.currency} differs from the QuickBooks "
+                              f"home currency {target.home_currency}", field="currency")
+        existing = target.by_id.get(record.state.get("linked_id") or "")
+        if existing is None:
+            candidates = target.by_sku.get(item.sku.strip().casefold(), [])
+            if len(candidates) > 1:
+                ids = ", ".join(sorted(str(c["Id"]) for c in candidates))
+                record.state["ended"] = ("conflict", f"sku: {len(candidates)} QuickBooks items "
+                                         f"carry this SKU (ids {ids}): not guessing which one")
+                return
+            if candidates:
+                other = linked_elsewhere.get(str(candidates[0]["Id"]))
+                if other is not None and other[1] != record.source_id:
+                    record.state["ended"] = ("conflict", f"sku: {DUPLICATE_SKU_MARK}: QuickBooks item "
+                                             f"{candidates[0]['Id']} with this SKU is linked to "
+                                             f"variant {other[1]}")
+                    return
+                existing = candidates[0]
+        record.state["plan"] = [[n.key, n.name, n.parent, n.level] for n in plan.nodes]
+        record.state["folded"] = [plan.folded, plan.original_depth]
+        record.state["accounts"] = account_ids
+        if existing is not None:
+            record.state["mode"] = "update"
+            record.state["existing"] = json_safe(existing)
+            return
+        if not account_ids.get("income"):
+            raise RecordError(f"income account '{self.product_settings.accounts.income}' is not "
+                              "in QuickBooks (settings.products.accounts.income)",
+                              field="settings.products.accounts")
+        prefix = plan.full_name
+        name = resolve_item_name(item, index.taken_under(prefix, None))
+        index.claim(prefix, name)
+        record.state["mode"] = "create"
+        record.state["name"] = name
+
+    # ------------------------------------------------------------------ load
+
+    def load(self, records: list[Record]) -> StepResult:
+        result = StepResult()
+        run, store, tenant = self.run, self.run.store, self.tenant_id
+        plans = {r.source_id: _plan_from_state(r) for r in records}
+        policy = self.item_policy()
+        needs_category = [plans[r.source_id] for r in records
+                          if r.state["mode"] == "create" or policy.update_policy.get("ParentRef") == "always"]
+        categories = sync_categories(run.quickbooks if needs_category and not run.dry_run else None,
+                                     store, tenant, run.run_key, needs_category, dry_run=run.dry_run)
+        self._log_categories(categories)
+        ops: list[BatchOp] = []
+        pending: dict[str, tuple[Record, dict]] = {}
+        for record in records:
+            try:
+                op = self._operation(record, plans[record.source_id], categories, policy, len(ops))
+            except RecordError as exc:
+                result.fail(record, exc)
+                continue
+            if record.state.get("ended"):
+                action, reason = record.state.pop("ended")
+                result.end(record, action, reason=reason, target_type=self.target_type,
+                           target_id=record.state.get("target_id"),
+                           content_hash=record.state["hash"], details=self._details(record))
+                continue
+            if op is None:  # no item field to change: images may still be missing
+                pending[record.source_id] = (record, {})
+                continue
+            ops.append(op)
+            pending[record.source_id] = (record, {"bid": op.bid})
+        by_bid = {}
+        if ops:
+            by_bid = run_batch(run.quickbooks, ops, id_basis=(tenant, run.run_key, "items"))
+        image_cache: dict[str, Any] = {}
+        for source_id, (record, meta) in pending.items():
+            answer = by_bid.get(meta["bid"]) if meta.get("bid") else None
+            try:
+                written = self._written(record, answer)
+                self._finish(record, written, image_cache, result)
+            except RecordError as exc:
+                result.fail(record, exc)
+        return result
+
+    def _operation(self, record: Record, plan: CategoryPlan, categories: Any,
+                   policy: ItemPolicy, number: int) -> BatchOp | None:
+        item = MappedItem.model_validate(record.state["item"])
+        leaf = plan.leaf
+        category_id = None
+        wants_category = record.state["mode"] == "create" or \
+            policy.update_policy.get("ParentRef") == "always"
+        if leaf is not None and wants_category:
+            if leaf.key in categories.errors:
+                raise RecordError(categories.errors[leaf.key], field="category_path")
+            category_id = categories.ids.get(leaf.key)
+            if category_id is None and not self.run.dry_run:
+                raise RecordError(f"category '{plan.full_name}' is not in QuickBooks",
+                                  field="category_path")
+        accounts = record.state["accounts"]
+        item_accounts = ItemAccounts(accounts.get("income") or "", accounts.get("expense"),
+                                     accounts.get("asset"))
+        try:
+            if record.state["mode"] == "create":
+                payload = desired_item(item.model_copy(update={"description": combined_description(item)}),
+                                       name=record.state["name"], policy=policy,
+                                       accounts=item_accounts, category_id=category_id,
+                                       inventory_start_date=self._today())
+                if self.run.dry_run:
+                    record.state["ended"] = ("skipped", f"dry run: would create Item "
+                                             f"'{payload['Name']}' ({payload['Type']}, SKU "
+                                             f"{item.sku}{', under ' + plan.full_name if leaf else ''})")
+                    log.info("products %s dry run: create Item for variant %s: fields %s",
+                             self.tenant_id, record.source_id, ", ".join(sorted(payload)))
+                    return None
+                return BatchOp(bid=f"c{number}", operation="create", entity="Item", payload=payload)
+            existing = record.state["existing"]
+            record.state["target_id"] = str(existing["Id"])
+            update_item = item.model_copy(update={"description": combined_description(item)})
+            desired = desired_item(update_item, name=str(existing.get("Name") or ""), policy=policy,
+                                   accounts=item_accounts,
+                                   category_id=category_id if category_id else None,
+                                   inventory_start_date=self._today())
+        except PayloadError as exc:
+            raise RecordError(str(exc), field=exc.field) from None
+        if category_id is None:
+            desired.pop("ParentRef", None)
+        changes = item_changes(existing, desired, policy.update_policy)
+        if self.run.dry_run:
+            fields = sorted(k for k in (changes or {}) if k not in ("Id", "SyncToken", "sparse"))
+            record.state["ended"] = ("skipped", f"dry run: would update Item {existing['Id']}: "
+                                     f"{', '.join(fields)}" if fields else
+                                     "dry run: no update field differs")
+            return None
+        if changes is None:
+            return None
+        record.state["changed_fields"] = sorted(k for k in changes
+                                                if k not in ("Id", "SyncToken", "sparse"))
+        return BatchOp(bid=f"u{number}", operation="update", entity="Item", payload=changes)
+
+    def _written(self, record: Record, answer: Any) -> dict | None:
+        """The created/updated item, or None when no write was needed."""
+        if answer is None:
+            return None
+        if answer.fault is None:
+            return answer.value or {}
+        fault = answer.fault
+        if record.state["mode"] == "create" and getattr(fault, "code", None) == 6240:
+            sku = record.state["item"].get("sku")
+            for item in self.run.quickbooks.query_in("Item", "Sku", [sku]):
+                if str(item.get("Name", "")).casefold() == record.state["name"].casefold():
+                    record.state["adopted"] = True
+                    return item  # created by an earlier attempt whose answer was lost
+            raise RecordError(f"QuickBooks refused the name '{record.state['name']}' "
+                              f"(taken meanwhile): {fault.message}", field="Name")
+        raise RecordError(f"QuickBooks fault {fault.code}: {fault.message}",
+                          field=getattr(fault, "element", None) or None)
+
+    def _finish(self, record: Record, written: dict | None, image_cache: dict,
+                result: StepResult) -> None:
+        store, tenant = self.run.store, self.tenant_id
+        mode = record.state["mode"]
+        item_id = str(written["Id"]) if written else record.state.get("target_id")
+        record.state["target_id"] = item_id
+        urls = record.state["item"].get("image_urls") or []
+        images = None
+        if urls:
+            images = sync_images(self.run.lightspeed, self.run.quickbooks, store, tenant,
+                                 variant_id=record.source_id, item_id=item_id,
+                                 sku=record.state["item"].get("sku"), urls=urls, cache=image_cache)
+            record.state["images"] = {"uploaded": images.uploaded, "kept": images.kept}
+        content_hash = record.state["hash"] if not (images and images.error) else None
+        store.save_xref(tenant, self.source_type, record.source_id, self.target_type, item_id,
+                        content_hash)
+        if images and images.error:
+            raise RecordError(f"item {'created' if mode == 'create' else 'linked'} as {item_id}, "
+                              f"but {images.error}", field="image_urls")
+        if written is not None and not record.state.get("adopted"):
+            action = "created" if mode == "create" else "updated"
+            reason = None if mode == "create" else \
+                "changed: " + ", ".join(record.state.get("changed_fields", []))
+        elif images and images.uploaded:
+            action, reason = "updated", f"{images.uploaded} image(s) attached"
+        else:
+            action = "skipped"
+            reason = ("linked to the existing QuickBooks item with this name and SKU"
+                      if record.state.get("adopted") else
+                      "changes only in create-only fields or fields QuickBooks already has")
+        result.end(record, action, target_type=self.target_type, target_id=item_id,
+                   content_hash=record.state["hash"], reason=reason, details=self._details(record))
+
+    def _details(self, record: Record) -> dict[str, Any]:
+        item = record.state.get("item") or {}
+        details: dict[str, Any] = {"sku": item.get("sku")}
+        if record.state.get("name"):
+            details["name"] = record.state["name"]
+        folded, depth = (record.state.get("folded") or [False, 0])
+        if folded:
+            details["category_folded_from_depth"] = depth
+        if record.state.get("images"):
+            details["images"] = record.state["images"]
+        return details
+
+    def _log_categories(self, categories: Any) -> None:
+        if not categories.entries:
+            return
+        entries = [ActivityEntry("category", e["source_id"], e["action"], target_type="Item",
+                                 target_id=e["target_id"], reason=e["reason"],
+                                 details=e["details"]) for e in categories.entries]
+        for entry in entries:
+            if entry.details.get("folded_from_depth"):
+                log.warning("products %s: category '%s' folds a %d-level Lightspeed path into "
+                            "QuickBooks' 4 levels", self.tenant_id, entry.details["name"],
+                            entry.details["folded_from_depth"])
+        self.run.store.record_activity(tenant=self.tenant_id, flow=self.flow,
+                                       run_id=self.run.run_id, direction=self.run.direction,
+                                       entries=entries, task_id="load")
+
+
+def _plan_from_state(record: Record) -> CategoryPlan:
+    nodes = tuple(CategoryNode(key=k, name=n, parent=p, level=level)
+                  for k, n, p, level in record.state.get("plan") or [])
+    folded, depth = record.state.get("folded") or [False, len(nodes)]
+    return CategoryPlan(nodes, bool(folded), int(depth))

@@ -1,0 +1,302 @@
+"""The Lightspeed side of the products flow: which variants a run reads, and the
+context the default mapping expects next to each variant (``_product``, ``_shop``,
+``_categories``, ``_attributes``, ``_images``, ``_tax_rate``).
+
+Reading costs API calls and Lightspeed allows only 300 per 5 minutes, so:
+
+* the run window comes from the Params, else the data interval, else the time of the
+  flow's last activity (a first run, or ``full_resync``, reads the whole catalogue);
+* a product changed in the window brings all its variants, a variant changed in the
+  window brings its product;
+* category links are read per product for a few products and as one list scan for many;
+* images are read only for products that have a main image and attributes only for
+  products that have a type (Lightspeed keeps attributes per product type).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Mapping
+
+from koppel.hooks.paging import UpdatedWindow, parse_timestamp
+
+log = logging.getLogger(__name__)
+
+#: Past this many products, category links are read as one list scan, not per product.
+PER_PRODUCT_LINK_LIMIT = 25
+#: A fallback window (last activity of the flow) starts this much earlier, so records
+#: changed while the previous run was reading are read again (hashes make that cheap).
+FALLBACK_OVERLAP = dt.timedelta(minutes=15)
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-serialisable copy: Decimals as plain strings, datetimes as ISO-8601."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
+
+
+def ref_id(reference: Any) -> int | None:
+    """The id of a Lightspeed ``{"resource": {"id": …}}`` reference, or ``None``."""
+    if isinstance(reference, dict):
+        inner = reference.get("resource", reference)
+        if isinstance(inner, dict) and inner.get("id") not in (None, False, ""):
+            try:
+                return int(inner["id"])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+# --------------------------------------------------------------------------- the window
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What extract reads: the whole catalogue, or what changed in ``window``."""
+
+    full: bool
+    window: UpdatedWindow | None = None
+    only: frozenset[str] = frozenset()
+    reason: str = ""
+
+
+def _as_utc(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    stamp = value if isinstance(value, dt.datetime) else parse_timestamp(str(value))
+    if stamp is None:
+        raise ValueError(f"not a date-time: {value!r}")
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp.astimezone(dt.timezone.utc)
+
+
+def plan_read(params: Mapping[str, Any], interval_start: Any, interval_end: Any,
+              last_activity: dt.datetime | None, *, scheduled: bool = True,
+              now: dt.datetime | None = None) -> ReadPlan:
+    """Decide the run's read.
+
+    ``records`` and ``full_resync`` scan the catalogue; ``since``/``until`` give the
+    window. A scheduled run reads its data interval, stretched back to the flow's last
+    activity when runs were missed. A manual run (whose inferred interval is the last
+    *complete* one, so it would miss what changed since) reads from the last activity
+    (minus an overlap) until now. Without any activity (a first run) the whole
+    catalogue is read."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    only = frozenset(str(r).strip() for r in (params.get("records") or []) if str(r).strip())
+    if only:
+        return ReadPlan(full=True, only=only, reason=f"{len(only)} requested record(s)")
+    if params.get("full_resync"):
+        return ReadPlan(full=True, reason="full resync")
+    since, until = _as_utc(params.get("since")), _as_utc(params.get("until"))
+    if since is not None:
+        return ReadPlan(full=False, window=_window(since, until or now), reason="since/until params")
+    if last_activity is None:
+        return ReadPlan(full=True, reason="first run")
+    resume = _as_utc(last_activity) - FALLBACK_OVERLAP
+    start, end = _as_utc(interval_start), _as_utc(interval_end)
+    if scheduled and start is not None and end is not None and end > start:
+        return ReadPlan(full=False, window=_window(min(start, resume), until or end),
+                        reason="data interval")
+    return ReadPlan(full=False, window=_window(resume, until or now), reason="since the last activity")
+
+
+def _window(start: dt.datetime, end: dt.datetime) -> UpdatedWindow:
+    return UpdatedWindow(start, max(end, start + dt.timedelta(seconds=1)))
+
+
+# --------------------------------------------------------------------------- extract
+
+
+@dataclass
+class Catalogue:
+    """Products and variants read for one run (raw API dicts by id)."""
+
+    products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[int, dict[str, Any]] = field(default_factory=dict)
+    category_links: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+    def add_variant(self, variant: dict[str, Any]) -> None:
+        self.variants[int(variant["id"])] = variant
+
+
+def _raw(model: Any) -> dict[str, Any]:
+    return model.to_api() if hasattr(model, "to_api") else dict(model)
+
+
+def read_catalogue(hook: Any, plan: ReadPlan, retry_ids: Iterable[str]) -> Catalogue:
+    """The variants (with their products and category links) this run syncs."""
+    cat = Catalogue()
+    if plan.full:
+        for product in hook.iter_products():
+            cat.products[int(product.id)] = _raw(product)
+        for variant in hook.iter_variants():
+            cat.add_variant(_raw(variant))
+        if plan.only:
+            keep = {vid for vid, v in cat.variants.items() if _matches(v, plan.only)}
+            cat.variants = {vid: cat.variants[vid] for vid in keep}
+    else:
+        assert plan.window is not None
+        changed_products = {int(p.id): _raw(p) for p in hook.iter_products(plan.window)}
+        cat.products.update(changed_products)
+        for variant in hook.iter_variants(plan.window):
+            cat.add_variant(_raw(variant))
+        for pid in sorted(changed_products):
+            for variant in hook.iter_variants(product=pid):
+                cat.add_variant(_raw(variant))
+    for raw_id in retry_ids:
+        try:
+            vid = int(raw_id)
+        except ValueError:
+            continue
+        if vid in cat.variants or plan.only:
+            continue
+        try:
+            cat.add_variant(_raw(hook.get_variant(vid)))
+        except Exception as exc:  # a failed variant deleted meanwhile: nothing to retry
+            if type(exc).__name__ != "LightspeedNotFound":
+                raise
+            log.info("products: variant %s failed earlier and no longer exists", vid)
+    missing = sorted({ref_id(v.get("product")) for v in cat.variants.values()}
+                     - set(cat.products) - {None})
+    for pid in missing:
+        cat.products[pid] = _raw(hook.get_product(pid))
+    _read_links(hook, cat)
+    return cat
+
+
+def _matches(variant: Mapping[str, Any], wanted: frozenset[str]) -> bool:
+    keys = {str(variant.get("id")), str(variant.get("sku") or "").strip(),
+            str(variant.get("articleCode") or "").strip()}
+    return bool(keys & wanted)
+
+
+def _read_links(hook: Any, cat: Catalogue) -> None:
+    needed = sorted({ref_id(v.get("product")) for v in cat.variants.values()} - {None})
+    links: dict[int, list[tuple[int, int]]] = {pid: [] for pid in needed}
+    if not needed:
+        return
+    if len(needed) <= PER_PRODUCT_LINK_LIMIT:
+        rows = (link for pid in needed for link in hook.iter_category_products(product=pid))
+    else:
+        rows = hook.iter_category_products()
+    for link in rows:
+        raw = _raw(link)
+        pid, cid = ref_id(raw.get("product")), ref_id(raw.get("category"))
+        if pid in links and cid is not None:
+            links[pid].append((int(raw.get("sortOrder") or 0), cid))
+    cat.category_links = links
+
+
+# --------------------------------------------------------------------------- enrich
+
+
+@dataclass
+class CategoryTree:
+    """Lightspeed categories by id, and the root → leaf chain of any of them."""
+
+    categories: dict[int, dict[str, Any]]
+
+    @classmethod
+    def read(cls, hook: Any) -> "CategoryTree":
+        return cls({int(c.id): _raw(c) for c in hook.iter_categories()})
+
+    def chain(self, category_id: int) -> list[tuple[int, str]]:
+        """``[(id, title), …]`` root first; stops at a missing parent or a cycle."""
+        out: list[tuple[int, str]] = []
+        seen: set[int] = set()
+        current: int | None = category_id
+        while current is not None and current in self.categories and current not in seen:
+            seen.add(current)
+            record = self.categories[current]
+            out.append((current, str(record.get("title") or record.get("fulltitle") or "").strip()))
+            current = ref_id(record.get("parent"))
+        return list(reversed(out))
+
+    def deepest(self, links: Iterable[tuple[int, int]]) -> list[tuple[int, str]]:
+        """The chain of the deepest linked category (ties: lowest sort order, then id)."""
+        best: list[tuple[int, str]] = []
+        best_key: tuple[int, int, int] | None = None
+        for sort_order, cid in links:
+            chain = self.chain(cid)
+            if not chain:
+                continue
+            key = (-len(chain), sort_order, cid)
+            if best_key is None or key < best_key:
+                best, best_key = chain, key
+        return best
+
+
+def tax_rate(variant: Mapping[str, Any]) -> str | None:
+    """The variant's VAT rate as a fraction (``"0.21"``), from its incl and excl price."""
+    try:
+        incl = Decimal(str(variant.get("priceIncl")))
+        excl = Decimal(str(variant.get("priceExcl")))
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    if excl <= 0 or incl < excl:
+        return None
+    rate = (incl / excl - 1).quantize(Decimal("0.001"))
+    return format(rate.normalize(), "f")
+
+
+def attribute_pairs(rows: Iterable[Any]) -> dict[str, str]:
+    """``{attribute title: value}`` of a product's ``productAttributes``."""
+    pairs: dict[str, str] = {}
+    for row in rows:
+        raw = _raw(row)
+        attribute = raw.get("attribute")
+        title = None
+        if isinstance(attribute, dict):
+            inner = attribute.get("resource", attribute)
+            if isinstance(inner, dict):
+                title = inner.get("title") or (inner.get("embedded") or {}).get("title")
+        value = raw.get("value")
+        if title and value not in (None, "", False):
+            pairs[str(title)] = str(value)
+    return pairs
+
+
+@dataclass
+class ProductContext:
+    """What enrich reads once per product of a chunk."""
+
+    images: list[dict[str, Any]]
+    attributes: dict[str, str]
+
+
+def read_product_context(hook: Any, product: Mapping[str, Any]) -> ProductContext:
+    pid = int(product["id"])
+    images: list[dict[str, Any]] = []
+    if product.get("image"):
+        images = sorted((_raw(i) for i in hook.iter_product_images(pid)),
+                        key=lambda i: (int(i.get("sortOrder") or 0), int(i["id"])))
+    attributes: dict[str, str] = {}
+    if product.get("type"):
+        attributes = attribute_pairs(hook.iter_product_attributes(pid))
+    return ProductContext(images=images, attributes=attributes)
+
+
+def enriched_variant(variant: Mapping[str, Any], product: Mapping[str, Any],
+                     shop: Mapping[str, Any], chain: list[tuple[int, str]],
+                     context: ProductContext) -> dict[str, Any]:
+    """The variant plus the context keys the products mapping reads."""
+    return {
+        **variant,
+        "_product": dict(product),
+        "_shop": dict(shop),
+        "_categories": [title for _, title in chain if title],
+        "_attributes": dict(context.attributes),
+        "_images": [dict(i) for i in context.images],
+        "_tax_rate": tax_rate(variant),
+    }

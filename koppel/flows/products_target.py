@@ -1,0 +1,530 @@
+"""The QuickBooks side of the products flow: look-ups in few calls, batched writes with
+request ids, category items and image attachments.
+
+* Look-ups go as one batch of queries (accounts, preferences, items by Id, SKU and
+  Name, chunked ``IN`` lists): one API call for a chunk of up to ~30 queries.
+* Writes go as batch requests of at most 30 operations. Each batch request carries a
+  ``requestid`` derived from the run and its content, so a retried request (timeout,
+  task retry) is answered from QuickBooks' replay cache instead of being applied twice;
+  across runs, SKU/name look-ups and QuickBooks' unique item names prevent duplicates.
+* Category items are keyed by their Lightspeed category ids (a renamed Lightspeed
+  category renames its QuickBooks category), created level by level (a parent first).
+* Images are Attachables on the item, uploaded once per image and item: the image's
+  byte hash is kept in the cross-reference (``source_type`` ``image``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
+
+import httpx
+
+from koppel.domain.hashing import content_hash
+from koppel.domain.items import CATEGORY_FOLD_SEPARATOR, QBO_MAX_CATEGORY_DEPTH, fold_category_path
+from koppel.domain.names import stable_tag
+from koppel.domain.qbo_payloads import category_payload
+from koppel.hooks.errors import QBOFault, fault_from_payload
+from koppel.hooks.quickbooks import BATCH_SIZE, MAX_RESULTS, BatchOp, BatchResult, quote, request_id
+
+log = logging.getLogger(__name__)
+
+#: Values per ``IN (…)`` list in one look-up query.
+IN_CHUNK = 80
+MAX_SOURCE_ID = 64
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value) if value != value.to_integral_value() else int(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def run_batch(hook: Any, operations: Sequence[BatchOp], *, id_basis: Sequence[Any]) -> dict[str, BatchResult]:
+    """Like ``QuickBooksHook.batch`` (≤ 30 per request, per-item faults), with a
+    deterministic ``requestid`` per batch request from ``id_basis`` and its content."""
+    bids = [op.bid for op in operations]
+    if len(set(bids)) != len(bids):
+        raise ValueError("batch bIds must be unique")
+    results: dict[str, BatchResult] = {}
+    for start in range(0, len(operations), BATCH_SIZE):
+        chunk = list(operations[start:start + BATCH_SIZE])
+        body = {"BatchItemRequest": [op.to_item() for op in chunk]}
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=_json_default)
+                                .encode()).hexdigest()
+        rid = request_id(*id_basis, digest)
+        data = hook.api("POST", "batch", body=body, request_id=rid)
+        by_bid = {op.bid: op for op in chunk}
+        for item in data.get("BatchItemResponse", []):
+            bid = str(item.get("bId"))
+            op = by_bid.get(bid)
+            if "Fault" in item:
+                results[bid] = BatchResult(bid, fault=fault_from_payload(
+                    item["Fault"], method="POST", path="batch", record_id=bid))
+            elif "QueryResponse" in item:
+                results[bid] = BatchResult(bid, value=item["QueryResponse"])
+            else:
+                key = op.entity if op and op.entity in item else next(
+                    (k for k in item if k not in ("bId", "time")), None)
+                results[bid] = BatchResult(bid, value=item.get(key) if key else None)
+        for bid in by_bid:
+            results.setdefault(bid, BatchResult(bid, fault=QBOFault(
+                "no answer for this batch item", method="POST", path="batch", record_id=bid)))
+    return results
+
+
+def query_batch(hook: Any, queries: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Run named queries in batch requests; ``name -> rows`` (all of the entity's rows).
+
+    A query that returns a full page is completed with ``query_all`` (rare)."""
+    ops = [BatchOp(bid=name, query=sql) for name, sql in queries.items()]
+    if not ops:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for result in hook.batch(ops).values():
+        if result.fault is not None:
+            raise result.fault
+        value = result.value or {}
+        rows = next((v for k, v in value.items() if isinstance(v, list)), [])
+        out[result.bid] = list(rows)
+    return out
+
+
+def in_queries(prefix: str, entity: str, field_name: str, values: Iterable[Any],
+               extra_where: str | None = None) -> dict[str, str]:
+    """Named ``SELECT … WHERE field IN (…)`` queries over ``values`` in chunks."""
+    unique = sorted({str(v) for v in values if v not in (None, "")})
+    queries = {}
+    for index in range(0, len(unique), IN_CHUNK):
+        chunk = unique[index:index + IN_CHUNK]
+        where = f"{field_name} IN ({', '.join(quote(v) for v in chunk)})"
+        if extra_where:
+            where += f" AND {extra_where}"
+        queries[f"{prefix}{index // IN_CHUNK}"] = (
+            f"SELECT * FROM {entity} WHERE {where} MAXRESULTS {MAX_RESULTS}")
+    return queries
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+@dataclass
+class TargetState:
+    """What QuickBooks holds that a chunk needs: items by id, SKU and full name."""
+
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_sku: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    fqns: dict[str, str] = field(default_factory=dict)  # casefolded FQN -> item id
+    accounts: dict[str, str] = field(default_factory=dict)  # account name -> id
+    home_currency: str | None = None
+    queried_names: set[str] = field(default_factory=set)
+
+    def add_item(self, item: Mapping[str, Any]) -> None:
+        item_id = str(item["Id"])
+        self.by_id[item_id] = dict(item)
+        sku = str(item.get("Sku") or "").strip().casefold()
+        if sku and item.get("Type") != "Category":
+            bucket = self.by_sku.setdefault(sku, [])
+            if all(str(i["Id"]) != item_id for i in bucket):
+                bucket.append(dict(item))
+        fqn = str(item.get("FullyQualifiedName") or item.get("Name") or "")
+        if fqn:
+            self.fqns[fqn.casefold()] = item_id
+        self.queried_names.add(str(item.get("Name") or "").casefold())
+
+
+def load_target_state(hook: Any, *, item_ids: Iterable[str], skus: Iterable[str],
+                      names: Iterable[str], account_names: Iterable[str]) -> TargetState:
+    """One batch of look-up queries (more only for very large chunks)."""
+    queries: dict[str, str] = {"prefs": "SELECT * FROM Preferences"}
+    queries.update(in_queries("acct", "Account", "Name", account_names))
+    queries.update(in_queries("id", "Item", "Id", item_ids))
+    queries.update(in_queries("sku", "Item", "Sku", skus))
+    name_list = sorted({n for n in names if n})
+    queries.update(in_queries("name", "Item", "Name", name_list))
+    rows = query_batch(hook, queries)
+    state = TargetState()
+    for name, found in rows.items():
+        if name == "prefs":
+            for prefs in found:
+                home = ((prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {})
+                state.home_currency = str(home.get("value") or "").upper() or None
+        elif name.startswith("acct"):
+            for account in found:
+                state.accounts[str(account.get("Name"))] = str(account["Id"])
+        else:
+            for item in found:
+                state.add_item(item)
+    state.queried_names.update(n.casefold() for n in name_list)
+    return state
+
+
+class NameIndex:
+    """Whether an item name is free under a category path (QBO: unique full names).
+
+    Knows the names queried up front; a name never seen is queried on demand (rare: only
+    when both a name and its SKU-suffixed variant are taken)."""
+
+    def __init__(self, hook: Any, state: TargetState) -> None:
+        self.hook = hook
+        self.state = state
+        self.claimed: set[str] = set()
+
+    def taken_under(self, prefix: str, own_id: str | None):
+        def taken(name: str) -> bool:
+            self._ensure(name)
+            fqn = f"{prefix}:{name}" if prefix else name
+            key = fqn.casefold()
+            if key in self.claimed:
+                return True
+            holder = self.state.fqns.get(key)
+            return holder is not None and holder != own_id
+        return taken
+
+    def claim(self, prefix: str, name: str) -> None:
+        self.claimed.add((f"{prefix}:{name}" if prefix else name).casefold())
+
+    def _ensure(self, name: str) -> None:
+        if self.hook is None or name.casefold() in self.state.queried_names:
+            return
+        for item in self.hook.query_in("Item", "Name", [name]):
+            self.state.add_item(item)
+        self.state.queried_names.add(name.casefold())
+
+
+# --------------------------------------------------------------------------- categories
+
+
+@dataclass(frozen=True)
+class CategoryNode:
+    """One QBO category level: its key (xref source id), name and parent key."""
+
+    key: str
+    name: str
+    parent: str | None
+    level: int
+
+
+@dataclass(frozen=True)
+class CategoryPlan:
+    """The QBO category path of one item."""
+
+    nodes: tuple[CategoryNode, ...]
+    folded: bool
+    original_depth: int
+
+    @property
+    def leaf(self) -> CategoryNode | None:
+        return self.nodes[-1] if self.nodes else None
+
+    @property
+    def full_name(self) -> str:
+        return ":".join(n.name for n in self.nodes)
+
+
+def _key(parts: Sequence[str]) -> str:
+    text = ">".join(parts)
+    if len(text) <= MAX_SOURCE_ID:
+        return text
+    return "h:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def plan_categories(path: Sequence[str], ids: Sequence[int] | None) -> CategoryPlan:
+    """Fit ``path`` (names, root first) to QBO's four levels. With the Lightspeed ids of
+    the same path, nodes are keyed by id (a renamed Lightspeed category renames its QBO
+    category); else by the names above them. A folded last level is keyed by all the
+    levels it joins."""
+    folded = fold_category_path(path)
+    if not folded.names:
+        return CategoryPlan((), False, 0)
+    by_id = ids is not None and len(ids) == folded.original_depth == len(path)
+    nodes: list[CategoryNode] = []
+    parent: str | None = None
+    last = len(folded.names) - 1
+    for level, name in enumerate(folded.names):
+        end = len(path) if (level == last and folded.folded) else level + 1
+        if by_id:
+            key = _key([str(i) for i in ids[level:end]])
+        else:
+            key = "n:" + stable_tag("\x1f".join(path[:end]), 24)
+        nodes.append(CategoryNode(key=key, name=name, parent=parent, level=level))
+        parent = key
+    return CategoryPlan(tuple(nodes), folded.folded, folded.original_depth)
+
+
+@dataclass
+class CategoryOutcome:
+    """Category ids by key and what was done to them (for the activity log)."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _category_hash(node: CategoryNode) -> str:
+    return content_hash({"name": node.name, "parent": node.parent})
+
+
+def sync_categories(hook: Any, store: Any, tenant: str, run_key: str,
+                    plans: Iterable[CategoryPlan], *, dry_run: bool) -> CategoryOutcome:
+    """Create or rename the QBO category items ``plans`` need, level by level."""
+    nodes: dict[str, CategoryNode] = {}
+    folded_from: dict[str, int] = {}
+    for plan in plans:
+        for node in plan.nodes:
+            nodes.setdefault(node.key, node)
+        if plan.folded and plan.leaf is not None:
+            folded_from[plan.leaf.key] = plan.original_depth
+    outcome = CategoryOutcome()
+    if not nodes:
+        return outcome
+    xrefs = store.xrefs(tenant, "category", nodes.keys(), target_type="Item")
+    known = {key: x for key, x in xrefs.items() if x.state == "active"}
+    outcome.ids.update({key: x.target_id for key, x in known.items()})
+    changed = {key for key, node in nodes.items()
+               if key in known and known[key].content_hash != _category_hash(node)}
+    missing = {key for key in nodes if key not in known}
+    if dry_run:
+        for key in sorted(missing | changed):
+            node = nodes[key]
+            outcome.entries.append(_entry(node, "skipped", None, folded_from.get(key),
+                                          reason=f"dry run: would {'create' if key in missing else 'update'} "
+                                          f"category '{node.name}'"))
+        return outcome
+    existing = _lookup_categories(hook, [nodes[k] for k in missing | changed],
+                                  [known[k].target_id for k in changed])
+    for level in range(QBO_MAX_CATEGORY_DEPTH):
+        todo = sorted(k for k in missing | changed if nodes[k].level == level)
+        if todo:
+            _write_level(hook, store, tenant, run_key, [nodes[k] for k in todo], known,
+                         existing, outcome, folded_from)
+    return outcome
+
+
+def _lookup_categories(hook: Any, nodes: list[CategoryNode], ids: list[str]) -> dict[str, Any]:
+    queries = in_queries("n", "Item", "Name", [n.name for n in nodes], "Type = 'Category'")
+    queries.update(in_queries("i", "Item", "Id", ids))
+    found: dict[str, Any] = {"by_id": {}, "by_name": {}}
+    for rows in query_batch(hook, queries).values():
+        for row in rows:
+            found["by_id"][str(row["Id"])] = row
+            if row.get("Type") == "Category":
+                found["by_name"].setdefault(str(row.get("Name", "")).casefold(), []).append(row)
+    return found
+
+
+def _parent_matches(row: Mapping[str, Any], parent_id: str | None) -> bool:
+    have = (row.get("ParentRef") or {}).get("value")
+    return (str(have) if have else None) == parent_id
+
+
+def _write_level(hook, store, tenant, run_key, nodes, known, existing, outcome, folded_from):
+    ops: list[BatchOp] = []
+    by_bid: dict[str, CategoryNode] = {}
+    for node in nodes:
+        if node.parent is not None and node.parent not in outcome.ids:
+            outcome.errors[node.key] = outcome.errors.get(node.parent, "parent category missing")
+            continue
+        parent_id = outcome.ids.get(node.parent) if node.parent else None
+        xref = known.get(node.key)
+        current = existing["by_id"].get(xref.target_id) if xref else None
+        if current is not None:
+            changes: dict[str, Any] = {}
+            if str(current.get("Name")) != node.name:
+                changes["Name"] = node.name
+            if not _parent_matches(current, parent_id):
+                changes.update({"SubItem": bool(parent_id), "ParentRef": {"value": parent_id}}
+                               if parent_id else {"SubItem": False})
+            if not changes:
+                outcome.ids[node.key] = str(current["Id"])
+                store.save_xref(tenant, "category", node.key, "Item", str(current["Id"]),
+                                _category_hash(node))
+                continue
+            body = {"Id": str(current["Id"]), "SyncToken": str(current.get("SyncToken", "0")),
+                    "sparse": True, **changes}
+            by_bid[f"u{len(ops)}"] = node
+            ops.append(BatchOp(bid=f"u{len(ops)}", operation="update", entity="Item", payload=body))
+            continue
+        adopt = next((row for row in existing["by_name"].get(node.name.casefold(), [])
+                      if _parent_matches(row, parent_id)), None)
+        if adopt is not None:
+            outcome.ids[node.key] = str(adopt["Id"])
+            store.save_xref(tenant, "category", node.key, "Item", str(adopt["Id"]),
+                            _category_hash(node))
+            outcome.entries.append(_entry(node, "skipped", str(adopt["Id"]), folded_from.get(node.key),
+                                          reason="category already in QuickBooks: linked"))
+            continue
+        by_bid[f"c{len(ops)}"] = node
+        ops.append(BatchOp(bid=f"c{len(ops)}", operation="create", entity="Item",
+                           payload=category_payload(node.name, parent_id)))
+    if not ops:
+        return
+    results = run_batch(hook, ops, id_basis=(tenant, run_key, "categories"))
+    for op in ops:
+        node = by_bid[op.bid]
+        result = results[op.bid]
+        item = result.value or {}
+        adopted = result.fault is not None
+        if adopted:
+            item = _adopt_after_clash(hook, op, node, result.fault, outcome)
+            if item is None:
+                outcome.errors[node.key] = f"category '{node.name}': {result.fault.message}"
+                continue
+        outcome.ids[node.key] = str(item["Id"])
+        existing["by_id"][str(item["Id"])] = item
+        store.save_xref(tenant, "category", node.key, "Item", str(item["Id"]), _category_hash(node))
+        action = "skipped" if adopted else ("created" if op.operation == "create" else "updated")
+        outcome.entries.append(_entry(node, action, str(item["Id"]), folded_from.get(node.key),
+                                      reason="created meanwhile by a parallel task: linked"
+                                      if adopted else None))
+
+
+def _adopt_after_clash(hook: Any, op: BatchOp, node: CategoryNode, fault: QBOFault,
+                       outcome: CategoryOutcome) -> dict[str, Any] | None:
+    """A create that clashed on its name (6240; e.g. a parallel chunk made it first):
+    the category with that name under the same parent, if there is one."""
+    if op.operation != "create" or getattr(fault, "code", None) != 6240:
+        return None
+    parent_id = outcome.ids.get(node.parent) if node.parent else None
+    for row in hook.query_in("Item", "Name", [node.name], "Type = 'Category'"):
+        if _parent_matches(row, parent_id):
+            return row
+    return None
+
+
+def _entry(node: CategoryNode, action: str, target_id: str | None, folded_depth: int | None,
+           reason: str | None = None) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": node.name, "level": node.level + 1}
+    if folded_depth:
+        details["folded_from_depth"] = folded_depth
+        details["folding"] = (f"Lightspeed path of {folded_depth} levels folded into QuickBooks' "
+                              f"{QBO_MAX_CATEGORY_DEPTH}: deepest levels joined with "
+                              f"'{CATEGORY_FOLD_SEPARATOR.strip()}'")
+    return {"source_id": node.key, "action": action, "target_id": target_id,
+            "reason": reason, "details": details}
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image_key(variant_id: str, url: str) -> str:
+    """The xref source id of one image on one variant's item."""
+    return f"{variant_id}:{stable_tag(url.split('?')[0], 16)}"
+
+
+def _file_name(sku: str | None, variant_id: str, index: int, url: str) -> str:
+    tail = url.split("?")[0].rsplit("/", 1)[-1]
+    extension = tail.rsplit(".", 1)[-1].lower() if "." in tail else "jpg"
+    if not extension.isalnum() or len(extension) > 5:
+        extension = "jpg"
+    base = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (sku or f"variant-{variant_id}"))
+    return f"{base[:80]}-{index + 1}.{extension}"
+
+
+_CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+                  "gif": "image/gif", "webp": "image/webp"}
+
+
+def upload_attachment(hook: Any, *, item_id: str, file_name: str, content: bytes,
+                      rid: str) -> dict[str, Any]:
+    """``POST /upload``: the file (base64 part) and its Attachable linked to the item."""
+    boundary = "koppel-" + uuid.uuid5(uuid.NAMESPACE_URL, rid).hex
+    content_type = _CONTENT_TYPES.get(file_name.rsplit(".", 1)[-1], "application/octet-stream")
+    metadata = {"AttachableRef": [{"EntityRef": {"type": "Item", "value": item_id}}],
+                "FileName": file_name, "ContentType": content_type}
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file_metadata_01"; filename="attachment.json"\r\n'
+        "Content-Type: application/json\r\n\r\n"
+        f"{json.dumps(metadata)}\r\n"
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file_content_01"; filename="{file_name}"\r\n'
+        f"Content-Type: {content_type}\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        f"{base64.b64encode(content).decode()}\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    url = f"{hook.company_url}/upload"
+    response = hook.send("POST", url, params={"requestid": rid}, content=body,
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                         record_id=item_id)
+    try:
+        data = json.loads(response.text) if response.content else {}
+    except ValueError:
+        raise QBOFault("unreadable upload answer", method="POST", path="upload",
+                       status=response.status_code, record_id=item_id) from None
+    fault = data.get("Fault") or data.get("fault") if isinstance(data, dict) else None
+    if fault:
+        raise fault_from_payload(fault, method="POST", path=httpx.URL(url).path,
+                                 status=response.status_code, record_id=item_id)
+    for answer in data.get("AttachableResponse", []):
+        if "Fault" in answer:
+            raise fault_from_payload(answer["Fault"], method="POST", path="upload",
+                                     record_id=item_id)
+        if "Attachable" in answer:
+            return answer["Attachable"]
+    raise QBOFault("upload answered no Attachable", method="POST", path="upload",
+                   record_id=item_id)
+
+
+@dataclass
+class ImageResult:
+    uploaded: int = 0
+    kept: int = 0
+    error: str | None = None
+
+
+def sync_images(ls_hook: Any, qb_hook: Any, store: Any, tenant: str, *, variant_id: str,
+                item_id: str, sku: str | None, urls: Sequence[str],
+                cache: dict[str, bytes | Exception]) -> ImageResult:
+    """Upload the images of one item that are not attached yet (xref by URL; the byte
+    hash is kept so the same bytes under a new URL are not uploaded twice)."""
+    result = ImageResult()
+    keys = {url: image_key(variant_id, url) for url in urls}
+    xrefs = store.xrefs(tenant, "image", keys.values(), target_type="Attachable")
+    held_hashes = {x.content_hash for x in xrefs.values()}
+    for index, url in enumerate(urls):
+        key = keys[url]
+        xref = xrefs.get(key)
+        if xref is not None and xref.target_id and xref.state == "active":
+            result.kept += 1
+            continue
+        if url not in cache:
+            try:
+                cache[url] = ls_hook.download_image(url, record_id=variant_id)
+            except Exception as exc:  # one bad image never stops the others
+                if getattr(exc, "retryable", False) is False and type(exc).__name__ != "LightspeedNotFound":
+                    raise
+                cache[url] = exc
+        content = cache[url]
+        if isinstance(content, Exception):
+            result.error = f"image {index + 1}: download failed ({getattr(content, 'message', type(content).__name__)})"
+            continue
+        digest = hashlib.sha256(content).hexdigest()
+        if digest in held_hashes:
+            # the same bytes are attached already (moved URL): link the key, no upload
+            same = next(x for x in xrefs.values() if x.content_hash == digest)
+            store.save_xref(tenant, "image", key, "Attachable", same.target_id, digest)
+            result.kept += 1
+            continue
+        rid = request_id(tenant, "image", variant_id, item_id, digest)
+        try:
+            attachable = upload_attachment(qb_hook, item_id=item_id,
+                                           file_name=_file_name(sku, variant_id, index, url),
+                                           content=content, rid=rid)
+        except QBOFault as fault:
+            result.error = f"image {index + 1}: {fault.message}"
+            continue
+        store.save_xref(tenant, "image", key, "Attachable", str(attachable["Id"]), digest)
+        held_hashes.add(digest)
+        result.uploaded += 1
+    return result
