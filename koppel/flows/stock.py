@@ -1,0 +1,615 @@
+"""The stock flow: stock levels from the stock master to the other side.
+
+Direction (``flows.stock.direction``):
+
+* ``lightspeed_to_quickbooks`` (default) — the shop is the stock master. The quantity
+  written to QBO inventory items is ``settings.stock.calculation`` over the shop's
+  variants: available minus sales reservations (default), the stock level as is, or a
+  formula (:mod:`koppel.domain.stock`).
+* ``quickbooks_to_lightspeed`` (``settings.stock.target_manages_stock``) — QuickBooks is the
+  master: each Lightspeed variant's ``stockLevel`` becomes its QBO item's ``QtyOnHand``.
+
+Stock is a level, not an event: every run compares the whole catalogue (the data window
+is not used; ``records`` limits a run to given variant ids / SKUs / QBO item ids) and only
+quantities that differ are written. Unchanged items and items that do not track stock
+(Lightspeed ``stockTracking`` disabled, QBO ``TrackQtyOnHand`` false) are left alone and
+not logged; variants without a QBO item are logged as skipped.
+
+Calls, shop → QuickBooks: ``variants.json`` pages (250 a page); for reservations one
+filtered ``orders.json`` listing per open order status (ids and statuses only) and one
+rows call per open order; per chunk of variants the QBO items by chunked ``Id IN`` /
+``Sku IN`` queries, and one ``InventoryAdjustment`` carrying every changed quantity of
+the chunk (``QtyDiff`` lines). A company that cannot post adjustments gets the items'
+``QtyOnHand`` by sparse update, 30 to a batch request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from koppel.flows.base import Process, Record, RecordError, StepResult, SystemicError, is_systemic
+
+log = logging.getLogger(__name__)
+
+#: Lightspeed order statuses whose orders may still hold unshipped rows. Completed and
+#: cancelled orders never reserve stock, so they are not listed (a status filter keeps
+#: the listing to the open orders instead of the shop's whole history).
+OPEN_ORDER_STATUSES = (
+    "on_hold",
+    "processing_awaiting_payment",
+    "processing_awaiting_shipment",
+    "processing_awaiting_pickup",
+    "processing_ready_for_pickup",
+)
+#: Account an adjustment books to, in order of preference (QBO's own default first,
+#: then the tenant's expense account).
+ADJUST_ACCOUNT = "Inventory Shrinkage"
+#: Variant fields a stock formula may name besides the canonical ones.
+_EXTRA_VARIANT_FIELDS = {"stock_minimum": "stockMinimum", "stock_alert": "stockAlert",
+                         "stock_sold": "stockSold"}
+#: QBO fault codes meaning "this company cannot post that entity".
+_UNSUPPORTED_CODES = range(500, 600)
+
+SHOP_TO_QBO = "lightspeed_to_quickbooks"
+QBO_TO_SHOP = "quickbooks_to_lightspeed"
+
+
+class StockProcess(Process):
+    """Stock levels between Lightspeed variants and QuickBooks inventory items."""
+
+    flow = "stock"
+    source_type = "variant"
+    target_type = "Item"
+    source_api = "lightspeed"
+    chunk_size = 250
+    steps = ("extract", "exists_check", "load")
+    description = ("Stock levels between Lightspeed variants and QuickBooks inventory items "
+                   "(only changed quantities are written)")
+
+    # ------------------------------------------------------------------ extract
+    def extract(self) -> list[Record]:
+        if self.run.direction == QBO_TO_SHOP:
+            return self._extract_from_quickbooks()
+        return self._extract_from_shop()
+
+    def _wanted(self) -> set[str] | None:
+        """Ids/SKUs the run is limited to (``records`` plus last run's failures), or None."""
+        wanted = {str(r).strip() for r in self.run.params.get("records") or [] if str(r).strip()}
+        if not wanted:
+            return None
+        wanted |= {str(row["source_id"]) for row in
+                   self.run.store.failed(self.run.tenant_id, self.run.flow)}
+        return wanted
+
+    def _variants(self) -> list[dict[str, Any]]:
+        """Every Lightspeed variant as the API gives it, plus ``_product``/``_shop`` when the
+        tenant's stock mapping reads them (the default does not: no extra calls)."""
+        hook = self.run.lightspeed
+        variants = [v.to_api() for v in hook.iter_variants()]
+        rules = json.dumps(self.run.tenant.rules("stock"), default=str)
+        if "_shop" in rules:
+            shop = hook.get_shop().to_api()
+            variants = [{**v, "_shop": shop} for v in variants]
+        if "_product" in rules:
+            products = {p.id: p.to_api() for p in hook.iter_products()}
+            variants = [{**v, "_product": products.get(_ref_id(v.get("product"))) or {}}
+                        for v in variants]
+        return variants
+
+    def _map_variants(self, variants: list[dict[str, Any]]) -> list[Record]:
+        """Canonical stock records (:class:`MappedStock`) for every variant."""
+        from koppel.domain.records import MappedStock, parse_record
+        from koppel.mapping.mapper import Mapper
+
+        mapper = Mapper.for_tenant(self.run.tenant, "stock")
+        records = []
+        for raw in variants:
+            vid = str(raw["id"])
+            mapped = mapper.map(raw)
+            parsed = parse_record(MappedStock, {**mapped.values, "source_variant_id": vid}) \
+                if mapped.ok else None
+            data: dict[str, Any] = {"product_id": _ref_id(raw.get("product")),
+                                    **{name: _number(raw.get(field))
+                                       for name, field in _EXTRA_VARIANT_FIELDS.items()}}
+            state: dict[str, Any] = {}
+            if not mapped.ok:
+                state["error"] = "; ".join(f"{e.field}: {e.message}" for e in mapped.errors)
+            elif parsed.errors:
+                state["error"] = "; ".join(f"{e.field}: {e.message}" for e in parsed.errors)
+            else:
+                stock = parsed.record
+                data.update(sku=stock.sku, stock_level=float(stock.stock_level),
+                            track_stock=stock.track_stock)
+            records.append(Record(source_id=vid, data=data, source_type="variant", state=state))
+        return records
+
+    def _extract_from_shop(self) -> list[Record]:
+        wanted = self._wanted()
+        variants = self._variants()
+        records = [r for r in self._map_variants(variants)
+                   if r.state.get("error") or r.data.get("track_stock")]
+        # SKUs shared by stock-tracked variants, counted over the whole catalogue
+        shared = Counter(r.data.get("sku") for r in records if r.data.get("sku"))
+        if wanted is not None:
+            keys = {str(v["id"]): _variant_keys(v) for v in variants}
+            records = [r for r in records if keys[r.source_id] & wanted]
+        for record in records:
+            if shared.get(record.data.get("sku"), 0) > 1:
+                record.data["sku_shared"] = shared[record.data["sku"]]
+        reserved = self._reservations() if self._needs_reservations() else {}
+        for record in records:
+            record.data["reserved"] = reserved.get(record.source_id, 0.0)
+        log.info("stock %s: %d of %d variants track stock; %d hold reservations",
+                 self.run.tenant_id, len(records), len(variants),
+                 sum(1 for r in records if r.data["reserved"]))
+        return records
+
+    def _needs_reservations(self) -> bool:
+        stock = self.run.tenant.settings.stock
+        if stock.calculation == "available_minus_reserved":
+            return True
+        return stock.calculation == "formula" and "reserved" in (stock.formula or "")
+
+    def _reservations(self) -> dict[str, float]:
+        """Reserved quantity per variant id from the rows of open orders (pandas)."""
+        import pandas as pd
+
+        from koppel.domain.stock import ORDER_ROW_COLUMNS, reservations
+
+        hook = self.run.lightspeed
+        rows: list[dict[str, Any]] = []
+        for status in OPEN_ORDER_STATUSES:
+            for order in hook.iter_orders(status=status, fields="id,status,shipmentStatus"):
+                if (order.shipment_status or "") == "shipped" or order.status == "cancelled":
+                    continue
+                for row in hook.get_order_rows(order.id):
+                    variant_id = row.variant_id
+                    if variant_id is None:
+                        continue  # a loose row (no catalogue variant) reserves nothing
+                    rows.append({"order_id": order.id, "status": order.status,
+                                 "shipment_status": order.shipment_status,
+                                 "variant_id": str(variant_id),
+                                 "quantity_ordered": row.quantity_ordered or 0,
+                                 "quantity_shipped": row.quantity_shipped or 0})
+        frame = pd.DataFrame(rows, columns=list(ORDER_ROW_COLUMNS))
+        return {str(k): float(v) for k, v in reservations(frame).items()}
+
+    # ------------------------------------------------------------------ exists check
+    def exists_check(self, records: list[Record]) -> StepResult:
+        result = StepResult()
+        if self.run.direction == QBO_TO_SHOP:
+            result.passed = records  # matched and compared in extract
+            return result
+        good = []
+        for record in records:
+            if record.state.get("error"):
+                result.fail(record, RecordError(record.state["error"]))
+            else:
+                good.append(record)
+        if not good:
+            return result
+        matches, linked = self._match_items(good)
+        tracked: list[Record] = []
+        for record in good:
+            found = matches.get(record.source_id, [])
+            shared = record.data.get("sku_shared", 1)
+            if found and shared > 1 and record.source_id not in linked:
+                result.end(record, "conflict", target_type="Item",
+                           reason=f"{shared} Lightspeed variants share SKU "
+                                  f"{record.data['sku']!r}; link them via the products flow")
+            elif not found:
+                why = (f"no QuickBooks item with SKU {record.data['sku']!r}"
+                       if record.data.get("sku") else "the variant has no SKU to match")
+                result.end(record, "skipped", reason=why)
+            elif len(found) > 1:
+                ids = ", ".join(sorted(str(i["Id"]) for i in found))
+                result.end(record, "conflict", target_type="Item",
+                           reason=f"{len(found)} QuickBooks items (ids {ids}) track SKU "
+                                  f"{record.data.get('sku')!r}; link one via the products flow")
+            else:
+                record.state["item"] = _item_state(found[0])
+                tracked.append(record)
+        self._compare(tracked, result)
+        self._resolve_in_sync(good, result)
+        return result
+
+    def _resolve_in_sync(self, records: list[Record], result: StepResult) -> None:
+        """Records that failed in an earlier run and need no write now are ended as
+        skipped, so they leave the retry list (unchanged records are otherwise not logged)."""
+        failed = {str(row["source_id"]) for row in
+                  self.run.store.failed(self.run.tenant_id, self.run.flow)}
+        if not failed:
+            return
+        handled = {r.source_id for r in result.passed} | {e.source_id for e in result.ended}
+        for record in records:
+            if record.source_id in failed and record.source_id not in handled:
+                item = record.state.get("item") or {}
+                result.end(record, "skipped", target_type="Item", target_id=item.get("id"),
+                           reason="already in sync" if not item.get("untracked") else
+                           "the QuickBooks item does not track quantity")
+
+    def _match_items(self, records: list[Record]
+                     ) -> tuple[dict[str, list[dict[str, Any]]], set[str]]:
+        """Variant id → its QBO items: the products flow's xref first, then the SKU; and
+        the ids of the variants matched by xref.
+
+        Only items that track quantity count (an item that does not is returned marked
+        ``_untracked`` and is left alone); QBO allows duplicate SKUs, so a SKU may match
+        more than one item (the caller reports a conflict)."""
+        qb = self.run.quickbooks
+        xrefs = self.run.store.xrefs(self.run.tenant_id, "variant",
+                                     [r.source_id for r in records], target_type="Item")
+        linked = {str(i["Id"]): i for i in qb.query_in(
+            "Item", "Id", sorted({x.target_id for x in xrefs.values()}))} if xrefs else {}
+        found: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            xref = xrefs.get(record.source_id)
+            if xref is not None and xref.target_id in linked:
+                found[record.source_id] = [linked[xref.target_id]]
+        unlinked = [r for r in records if r.source_id not in found and r.data.get("sku")]
+        if unlinked:
+            by_sku: dict[str, list[dict[str, Any]]] = {}
+            for item in qb.query_in("Item", "Sku", sorted({r.data["sku"] for r in unlinked})):
+                by_sku.setdefault(str(item.get("Sku") or ""), []).append(item)
+            for record in unlinked:
+                found[record.source_id] = by_sku.get(record.data["sku"], [])
+        matches: dict[str, list[dict[str, Any]]] = {}
+        for vid, items in found.items():
+            tracking = [i for i in items if i.get("TrackQtyOnHand")]
+            if tracking:
+                matches[vid] = tracking
+            elif items:
+                matches[vid] = [{"Id": items[0]["Id"], "_untracked": True}]
+        linked_ids = {vid for vid in found if vid not in {r.source_id for r in unlinked}}
+        return matches, linked_ids
+
+    def _compare(self, records: list[Record], result: StepResult) -> None:
+        """Target quantities for the chunk (pandas, all rows at once); pass the changes."""
+        import pandas as pd
+
+        from koppel.domain.stock import StockCalculation, qbo_stock_changes, target_quantities
+
+        tracked = [r for r in records if not r.state["item"].get("untracked")]
+        if not tracked:
+            return
+        settings = self.run.tenant.settings.stock
+        frame = pd.DataFrame([{
+            "source_variant_id": r.source_id, "sku": r.data.get("sku"),
+            "stock_level": r.data["stock_level"], "track_stock": True,
+            **{name: r.data.get(name) for name in _EXTRA_VARIANT_FIELDS}} for r in tracked])
+        for name in _EXTRA_VARIANT_FIELDS:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce")
+        reserved = pd.Series({r.source_id: float(r.data.get("reserved") or 0) for r in tracked},
+                             dtype="float64")
+        on_hand = pd.Series({r.source_id: float(r.state["item"]["qty_on_hand"])
+                             for r in tracked}, dtype="float64")
+        calculation = StockCalculation(kind=settings.calculation, formula=settings.formula,
+                                       buffer=Decimal(settings.buffer))
+        targets = target_quantities(frame, reserved, calculation, qty_on_hand=on_hand)
+        # QBO's quantity was only an input of the formula; the comparison brings its own
+        targets = targets.drop(columns=["qty_on_hand"])
+        by_id = {r.source_id: r for r in tracked}
+        for vid, target in zip(targets["source_variant_id"], targets["target"]):
+            if pd.isna(target):
+                result.fail(by_id[vid], RecordError(
+                    "the stock formula gives no number for this variant", field="stock_level"))
+        items = pd.DataFrame([{"source_variant_id": r.source_id,
+                               "item_id": r.state["item"]["id"],
+                               "qty_on_hand": r.state["item"]["qty_on_hand"],
+                               "track_qty_on_hand": True} for r in tracked])
+        changes = qbo_stock_changes(targets, items)
+        reserved_by_id = dict(zip(targets["source_variant_id"], targets["reserved"]))
+        for row in changes.itertuples(index=False):
+            record = by_id[row.source_variant_id]
+            record.state["change"] = {"current": float(row.current), "target": float(row.target),
+                                      "qty_diff": float(row.qty_diff),
+                                      "reserved": float(reserved_by_id.get(row.source_variant_id,
+                                                                           0.0))}
+            result.passed.append(record)
+
+    # ------------------------------------------------------------------ load
+    def load(self, records: list[Record]) -> StepResult:
+        if self.run.direction == QBO_TO_SHOP:
+            return self._load_into_shop(records)
+        return self._load_into_quickbooks(records)
+
+    def _load_into_quickbooks(self, records: list[Record]) -> StepResult:
+        result = StepResult()
+        if not records:
+            return result
+        if self.run.dry_run:
+            for record in records:
+                change, item = record.state["change"], record.state["item"]
+                result.end(record, "skipped", target_type="Item", target_id=item["id"],
+                           reason=f"dry run: would adjust QtyOnHand of Item {item['id']} from "
+                                  f"{_qty(change['current'])} to {_qty(change['target'])}",
+                           details=_details(change))
+            return result
+        from koppel.hooks.errors import AuthError, QBOFault
+
+        try:
+            adjustment = self._post_adjustment(records, self._chunk_key(records))
+        except QBOFault as fault:
+            if isinstance(fault, AuthError):
+                raise
+            if fault.code in _UNSUPPORTED_CODES:
+                log.info("stock %s: the company cannot post InventoryAdjustment (fault %s); "
+                         "setting QtyOnHand by sparse update", self.run.tenant_id, fault.code)
+                return self._set_quantities(records)
+            if len(records) == 1:
+                result.fail(records[0], RecordError(_fault_reason(fault), field="QtyOnHand"))
+                return result
+            return self._adjust_one_by_one(records)
+        for record in records:
+            self._end_updated(result, record, "InventoryAdjustment", adjustment.get("Id"))
+        return result
+
+    def _adjust_one_by_one(self, records: list[Record]) -> StepResult:
+        """An adjustment for the whole chunk was refused: one per item, in batch requests,
+        so the item at fault fails alone."""
+        from koppel.domain.qbo_payloads import AdjustmentRow, inventory_adjustment_payload
+        from koppel.hooks.quickbooks import BatchOp
+
+        account = self._adjust_account_id()
+        ops = []
+        for index, record in enumerate(records):
+            change, item = record.state["change"], record.state["item"]
+            payload = inventory_adjustment_payload(
+                [AdjustmentRow(item["id"], _decimal(change["qty_diff"]))],
+                adjust_account_id=account, txn_date=self._today(), private_note=self._note())
+            ops.append(BatchOp(bid=f"a{index}", operation="create", entity="InventoryAdjustment",
+                               payload=payload))
+        answers = self.run.quickbooks.batch(ops)
+        result = StepResult()
+        for index, record in enumerate(records):
+            answer = answers[f"a{index}"]
+            if answer.ok:
+                self._end_updated(result, record, "InventoryAdjustment",
+                                  (answer.value or {}).get("Id"))
+            else:
+                result.fail(record, RecordError(_fault_reason(answer.fault), field="QtyOnHand"))
+        return result
+
+    def _set_quantities(self, records: list[Record]) -> StepResult:
+        """``QtyOnHand`` by sparse update (companies without inventory adjustments)."""
+        from koppel.domain.qbo_payloads import money_json, sparse_update
+        from koppel.hooks.quickbooks import BatchOp
+
+        ops = [BatchOp(bid=f"q{index}", operation="update", entity="Item",
+                       payload=sparse_update(
+                           {"Id": r.state["item"]["id"], "SyncToken": r.state["item"]["sync_token"]},
+                           {"QtyOnHand": money_json(_decimal(r.state["change"]["target"]))}))
+               for index, r in enumerate(records)]
+        answers = self.run.quickbooks.batch(ops)
+        result = StepResult()
+        for index, record in enumerate(records):
+            answer = answers[f"q{index}"]
+            if answer.ok:
+                self._end_updated(result, record, "QtyOnHand", record.state["item"]["id"])
+            else:
+                result.fail(record, RecordError(_fault_reason(answer.fault), field="QtyOnHand"))
+        return result
+
+    def _post_adjustment(self, records: list[Record], key: str) -> dict[str, Any]:
+        from koppel.domain.qbo_payloads import AdjustmentRow, inventory_adjustment_payload
+        from koppel.hooks.quickbooks import request_id
+
+        rows = [AdjustmentRow(r.state["item"]["id"], _decimal(r.state["change"]["qty_diff"]))
+                for r in records]
+        payload = inventory_adjustment_payload(rows, adjust_account_id=self._adjust_account_id(),
+                                               txn_date=self._today(), private_note=self._note())
+        rid = request_id(self.run.tenant_id, "InventoryAdjustment", self.run.run_id, key)
+        return self.run.quickbooks.create("InventoryAdjustment", payload, request_id=rid)
+
+    def _chunk_key(self, records: list[Record]) -> str:
+        """The chunk's content (items and quantities): a retry of the task sends the same
+        requestid, so QBO answers with the adjustment it already made."""
+        lines = sorted((r.state["item"]["id"], r.state["change"]["current"],
+                        r.state["change"]["target"]) for r in records)
+        return hashlib.sha256(json.dumps(lines).encode()).hexdigest()[:24]
+
+    def _end_updated(self, result: StepResult, record: Record, method: str,
+                     document_id: Any) -> None:
+        change, item = record.state["change"], record.state["item"]
+        details = {**_details(change), "method": method}
+        if method == "InventoryAdjustment" and document_id is not None:
+            details["adjustment_id"] = str(document_id)
+        result.end(record, "updated", target_type="Item", target_id=item["id"],
+                   reason=f"QtyOnHand {_qty(change['current'])} → {_qty(change['target'])}",
+                   details=details)
+
+    def _adjust_account_id(self) -> str:
+        cached = getattr(self, "_account_id", None)
+        if cached:
+            return cached
+        expense = self.run.tenant.settings.products.accounts.expense
+        names = [ADJUST_ACCOUNT] + ([expense] if expense else [])
+        found = {a.get("Name"): str(a["Id"]) for a in
+                 self.run.quickbooks.query_in("Account", "Name", names)}
+        for name in names:
+            if name in found:
+                self._account_id = found[name]
+                return self._account_id
+        raise SystemicError(f"QuickBooks has no account {' or '.join(map(repr, names))} "
+                            "to book inventory adjustments to")
+
+    def _today(self):
+        return datetime.now(ZoneInfo(self.run.tenant.settings.timezone)).date()
+
+    def _note(self) -> str:
+        return f"koppel stock sync ({self.run.tenant_id}, run {self.run.run_id})"
+
+    # ------------------------------------------------------------------ QuickBooks → shop
+    def _extract_from_quickbooks(self) -> list[Record]:
+        """QBO inventory items whose ``QtyOnHand`` differs from their variant's stock level
+        (matched by the products flow's xref, else SKU), compared with pandas."""
+        import pandas as pd
+
+        from koppel.domain.stock import lightspeed_stock_updates
+
+        wanted = self._wanted()
+        items = list(self.run.quickbooks.query_all("Item", "Type = 'Inventory'"))
+        items = [i for i in items if i.get("TrackQtyOnHand")]
+        if wanted is not None:
+            items = [i for i in items if {str(i["Id"]), str(i.get("Sku") or "")} & wanted]
+        variants = self._map_variants(self._variants())
+        shop = [r for r in variants if not r.state.get("error") and r.data.get("track_stock")]
+        untracked_skus = {r.data.get("sku") for r in variants
+                          if not r.state.get("error") and not r.data.get("track_stock")}
+        errors = {r.source_id: r.state["error"] for r in variants if r.state.get("error")}
+        xrefs = self.run.store.xrefs(self.run.tenant_id, "variant", [r.source_id for r in shop],
+                                     target_type="Item")
+        by_sku: dict[str, list[Record]] = {}
+        for record in shop:
+            if record.data.get("sku"):
+                by_sku.setdefault(record.data["sku"], []).append(record)
+        linked: dict[str, list[Record]] = {}
+        for record in shop:
+            xref = xrefs.get(record.source_id)
+            if xref is not None:
+                linked.setdefault(xref.target_id, []).append(record)
+        out: list[Record] = []
+        pairs = []
+        for item in items:
+            item_id = str(item["Id"])
+            matched = linked.get(item_id) or by_sku.get(str(item.get("Sku") or ""), [])
+            record = Record(source_id=item_id, source_type="item",
+                            data={"sku": item.get("Sku"), "qty_on_hand": _number(item.get("QtyOnHand"))})
+            if len(matched) > 1 and item_id not in linked:
+                record.state["conflict"] = (f"{len(matched)} Lightspeed variants share SKU "
+                                            f"{item.get('Sku')!r}; link them via the products flow")
+                out.append(record)
+                continue
+            if not matched and item.get("Sku") in untracked_skus:
+                continue  # the shop does not track this variant's stock: left alone
+            if not matched:
+                record.state["skip"] = (f"no Lightspeed variant with SKU {item.get('Sku')!r}"
+                                        if item.get("Sku") else "the item has no SKU to match")
+                out.append(record)
+                continue
+            for variant in matched:
+                pairs.append((item_id, variant))
+        if pairs:
+            shop_frame = pd.DataFrame([{"source_variant_id": v.source_id,
+                                        "stock_level": v.data["stock_level"],
+                                        "track_stock": v.data["track_stock"]} for _, v in pairs])
+            on_hand = {str(i["Id"]): _number(i.get("QtyOnHand")) for i in items}
+            item_frame = pd.DataFrame([{"source_variant_id": v.source_id, "item_id": i,
+                                        "qty_on_hand": on_hand[i], "track_qty_on_hand": True}
+                                       for i, v in pairs])
+            updates = lightspeed_stock_updates(shop_frame, item_frame)
+            item_of = {v.source_id: i for i, v in pairs}
+            sku_of = {v.source_id: v.data.get("sku") for _, v in pairs}
+            changing = {item_of[v] for v in updates["source_variant_id"]}
+            failed = {str(row["source_id"]) for row in
+                      self.run.store.failed(self.run.tenant_id, self.run.flow)}
+            for item_id in sorted(failed & (set(item_of.values()) - changing)):
+                out.append(Record(source_id=item_id, source_type="item", data={},
+                                  state={"skip": "already in sync"}))
+            for row in updates.itertuples(index=False):
+                out.append(Record(source_id=item_of[row.source_variant_id], source_type="item",
+                                  data={"variant_id": row.source_variant_id,
+                                        "sku": sku_of[row.source_variant_id],
+                                        "current": float(row.current),
+                                        "stock_level": float(row.stock_level)}))
+        for vid, error in sorted(errors.items()):
+            out.append(Record(source_id=vid, source_type="variant", data={},
+                              state={"error": error}))
+        return out
+
+    def _load_into_shop(self, records: list[Record]) -> StepResult:
+        import math
+
+        result = StepResult()
+        hook = None if self.run.dry_run else self.run.lightspeed
+        for record in records:
+            if record.state.get("error"):
+                result.fail(record, RecordError(record.state["error"]))
+                continue
+            if record.state.get("skip"):
+                result.end(record, "skipped", reason=record.state["skip"])
+                continue
+            if record.state.get("conflict"):
+                result.end(record, "conflict", reason=record.state["conflict"])
+                continue
+            vid, level = record.data["variant_id"], math.floor(record.data["stock_level"])
+            current = record.data["current"]
+            details = {"from": current, "to": level, "item_id": record.source_id}
+            if level == current:
+                continue
+            if hook is None:
+                result.end(record, "skipped", target_type="variant", target_id=vid,
+                           reason=f"dry run: would set stockLevel of variant {vid} from "
+                                  f"{_qty(current)} to {level}", details=details)
+                continue
+            try:
+                hook.update_variant_stock(int(vid), level, stock_tracking=None)
+            except Exception as exc:
+                if is_systemic(exc):
+                    raise
+                result.fail(record, RecordError(f"Lightspeed refused the stock level: {exc}",
+                                                field="stockLevel"))
+                continue
+            result.end(record, "updated", target_type="variant", target_id=vid,
+                       reason=f"stockLevel {_qty(current)} → {level}", details=details)
+        return result
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _ref_id(reference: Any) -> int | None:
+    from koppel.hooks.lightspeed_models import ref_id
+
+    return ref_id(reference)
+
+
+def _variant_keys(variant: dict[str, Any]) -> set[str]:
+    return {str(variant["id"])} | {str(variant[k]).strip() for k in ("sku", "articleCode")
+                                   if variant.get(k) not in (None, "", False)}
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _decimal(value: float) -> Decimal:
+    from koppel.domain.stock import QUANTITY_DECIMALS
+
+    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-QUANTITY_DECIMALS)).normalize()
+
+
+def _qty(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number == int(number) else f"{number:g}"
+
+
+def _details(change: dict[str, Any]) -> dict[str, Any]:
+    return {"from": change["current"], "to": change["target"], "qty_diff": change["qty_diff"],
+            "reserved": change.get("reserved", 0.0)}
+
+
+def _item_state(item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("_untracked"):
+        return {"id": str(item["Id"]), "untracked": True}
+    return {"id": str(item["Id"]), "sync_token": str(item.get("SyncToken", "0")),
+            "qty_on_hand": _number(item.get("QtyOnHand")) or 0.0}
+
+
+def _fault_reason(fault: Any) -> str:
+    code = getattr(fault, "code", None)
+    detail = getattr(fault, "detail", "") or ""
+    message = str(getattr(fault, "message", "") or fault)
+    return f"QuickBooks fault {code}: {detail or message}"[:500]

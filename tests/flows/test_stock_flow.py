@@ -1,0 +1,226 @@
+"""The stock flow end to end through Airflow, both directions, against the sandboxes.
+
+A small known catalogue is added to a freshly seeded shop: variants A, B, C track stock,
+D does not, E has no QuickBooks item. Known orders reserve stock:
+
+==========  =====================================  ==========================
+order       lines (variant × quantity)              reserves
+==========  =====================================  ==========================
+open        A × 2, awaiting payment                 A 2
+partly      A × 3, B × 4, partially shipped (A      B 4
+            shipped in full, B not at all)
+shipped     B × 5, completed and shipped            nothing
+cancelled   C × 6                                   nothing
+pickup      C × 1, awaiting pickup                  C 1
+==========  =====================================  ==========================
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+LEVELS = {"A": 20, "B": 10, "C": 7, "D": 0, "E": 4}
+TRACKED = {"A": True, "B": True, "C": True, "D": False, "E": True}
+RESERVED = {"A": 2, "B": 4, "C": 1}
+
+
+def _sku(letter: str) -> str:
+    return f"STOCKTEST-{letter}"
+
+
+@pytest.fixture
+def catalogue(shop_factory):
+    """The shop with variants A–E and the known orders; returns (shop, variant ids)."""
+    shop = shop_factory(orders=0, products=1, customers=1)
+    variants: dict[str, int] = {}
+    with shop.api() as api:
+        for letter in LEVELS:
+            created = shop.control.post("/products", json={"products": [{
+                "title": f"Stock test {letter}", "sku": _sku(letter), "priceIncl": "10.00"}]})
+            created.raise_for_status()
+            product_id = created.json()["products"][0]["id"]
+            found = api.get("variants.json", params={"product": product_id}).json()["variants"]
+            variants[letter] = found[0]["id"]
+    for letter, vid in variants.items():
+        shop.control.patch(f"/variants/{vid}", json={
+            "stockTracking": "enabled" if TRACKED[letter] else "disabled",
+            "stockLevel": LEVELS[letter]}).raise_for_status()
+
+    def order(lines, status, **extra):
+        body = {"lines": [{"variant_id": variants[k], "quantity": q} for k, q in lines],
+                "status": status, **extra}
+        shop.control.post("/orders", json={"orders": [body]}).raise_for_status()
+
+    order([("A", 2)], "processing_awaiting_payment")
+    order([("A", 3), ("B", 4)], "processing_awaiting_shipment", shipment_status="partially_shipped")
+    order([("B", 5)], "completed_shipped")
+    order([("C", 6)], "cancelled")
+    order([("C", 1)], "processing_awaiting_pickup", shipment_method="core|pickup|store")
+    return shop, variants
+
+
+def _qbo_hook(tenant):
+    from koppel.hooks.quickbooks import QBOSettings, QuickBooksHook
+
+    creds = httpx.get(f"{tenant.qbo_url}/_sandbox/credentials",
+                      params={"realm": tenant.realm_id}, timeout=30).json()
+    return QuickBooksHook(settings=QBOSettings(
+        client_id=creds["client_id"], client_secret=creds["client_secret"],
+        realm_id=str(creds["realm_id"]), refresh_token=creds["refresh_token"],
+        environment=creds["discovery_url"], api_base_url=creds["api_base_url"]))
+
+
+def _inventory_items(tenant, quantities: dict[str, float]) -> dict[str, str]:
+    """QBO inventory items with the test SKUs; returns SKU letter → item id."""
+    accounts = {a["Name"]: a["Id"] for a in tenant.entities("Account")}
+    ids = {}
+    with _qbo_hook(tenant) as qb:
+        for letter, qty in quantities.items():
+            item = qb.create("Item", {
+                "Name": f"Stock test {letter}", "Sku": _sku(letter), "Type": "Inventory",
+                "TrackQtyOnHand": True, "QtyOnHand": qty, "InvStartDate": "2024-01-01",
+                "IncomeAccountRef": {"value": accounts["Sales of Product Income"]},
+                "ExpenseAccountRef": {"value": accounts["Cost of Goods Sold"]},
+                "AssetAccountRef": {"value": accounts["Inventory Asset"]},
+                "SalesTaxCodeRef": {"value": "1"}})
+            ids[letter] = item["Id"]
+    return ids
+
+
+def _on_hand(tenant) -> dict[str, Decimal]:
+    return {i["Sku"]: Decimal(str(i["QtyOnHand"])) for i in tenant.entities("Item")
+            if str(i.get("Sku", "")).startswith("STOCKTEST-")}
+
+
+def _levels(shop, variants) -> dict[str, int]:
+    with shop.api() as api:
+        return {letter: api.get(f"variants/{vid}.json").json()["variant"]["stockLevel"]
+                for letter, vid in variants.items()}
+
+
+def _mine(rows, ids) -> dict[str, dict]:
+    wanted = {str(i) for i in ids}
+    return {r["source_id"]: r for r in rows if r["source_id"] in wanted}
+
+
+def test_shop_to_quickbooks_writes_available_minus_reserved_once(catalogue, make_tenant):
+    shop, variants = catalogue
+    tenant = make_tenant(shop)
+    items = _inventory_items(tenant, {"A": 5, "B": 6, "C": 0, "D": 3})
+
+    first = tenant.run("stock")
+    assert first.state == "success"
+    on_hand = _on_hand(tenant)
+    assert on_hand[_sku("A")] == LEVELS["A"] - RESERVED["A"]  # 18
+    assert on_hand[_sku("B")] == LEVELS["B"] - RESERVED["B"]  # 6: already right
+    assert on_hand[_sku("C")] == LEVELS["C"] - RESERVED["C"]  # 6
+    assert on_hand[_sku("D")] == 3  # the shop does not track D: left alone
+    adjustments = tenant.entities("InventoryAdjustment")
+    assert len(adjustments) == 1  # every change of the chunk in one adjustment
+    lines = {line["ItemAdjustmentLineDetail"]["ItemRef"]["value"]:
+             Decimal(str(line["ItemAdjustmentLineDetail"]["QtyDiff"]))
+             for line in adjustments[0]["Line"]}
+    assert lines == {items["A"]: 13, items["C"]: 6}  # only changed quantities
+
+    activity = _mine(tenant.activity("stock", first.run_id), variants.values())
+    assert activity[str(variants["A"])]["action"] == "updated"
+    assert activity[str(variants["A"])]["target_id"] == items["A"]
+    assert activity[str(variants["C"])]["action"] == "updated"
+    assert activity[str(variants["E"])]["action"] == "skipped"
+    assert "no QuickBooks item" in activity[str(variants["E"])]["reason"]
+    assert str(variants["B"]) not in activity and str(variants["D"]) not in activity
+
+    second = tenant.run("stock")
+    assert second.state == "success"
+    assert len(tenant.entities("InventoryAdjustment")) == 1  # nothing changed: no write
+    again = _mine(tenant.activity("stock", second.run_id), variants.values())
+    assert not [r for r in again.values() if r["action"] == "updated"]
+    assert _on_hand(tenant) == on_hand
+
+
+def test_quickbooks_to_shop_sets_stock_levels_once(catalogue, make_tenant):
+    shop, variants = catalogue
+    tenant = make_tenant(shop, settings={"stock": {"calculation": "stock_level",
+                                                   "target_manages_stock": True}},
+                         flows={"stock": {"direction": "quickbooks_to_lightspeed"}})
+    _inventory_items(tenant, {"A": 11, "B": 10, "C": 0, "D": 3, "F": 2})
+
+    first = tenant.run("stock")
+    assert first.state == "success"
+    levels = _levels(shop, variants)
+    assert levels == {"A": 11, "B": 10, "C": 0, "D": 0, "E": 4}  # D untracked: left alone
+    activity = tenant.activity("stock", first.run_id)
+    updated = {r["target_id"] for r in activity if r["action"] == "updated"}
+    assert updated == {str(variants["A"]), str(variants["C"])}
+    skipped = [r for r in activity if r["action"] == "skipped"]
+    assert any("STOCKTEST-F" in (r["reason"] or "") for r in skipped)
+
+    writes = shop.stats()["by_route"].get("PUT /{lang}/variants/{variant_id}.json", 0)
+    second = tenant.run("stock")
+    assert second.state == "success"
+    assert shop.stats()["by_route"].get("PUT /{lang}/variants/{variant_id}.json", 0) == writes
+    assert not [r for r in tenant.activity("stock", second.run_id) if r["action"] == "updated"]
+
+
+def test_company_without_inventory_adjustments_gets_qty_on_hand_by_sparse_update(
+        catalogue, make_tenant):
+    """A company that refuses InventoryAdjustment (fault 500, unsupported operation)."""
+    from koppel.flows.base import FlowRun
+    from koppel.flows.registry import load_tenant, _tenant_set
+    from koppel.flows.stock import StockProcess
+    from koppel.hooks.errors import QBOFault
+
+    shop, variants = catalogue
+    tenant = make_tenant(shop)
+    _inventory_items(tenant, {"A": 5, "B": 6, "C": 0})
+    _tenant_set.cache_clear()
+    run = FlowRun(tenant=load_tenant(tenant.tenant), flow="stock", run_id="manual__fallback",
+                  params={})
+    qb = _qbo_hook(tenant)
+    real_create = qb.create
+
+    def create(entity, payload, **kw):
+        if entity == "InventoryAdjustment":
+            raise QBOFault("Unsupported Operation", code=500, detail="not on this plan")
+        return real_create(entity, payload, **kw)
+
+    qb.create = create
+    run.__dict__["quickbooks"] = qb
+    # B failed last run; it needs no write now, so it is ended (and leaves the retry list)
+    run.store.mark_failed(tenant.tenant, "stock", str(variants["B"]), "QuickBooks fault 6000")
+    process = StockProcess(run)
+    checked = process.exists_check(process.extract())
+    in_sync = {e.source_id: (e.action, e.reason) for e in checked.ended}
+    assert in_sync[str(variants["B"])] == ("skipped", "already in sync")
+    result = process.load(checked.passed)
+    assert {e.source_id: e.details["method"] for e in result.ended} == {
+        str(variants["A"]): "QtyOnHand", str(variants["C"]): "QtyOnHand"}
+    on_hand = _on_hand(tenant)
+    assert (on_hand[_sku("A")], on_hand[_sku("B")], on_hand[_sku("C")]) == (18, 6, 6)
+    assert tenant.entities("InventoryAdjustment") == []
+    qb.close()
+
+
+def test_dry_run_with_a_formula_reports_and_sends_nothing(catalogue, make_tenant):
+    shop, variants = catalogue
+    tenant = make_tenant(shop, settings={"stock": {
+        "calculation": "formula", "formula": "max(stock_level - reserved - buffer, 0)",
+        "buffer": 5}})
+    items = _inventory_items(tenant, {"A": 5, "B": 6, "C": 0})
+
+    run = tenant.run("stock", dry_run=True)
+    assert run.state == "success"
+    assert tenant.entities("InventoryAdjustment") == []
+    assert _on_hand(tenant) == {_sku("A"): 5, _sku("B"): 6, _sku("C"): 0}
+    activity = _mine(tenant.activity("stock", run.run_id), variants.values())
+    expected = {"A": (5, 13), "B": (6, 1), "C": (0, 1)}  # max(level - reserved - 5, 0)
+    for letter, (before, after) in expected.items():
+        row = activity[str(variants[letter])]
+        assert row["action"] == "skipped"
+        assert row["reason"] == (f"dry run: would adjust QtyOnHand of Item {items[letter]} "
+                                 f"from {before} to {after}")
