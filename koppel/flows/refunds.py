@@ -1,0 +1,379 @@
+"""Refunds: Lightspeed credits of booked orders become QuickBooks refund receipts or
+credit memos, each exactly once and equal to the credit to the cent.
+
+extract   orders changed in the window (or the Params' order numbers), orders whose
+          returns changed, and last run's failed refunds → one record per credit
+enrich    the order's rows, mapped as the orders flow maps them
+exists    refunded before (cross-reference ``refund`` → skip; DocNumber in QBO → adopt)?
+          the order booked (cross-reference ``order``)? its booked document read back
+load      one refund document per credit, in batches of 30, deterministic request ids
+
+Document: ``settings.refunds.document`` — ``auto`` (a refund receipt against a booked
+sales receipt, a credit memo against a booked invoice), ``refund_receipt`` or
+``credit_memo``. Numbers: ``<prefix><order number>-R<n>`` for the order's n-th credit.
+
+A credit of an order koppel never booked is reported as failed, with the reason, and
+retried every run: it is booked as soon as the orders flow books its order (never
+guessed from the shop's data alone). The window falls back like every flow
+(:func:`koppel.flows.base.run_window`): Params, data interval, a day before the last
+activity, or — on the first run — every order.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from koppel.flows.base import (
+    Process,
+    Record,
+    RecordError,
+    StepResult,
+    is_systemic as _systemic,
+    jsonable,
+    run_window,
+)
+from koppel.flows.refunds_build import Original, credited_order, refund_entity, row_items
+from koppel.flows.refunds_source import credits_of_orders, order_ids_with_returns
+
+log = logging.getLogger(__name__)
+
+SOURCE_TYPE = "refund"
+
+
+class RefundsProcess(Process):
+    flow = "refunds"
+    source_type = SOURCE_TYPE
+    source_api = "lightspeed"
+    target_type = "RefundReceipt"
+    chunk_size = 100
+    steps = ("extract", "enrich", "exists_check", "load")
+    description = ("Lightspeed credits and returns of booked orders booked in QuickBooks "
+                   "Online as refund receipts or credit memos, exactly once, to the cent")
+
+    @property
+    def settings(self):
+        return self.run.tenant.settings
+
+    # -- extract ---------------------------------------------------------------------------
+    def extract(self) -> list[Record]:
+        from koppel.hooks.paging import UpdatedWindow
+
+        hook = self.run.lightspeed
+        orders: dict[str, dict[str, Any]] = {}
+        numbers = [str(n) for n in self.run.params.get("records") or []]
+        if numbers:
+            for number in numbers:
+                for order in hook.iter_orders(number=number):
+                    orders[str(order.id)] = order.to_api()
+        else:
+            window = run_window(self.run)
+            span = UpdatedWindow(*window) if window else None
+            for order in hook.iter_orders(span):
+                orders[str(order.id)] = order.to_api()
+            extra = order_ids_with_returns(hook, span) - {int(i) for i in orders}
+            extra |= {int(i) for i in self._failed_order_ids()} - {int(i) for i in orders}
+            for order_id in sorted(extra):
+                try:
+                    orders[str(order_id)] = hook.get_order(order_id, with_rows=False).to_api()
+                except Exception as exc:
+                    if _systemic(exc):
+                        raise
+                    log.warning("order %s could not be read: %s", order_id, type(exc).__name__)
+        shop = _shop_context(hook.get_shop().to_api()) if orders else {}
+        records = []
+        for order, credit in credits_of_orders(hook, [orders[i] for i in sorted(orders, key=int)]):
+            records.append(Record(credit["id"], jsonable({"order": {**order, "_shop": shop},
+                                                          "credit": credit}), SOURCE_TYPE))
+        cap = getattr(self.run.tenant.flows.refunds, "max_records", None)
+        return records[:cap] if cap else records
+
+    def _failed_order_ids(self) -> set[str]:
+        """Orders of last runs' failed refunds (each failure logs its order id)."""
+        store, tenant = self.run.store, self.run.tenant_id
+        ids = set()
+        for failed in store.failed(tenant, self.flow):
+            rows = store.activity(tenant=tenant, flow=self.flow, source_id=failed["source_id"],
+                                  limit=1)
+            order_id = ((rows[0].get("details") or {}) if rows else {}).get("order_id")
+            if order_id:
+                ids.add(str(order_id))
+        return ids
+
+    # -- enrich ----------------------------------------------------------------------------
+    def enrich(self, records: list[Record]) -> StepResult:
+        from koppel.domain.records import MappedOrder, parse_record
+        from koppel.mapping import Mapper
+
+        hook = self.run.lightspeed
+        mapper = Mapper.for_tenant(self.run.tenant, "orders")
+        result = StepResult()
+        mapped_orders: dict[str, Any] = {}
+        for record in records:
+            order_id = record.data["credit"]["order_id"]
+            try:
+                if order_id not in mapped_orders:
+                    rows = [row.to_api() for row in hook.get_order_rows(int(order_id))]
+                    mapped = mapper.map({**record.data["order"], "_rows": jsonable(rows)})
+                    if mapped.errors:
+                        raise RecordError("; ".join(f"{e.field}: {e.message}" for e in mapped.errors))
+                    parsed = parse_record(MappedOrder, mapped.values)
+                    if parsed.errors:
+                        raise RecordError("; ".join(f"{e.field}: {e.message}" for e in parsed.errors))
+                    mapped_orders[order_id] = jsonable(parsed.record)
+                record.state["order"] = mapped_orders[order_id]
+                result.passed.append(record)
+            except RecordError as exc:
+                self._fail(result, record, exc)
+            except Exception as exc:
+                if _systemic(exc):
+                    raise
+                self._fail(result, record, RecordError(f"could not read the order: {exc}"))
+        return result
+
+    # -- exists-check ----------------------------------------------------------------------
+    def exists_check(self, records: list[Record]) -> StepResult:
+        store, tenant = self.run.store, self.run.tenant_id
+        result = StepResult()
+        refunds = store.xrefs(tenant, SOURCE_TYPE, [r.source_id for r in records])
+        orders = store.xrefs(tenant, "order", [r.data["credit"]["order_id"] for r in records])
+        pending: list[Record] = []
+        for record in records:
+            credit = record.data["credit"]
+            booked = refunds.get(record.source_id)
+            if booked is not None:
+                self._end(result, record, "skipped", target_type=booked.target_type,
+                          target_id=booked.target_id, content_hash=booked.content_hash,
+                          reason=f"already refunded as {booked.target_type} {booked.target_id}")
+                continue
+            order_xref = orders.get(credit["order_id"])
+            number = self._order(record).number
+            if order_xref is None:
+                self._fail(result, record, RecordError(
+                    f"order {number} is not booked in QuickBooks; the refund waits for the "
+                    "orders flow to book it", field="order"))
+                continue
+            if order_xref.state == "voided":
+                self._end(result, record, "skipped", target_type=order_xref.target_type,
+                          target_id=order_xref.target_id,
+                          reason=f"{order_xref.target_type} {order_xref.target_id} of order "
+                                 f"{number} is voided; nothing left to refund")
+                continue
+            record.state.update(original_type=order_xref.target_type,
+                                original_id=order_xref.target_id)
+            pending.append(record)
+        if pending:
+            self._read_originals(pending, result)
+        return result
+
+    def _read_originals(self, records: list[Record], result: StepResult) -> None:
+        """The booked documents (one IN query per type) and refunds already in QBO under
+        their number (a run that crashed after writing): adopted, not written again."""
+        from koppel.domain.hashing import content_hash
+        from koppel.domain.qbo_payloads import PayloadError, doc_number
+
+        hook = self.run.quickbooks
+        originals: dict[str, Original] = {}
+        for entity in sorted({r.state["original_type"] for r in records}):
+            ids = [r.state["original_id"] for r in records if r.state["original_type"] == entity]
+            for row in hook.query_in(entity, "Id", ids):
+                originals[f"{entity}:{row['Id']}"] = Original.from_row(entity, row)
+        ready: dict[str, list[Record]] = {}
+        for record in records:
+            original = originals.get(f"{record.state['original_type']}:{record.state['original_id']}")
+            order, credit = self._order(record), record.data["credit"]
+            try:
+                if original is None:
+                    raise RecordError(f"booked {record.state['original_type']} "
+                                      f"{record.state['original_id']} is gone from QuickBooks",
+                                      field="order")
+                entity = refund_entity(self.settings.refunds.document, original.entity)
+                try:
+                    number = doc_number(order.number, self.settings.doc_number_prefix,
+                                        f"-R{credit['sequence']}")
+                except PayloadError as exc:
+                    raise RecordError(str(exc), field="number") from exc
+            except RecordError as exc:
+                self._fail(result, record, exc)
+                continue
+            record.state.update(original=original.to_json(), entity=entity, doc_number=number,
+                                hash=content_hash(credit))
+            ready.setdefault(entity, []).append(record)
+        for entity, group in ready.items():
+            found = {str(row.get("DocNumber")): row for row in hook.query_in(
+                entity, "DocNumber", [r.state["doc_number"] for r in group])}
+            for record in group:
+                row = found.get(record.state["doc_number"])
+                if row is None:
+                    result.passed.append(record)
+                    continue
+                self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
+                                         entity, str(row["Id"]), record.state["hash"])
+                self._end(result, record, "skipped", target_type=entity, target_id=str(row["Id"]),
+                          content_hash=record.state["hash"],
+                          reason=f"already in QuickBooks ({entity} {record.state['doc_number']})")
+
+    # -- load ------------------------------------------------------------------------------
+    def load(self, records: list[Record]) -> StepResult:
+        from koppel.flows.qbo_refs import ensure_service_items, load_refs
+
+        result = StepResult()
+        if not records:
+            return result
+        s = self.settings
+        rounding_item = s.rounding.item if s.rounding.enabled else None
+        refs = load_refs(self.run.quickbooks, [s.shipping_item, rounding_item])
+        ensure_service_items(self.run.quickbooks, refs, [s.shipping_item, rounding_item],
+                             tenant=self.run.tenant_id, income_account=s.products.accounts.income,
+                             dry_run=self.run.dry_run)
+        built = self._build(records, refs, result)
+        self._write([r for r in records if r.source_id in built], built, result)
+        return result
+
+    def _options(self, refs, sequence: int):
+        from koppel.domain.money import RoundingPolicy
+        from koppel.domain.qbo_payloads import DocumentOptions, global_tax_calculation
+
+        s = self.settings
+        return DocumentOptions(
+            tax_calculation=global_tax_calculation(s.prices_include_tax),
+            rounding=RoundingPolicy(enabled=s.rounding.enabled,
+                                    item_id=refs.item_id(s.rounding.item),
+                                    max_amount=s.rounding.max_amount,
+                                    tax_code_id=refs.tax_code_id(s.rounding.tax_code)
+                                    or refs.tax_code_id(s.tax_codes.get("0"))),
+            doc_number_prefix=s.doc_number_prefix, timezone=s.timezone,
+            multicurrency=s.multicurrency, refund_suffix=f"-R{sequence}")
+
+    def _build(self, records, refs, result: StepResult) -> dict[str, Any]:
+        from koppel.domain.qbo_payloads import (OrderRefs, OriginalDocument, PayloadError,
+                                                build_refund_document)
+
+        s = self.settings
+        tax_codes = {rate: refs.tax_code_id(name) for rate, name in s.tax_codes.items()}
+        account = refs.account_id(s.refunds.account) if s.refunds.account else \
+            refs.deposit_account_id()
+        built = {}
+        for record in records:
+            credit = record.data["credit"]
+            original = Original.from_json(record.state["original"])
+            try:
+                missing = sorted(rate for rate, code in tax_codes.items() if code is None)
+                if missing:
+                    raise RecordError(f"QuickBooks has no tax code named "
+                                      f"{s.tax_codes[missing[0]]!r}", field="settings.tax_codes")
+                if s.refunds.account and account is None:
+                    raise RecordError(f"QuickBooks has no account named {s.refunds.account!r}",
+                                      field="settings.refunds.account")
+                order = self._order(record)
+                items = row_items(order, original)
+                refund = credited_order(order, credit)
+                order_refs = OrderRefs(
+                    customer_id=original.customer_id, item_ids=items,
+                    tax_code_ids={k: v for k, v in tax_codes.items() if v},
+                    shipping_item_id=refs.item_id(s.shipping_item),
+                    payment_method_id=original.payment_method_id,
+                    deposit_account_id=account)
+                # The domain picks CreditMemo for an Invoice and RefundReceipt for a
+                # SalesReceipt; a tenant forcing the other kind is served by naming the
+                # matching original type, then the note is put right.
+                as_type = "Invoice" if record.state["entity"] == "CreditMemo" else "SalesReceipt"
+                doc = build_refund_document(
+                    refund, {line.source_id: line.quantity for line in refund.lines}, order_refs,
+                    self._options(refs, credit["sequence"]),
+                    OriginalDocument(original.id, as_type, original.doc_number),
+                    refund_shipping=Decimal(credit["shipping_incl"]) != 0)
+                note = doc.payload.get("PrivateNote", "")
+                if as_type != original.entity:
+                    note = note.replace(f"refund of {as_type} ", f"refund of {original.entity} ")
+                trail = f"Lightspeed credit {credit['number']} (id {credit['id']})"
+                if credit.get("return_id"):
+                    trail += f", return {credit['return_id']}"
+                doc.payload["PrivateNote"] = f"{note}; {trail}"[:4000]
+                built[record.source_id] = doc
+            except (RecordError, PayloadError) as exc:
+                self._fail(result, record, exc if isinstance(exc, RecordError)
+                           else RecordError(str(exc), field=getattr(exc, "field", None)))
+        return built
+
+    def _write(self, records, built, result: StepResult) -> None:
+        from koppel.hooks.errors import DuplicateDocNumber
+        from koppel.hooks.quickbooks import BatchOp
+
+        if not records:
+            return
+        if self.run.dry_run:
+            for r in records:
+                doc = built[r.source_id]
+                log.info("dry run: would create %s %s for credit %s (total %s, %d lines)",
+                         doc.entity, r.state["doc_number"], r.source_id,
+                         doc.predicted.total_amt, len(doc.payload["Line"]))
+                self._end(result, r, "skipped", reason=f"dry run: would create {doc.entity} "
+                          f"{r.state['doc_number']} (total {doc.predicted.total_amt})")
+            return
+        hook = self.run.quickbooks
+        ops = [BatchOp(bid=f"r{i}", operation="create", entity=built[r.source_id].entity,
+                       payload=built[r.source_id].payload) for i, r in enumerate(records)]
+        answers = hook.batch(ops, request_id=hook.request_id(
+            self.run.tenant_id, SOURCE_TYPE, "create",
+            *[f"{r.source_id}:{r.state['hash']}" for r in records]))
+        for i, record in enumerate(records):
+            answer, doc = answers[f"r{i}"], built[record.source_id]
+            if answer.ok:
+                self._booked(record, answer.value, doc, result)
+            elif isinstance(answer.fault, DuplicateDocNumber) or getattr(answer.fault, "code", 0) == 6140:
+                rows = hook.query_in(doc.entity, "DocNumber", [record.state["doc_number"]])
+                if rows:
+                    self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
+                                             doc.entity, str(rows[0]["Id"]), record.state["hash"])
+                    self._end(result, record, "skipped", target_type=doc.entity,
+                              target_id=str(rows[0]["Id"]),
+                              reason="already in QuickBooks (DocNumber exists)")
+                else:
+                    self._fail(result, record, RecordError(str(answer.fault), field="number"))
+            else:
+                self._fail(result, record, RecordError(str(answer.fault)))
+
+    def _booked(self, record, value, doc, result: StepResult) -> None:
+        target_id = str(value["Id"])
+        self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id, doc.entity,
+                                 target_id, record.state["hash"])
+        total = Decimal(str(value.get("TotalAmt", doc.predicted.total_amt)))
+        credit = Decimal(record.data["credit"]["total_incl"])
+        original = record.state["original"]
+        details = {"doc_number": record.state["doc_number"],
+                   "original": f"{original['entity']} {original['id']}",
+                   "credit_total": str(credit)}
+        reason = f"refund of {original['entity']} {original['doc_number']}"
+        if doc.rounding_difference:
+            details["rounding_line"] = str(doc.rounding_difference)
+        if total != credit:
+            details["total_mismatch"] = str(total - credit)
+            reason = f"QuickBooks total {total} differs from the Lightspeed credit {credit}"
+        self._end(result, record, "refunded", target_type=doc.entity, target_id=target_id,
+                  content_hash=record.state["hash"], amount=total, reason=reason,
+                  details=details)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _order(self, record: Record):
+        from koppel.domain.records import MappedOrder
+
+        return MappedOrder.model_validate(record.state["order"])
+
+    @staticmethod
+    def _end(result: StepResult, record: Record, action: str, **kw: Any) -> None:
+        """Every entry names its order, so a failed refund can be found again."""
+        credit = record.data["credit"]
+        details = {"order_id": credit["order_id"], "credit": credit["number"],
+                   **kw.pop("details", {})}
+        result.end(record, action, details=details, **kw)
+
+    def _fail(self, result: StepResult, record: Record, error: RecordError) -> None:
+        self._end(result, record, getattr(error, "action", "failed"), reason=str(error))
+
+
+def _shop_context(shop: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``shop.json`` the mapping needs (no personal data)."""
+    return {"id": shop.get("id"), "currency": shop.get("currency"),
+            "language": shop.get("language")}

@@ -1,0 +1,93 @@
+"""Reading refunds from Lightspeed: which orders to look at, their credits, and one
+canonical, JSON-safe shape per credit.
+
+A refund is a Lightspeed **credit** (``orders/{id}/credit``): it names the order rows and
+quantities refunded (the rows' ``quantityRefunded`` is their running sum), the refunded
+shipping and the amounts, incl. and excl. VAT. A **return** (``returns``) is goods coming
+back; it becomes money only through the credit that settles it (``credit.return``), so a
+return on its own is read only to find the orders to look at. Credits are identified by
+their own id, which is stable.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Iterable
+
+from koppel.hooks.lightspeed import Resource
+from koppel.hooks.lightspeed_models import LSModel
+
+CREDITS = "orders/{order_id}/credit.json"
+RETURNS = Resource("returns.json", "returns", LSModel)
+
+
+def _ref_id(value: Any) -> int | None:
+    """``{"resource": {"id": 5, …}}`` → 5; ``false``/missing → None."""
+    if isinstance(value, dict):
+        resource = value.get("resource")
+        if isinstance(resource, dict) and resource.get("id") not in (None, False):
+            return int(resource["id"])
+    return None
+
+
+def _money(value: Any) -> str:
+    return str(Decimal(str(value or 0)).quantize(Decimal("0.01")))
+
+
+def order_ids_with_returns(hook, window) -> set[int]:
+    """Orders whose returns changed in ``window`` (all returns without a window)."""
+    ids = set()
+    for record in hook.iter_records(RETURNS, window=window):
+        order_id = _ref_id(record.to_api().get("order"))
+        if order_id is not None:
+            ids.add(order_id)
+    return ids
+
+
+def read_credits(hook, order_id: int) -> list[dict[str, Any]]:
+    """The order's credits, oldest first."""
+    data = hook.request("GET", CREDITS, order_id=order_id, record_id=order_id)
+    credits = data.get("credits") if isinstance(data, dict) else None
+    if not isinstance(credits, list):  # a shop answers ``false`` for "none"
+        return []
+    return sorted(credits, key=lambda c: int(c["id"]))
+
+
+def canonical_credit(credit: dict[str, Any], sequence: int) -> dict[str, Any]:
+    """The parts of a credit a refund document is built from (money as strings).
+
+    ``sequence`` is the credit's place among its order's credits (1 for the first): it
+    numbers the refund documents of one order (``ORD00012-R1``, ``-R2``, …)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in credit.get("products") or []:
+        row_id = _ref_id(line.get("orderProduct"))
+        if row_id is None:
+            row_id = int(line["id"])
+        entry = rows.setdefault(str(row_id), {"quantity": 0, "amount_incl": "0.00",
+                                              "amount_excl": "0.00"})
+        entry["quantity"] += int(line.get("quantity") or 0)
+        entry["amount_incl"] = _money(Decimal(entry["amount_incl"]) + Decimal(str(line.get("priceIncl") or 0)))
+        entry["amount_excl"] = _money(Decimal(entry["amount_excl"]) + Decimal(str(line.get("priceExcl") or 0)))
+    return {
+        "id": str(credit["id"]),
+        "number": str(credit.get("number") or credit["id"]),
+        "sequence": sequence,
+        "created_at": credit.get("createdAt"),
+        "order_id": str(_ref_id(credit.get("order")) or ""),
+        "return_id": _ref_id(credit.get("return")),
+        "rows": rows,
+        "shipping_incl": _money(credit.get("shipmentPriceIncl")),
+        "shipping_excl": _money(credit.get("shipmentPriceExcl")),
+        "total_incl": _money(credit.get("priceIncl")),
+        "total_excl": _money(credit.get("priceExcl")),
+    }
+
+
+def credits_of_orders(hook, orders: Iterable[dict[str, Any]]) -> list[tuple[dict, dict]]:
+    """``(order header, canonical credit)`` for every credit of ``orders``: one call per
+    order (Lightspeed has no list of credits across orders)."""
+    out = []
+    for order in orders:
+        for sequence, credit in enumerate(read_credits(hook, int(order["id"])), 1):
+            out.append((order, canonical_credit(credit, sequence)))
+    return out

@@ -1,0 +1,138 @@
+"""The refunds flow end to end: orders booked first, then Lightspeed credits booked as
+refund receipts / credit memos through Airflow; QuickBooks read back via the sandbox.
+
+The seeded shop holds a partially credited order with a return, a fully credited order
+(shipping included) and an order credited twice (see koppel.sandbox.lightspeed.credits).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REFUND_FLOW = {"orders": {"schedule": None}, "refunds": {"enabled": True, "schedule": None}}
+# A refund of a never-booked order is a reported failure; let the run itself succeed.
+LENIENT = {"error_threshold": {"max_fraction": 1.0, "max_count": 100}}
+
+
+def dec(value) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def _credits(shop, order_id):
+    with shop.api() as api:
+        return api.get(f"orders/{order_id}/credit.json").json()["credits"]
+
+
+def _credited_orders(shop):
+    return {str(o["id"]): (o, _credits(shop, o["id"])) for o in shop.orders()
+            if _credits(shop, o["id"])}
+
+
+def _by_number(tenant, entity):
+    out: dict[str, list[dict]] = {}
+    for doc in tenant.entities(entity):
+        out.setdefault(doc["DocNumber"], []).append(doc)
+    return out
+
+
+def _assert_books_match_shop(tenant, shop, booked_type, refund_type, credited):
+    """Each booked order: booked total minus its booked refunds = the shop's net total;
+    each refund once, equal to its credit, same customer, only the credited rows."""
+    booked, refunds = _by_number(tenant, booked_type), _by_number(tenant, refund_type)
+    for order_id, (order, credits) in credited.items():
+        if order["number"] not in booked:
+            continue
+        (original,) = booked[order["number"]]
+        refunded = Decimal("0.00")
+        for n, credit in enumerate(credits, 1):
+            docs = refunds.get(f"{order['number']}-R{n}", [])
+            assert len(docs) == 1, (order["number"], n, len(docs))
+            doc = docs[0]
+            assert dec(doc["TotalAmt"]) == dec(credit["priceIncl"])
+            assert doc["CustomerRef"]["value"] == original["CustomerRef"]["value"]
+            assert original["DocNumber"] in doc["PrivateNote"]
+            item_lines = [l for l in doc["Line"] if l.get("DetailType") == "SalesItemLineDetail"]
+            credited_units = sum(p["quantity"] for p in credit["products"])
+            shipping = 1 if dec(credit["shipmentPriceIncl"]) else 0
+            assert len(item_lines) >= len(credit["products"]) + shipping
+            assert sum(Decimal(str(l["SalesItemLineDetail"]["Qty"]))
+                       for l in item_lines[:len(credit["products"])]) == credited_units
+            refunded += dec(doc["TotalAmt"])
+        net = dec(order["priceIncl"]) - sum((dec(c["priceIncl"]) for c in credits), Decimal(0))
+        assert dec(original["TotalAmt"]) - refunded == net, order["number"]
+
+
+def test_refunds_book_once_to_the_cent_and_wait_for_unbooked_orders(shop, make_tenant):
+    tenant = make_tenant(shop, flows=REFUND_FLOW,
+                         settings={"unknown_sku": "create_item", **LENIENT})
+    # an order the tenant does not book (partially paid), credited all the same
+    with shop.api() as api:
+        variant = api.get("variants.json", params={"limit": 5}).json()["variants"][0]
+    unbooked = shop.control.post("/orders", json={"orders": [{
+        "lines": [{"variant_id": variant["id"], "quantity": 2}],
+        "status": "processing_awaiting_shipment", "payment_status": "partially_paid"}]}
+    ).json()["orders"][0]
+    row_id = shop.order(unbooked["id"])["products"]["resource"]["embedded"][0]["id"]
+    with shop.api() as api:
+        assert api.post(f"orders/{unbooked['id']}/credit.json", json={"credit": {
+            "products": [{"id": row_id, "quantity": 1}]}}).status_code == 201
+
+    assert tenant.run("orders").state == "success"
+    assert tenant.run("refunds").state == "success"
+    credited = _credited_orders(shop)
+    assert len(credited) == 4
+    _assert_books_match_shop(tenant, shop, "SalesReceipt", "RefundReceipt", credited)
+    first = {r["source_id"]: r for r in tenant.activity("refunds")}
+    refunded = [r for r in first.values() if r["action"] == "refunded"]
+    assert len(refunded) == 4  # partial with return, full, and twice
+    assert all(r["source_type"] == "refund" and r["target_type"] == "RefundReceipt"
+               for r in refunded)
+    (waiting,) = [r for r in first.values() if r["action"] == "failed"]
+    assert "not booked" in waiting["reason"] and unbooked["number"] in waiting["reason"]
+    assert unbooked["number"] not in {d["DocNumber"].split("-R")[0]
+                                      for d in tenant.entities("RefundReceipt")}
+
+    # repeat: nothing is booked twice
+    assert tenant.run("refunds", full_resync=True).state == "success"
+    assert len(tenant.entities("RefundReceipt")) == 4
+    # a further partial refund on an order refunded before, and the unbooked order booked
+    order_id, (order, credits) = next(
+        (i, v) for i, v in credited.items()
+        if any(r["quantityRefunded"] < r["quantityOrdered"]
+               for r in shop.order(int(i))["products"]["resource"]["embedded"])
+        and v[0]["paymentStatus"] == "paid")
+    row = next(r for r in shop.order(int(order_id))["products"]["resource"]["embedded"]
+               if r["quantityRefunded"] < r["quantityOrdered"])
+    with shop.api() as api:
+        assert api.post(f"orders/{order_id}/credit.json", json={"credit": {
+            "products": [{"id": row["id"], "quantity": 1}]}}).status_code == 201
+    shop.control.patch(f"/orders/{unbooked['id']}", json={"paymentStatus": "paid"})
+    assert tenant.run("orders").state == "success"
+    assert tenant.run("refunds").state == "success"
+    credited = _credited_orders(shop)
+    _assert_books_match_shop(tenant, shop, "SalesReceipt", "RefundReceipt", credited)
+    assert len(tenant.entities("RefundReceipt")) == 6
+    assert len(credited[order_id][1]) == len(credits) + 1
+    latest = {}
+    for entry in sorted(tenant.activity("refunds"), key=lambda r: r["id"]):
+        latest[entry["source_id"]] = entry
+    assert latest[waiting["source_id"]]["action"] == "refunded"
+
+
+def test_invoices_are_refunded_with_credit_memos(shop, make_tenant):
+    tenant = make_tenant(shop, flows=REFUND_FLOW, settings={
+        "document_type": "invoice", "unknown_sku": "create_item", **LENIENT})
+    assert tenant.run("orders").state == "success"
+    assert tenant.run("refunds", dry_run=True).state == "success"
+    assert tenant.entities("CreditMemo") == []
+    assert {r["action"] for r in tenant.activity("refunds")} == {"skipped"}
+    # the dry run's activity moved the fallback window past the seeded credits
+    assert tenant.run("refunds", full_resync=True).state == "success"
+    credited = _credited_orders(shop)
+    assert len(tenant.entities("CreditMemo")) == 4
+    assert tenant.entities("RefundReceipt") == []
+    _assert_books_match_shop(tenant, shop, "Invoice", "CreditMemo", credited)
