@@ -1,0 +1,359 @@
+"""Orders in the other direction: QuickBooks sales receipts and invoices become Lightspeed
+orders, once, and never loop back.
+
+extract   documents changed in the window (``MetaData.LastUpdatedTime``), or the Params'
+          ids / DocNumbers, plus last run's failures
+enrich    one batch for the chunk's customers and items → a reverse order per document
+          (``orders_reverse_mapping``)
+exists    koppel's own documents are skipped (cross-reference *target* of the forward
+          flow, or koppel's Lightspeed trace in the private note); documents already
+          turned into orders are skipped, paid, cancelled or reported; every line's SKU
+          resolved to one Lightspeed variant (unknown SKU: the tenant's policy)
+customers Lightspeed customers by e-mail; new ones created (company with contact person,
+          else a person)
+load      checkout → rows → order; the QuickBooks reference as order metafield; payment
+          status as the document says (receipt: paid; invoice: paid at zero balance);
+          voided documents cancel their order
+
+Records: ``source_type`` ``qbo:SalesReceipt`` / ``qbo:Invoice`` and ``source_id``
+``"<Entity>:<Id>"`` (QuickBooks numbers each document type on its own, so the Id alone is
+not unique within a run). Cross-references use the bare QuickBooks Id:
+``(qbo:<Entity>, Id) → ("order", Lightspeed order id)``, which the forward orders flow
+reads to never book such an order back.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from koppel.flows import orders_reverse_lightspeed as ls
+from koppel.flows import orders_reverse_mapping as rm
+from koppel.flows.base import Process, Record, RecordError, StepResult, is_systemic, jsonable, run_window
+
+log = logging.getLogger(__name__)
+
+FORWARD_TARGETS = ("SalesReceipt", "Invoice")
+
+
+def record_id(entity: str, doc_id: Any) -> str:
+    return f"{entity}:{doc_id}"
+
+
+def parse_record_id(value: str) -> tuple[str | None, str]:
+    entity, sep, doc_id = str(value).partition(":")
+    return (entity, doc_id) if sep and entity in FORWARD_TARGETS else (None, str(value))
+
+
+class ReverseOrdersProcess(Process):
+    flow = "orders_reverse"
+    source_type = "qbo:document"
+    source_api = "quickbooks"
+    target_type = "order"
+    chunk_size = 50
+    description = ("QuickBooks sales receipts and invoices created as Lightspeed orders "
+                   "through checkouts, once, without loops")
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def settings(self):
+        return self.run.tenant.settings
+
+    @property
+    def options(self):
+        return self.settings.reverse_orders
+
+    @property
+    def entities(self) -> list[str]:
+        return [rm.ENTITY_OF[t] for t in self.options.document_types]
+
+    @staticmethod
+    def _doc_id(record: Record) -> str:
+        return str(record.data["doc"]["Id"])
+
+    # -- extract ---------------------------------------------------------------------------
+    def extract(self) -> list[Record]:
+        hook = self.run.quickbooks
+        docs: dict[str, tuple[str, dict[str, Any]]] = {}
+        wanted = [str(w) for w in self.run.params.get("records") or []]
+        if wanted:
+            self._read_wanted(hook, wanted, docs)
+        else:
+            window = run_window(self.run)
+            where = None
+            if window is not None:
+                start, end = (moment.isoformat(timespec="seconds") for moment in window)
+                where = (f"MetaData.LastUpdatedTime >= '{start}' AND "
+                         f"MetaData.LastUpdatedTime <= '{end}'")
+            for entity in self.entities:
+                for doc in hook.query_all(entity, where):
+                    docs[record_id(entity, doc["Id"])] = (entity, doc)
+        retry: dict[str, list[str]] = {}
+        for failed in self.run.store.failed(self.run.tenant_id, self.flow):
+            entity, doc_id = parse_record_id(failed["source_id"])
+            if entity in self.entities and failed["source_id"] not in docs:
+                retry.setdefault(entity, []).append(doc_id)
+        for entity, ids in retry.items():
+            for doc in hook.query_in(entity, "Id", ids):
+                docs[record_id(entity, doc["Id"])] = (entity, doc)
+        cap = self.run.tenant.flows.orders_reverse.max_records
+        keys = sorted(docs, key=lambda k: (docs[k][0], int(docs[k][1]["Id"])))[:cap]
+        return [Record(key, jsonable({"entity": docs[key][0], "doc": docs[key][1]}),
+                       rm.SOURCE_TYPES[docs[key][0]]) for key in keys]
+
+    def _read_wanted(self, hook, wanted: list[str], docs) -> None:
+        """Params ``records``: ``"SalesReceipt:12"``, bare QuickBooks ids or DocNumbers."""
+        by_entity: dict[str, list[str]] = {}
+        loose = []
+        for value in wanted:
+            entity, doc_id = parse_record_id(value)
+            if entity:
+                by_entity.setdefault(entity, []).append(doc_id)
+            else:
+                loose.append(value)
+        for entity in self.entities:
+            ids = by_entity.get(entity, []) + [v for v in loose if v.isdigit()]
+            rows = hook.query_in(entity, "Id", ids) + hook.query_in(entity, "DocNumber", loose)
+            for doc in rows:
+                docs[record_id(entity, doc["Id"])] = (entity, doc)
+
+    # -- enrich ----------------------------------------------------------------------------
+    def enrich(self, records: list[Record]) -> StepResult:
+        """The chunk's customers and items in one batch request, then one reverse order
+        per document."""
+        from koppel.hooks.quickbooks import BatchOp, quote
+
+        result = StepResult()
+        customer_ids = sorted({str(r.data["doc"].get("CustomerRef", {}).get("value"))
+                               for r in records if r.data["doc"].get("CustomerRef")})
+        item_ids = sorted({str(line["SalesItemLineDetail"]["ItemRef"]["value"])
+                           for r in records for line in r.data["doc"].get("Line") or []
+                           if (line.get("SalesItemLineDetail") or {}).get("ItemRef")})
+        ops = [BatchOp(bid=f"c{i}", query="SELECT * FROM Customer WHERE Active IN (true, false)"
+                       " AND Id IN (" + ", ".join(quote(x) for x in chunk) + ") MAXRESULTS 1000")
+               for i, chunk in enumerate(_chunks(customer_ids, 100))]
+        ops += [BatchOp(bid=f"i{i}", query="SELECT *, Sku FROM Item WHERE Active IN (true, "
+                        "false) AND Id IN (" + ", ".join(quote(x) for x in chunk)
+                        + ") MAXRESULTS 1000") for i, chunk in enumerate(_chunks(item_ids, 100))]
+        customers: dict[str, dict] = {}
+        items: dict[str, dict] = {}
+        if ops:
+            for bid, answer in self.run.quickbooks.batch(ops).items():
+                if answer.fault is not None:
+                    raise answer.fault
+                entity, table = ("Customer", customers) if bid.startswith("c") else ("Item", items)
+                for row in (answer.value or {}).get(entity, []):
+                    table[str(row["Id"])] = jsonable(row)
+        default_email = self.settings.default_customer.email
+        for record in records:
+            doc = record.data["doc"]
+            try:
+                customer = customers.get(str((doc.get("CustomerRef") or {}).get("value")))
+                order = rm.reverse_order(record.data["entity"], doc, customer=customer,
+                                         items=items, shipping_item=self.settings.shipping_item,
+                                         default_email=default_email)
+                record.state["order"] = jsonable(order)
+                record.state["hash"] = rm.content_hash(order)
+                result.passed.append(record)
+            except RecordError as exc:
+                result.fail(record, exc)
+        return result
+
+    # -- exists-check ----------------------------------------------------------------------
+    def exists_check(self, records: list[Record]) -> StepResult:
+        store, tenant = self.run.store, self.run.tenant_id
+        result = StepResult()
+        by_type: dict[str, list[Record]] = {}
+        for record in records:
+            by_type.setdefault(record.source_type, []).append(record)
+        to_create: list[Record] = []
+        for source_type, group in by_type.items():
+            entity = source_type.split(":", 1)[1]
+            ids = [self._doc_id(r) for r in group]
+            booked_from_shop = store.xrefs_by_target(tenant, entity, ids)
+            orders = store.xrefs(tenant, source_type, ids, target_type=ls.ORDER)
+            checkouts = store.xrefs(tenant, source_type, ids, target_type=ls.CHECKOUT)
+            for record in group:
+                doc_id, doc = self._doc_id(record), record.data["doc"]
+                if doc_id in booked_from_shop:
+                    src_type, src_id = booked_from_shop[doc_id]
+                    result.end(record, "skipped", reason=f"booked by koppel from Lightspeed "
+                               f"{src_type} {src_id}; not turned back into an order")
+                    continue
+                if rm.has_koppel_trace(doc):
+                    result.end(record, "skipped", reason="carries koppel's Lightspeed trace "
+                               "(PrivateNote); not turned back into an order")
+                    continue
+                xref = orders.get(doc_id)
+                if xref is not None:
+                    self._decide_existing(record, xref, result)
+                    continue
+                pending = checkouts.get(doc_id)
+                if pending is not None and pending.state == "pending":
+                    adopted = ls.resume_checkout(self.run.lightspeed, int(pending.target_id))
+                    if adopted is not None:
+                        record.state.update(action="adopt", order_id=adopted)
+                        result.passed.append(record)
+                        continue
+                if record.state["order"]["voided"]:
+                    result.end(record, "skipped", reason="voided before it became an order")
+                    continue
+                record.state["action"] = "create"
+                to_create.append(record)
+        if to_create:
+            self._resolve_variants(to_create, result)
+        return result
+
+    def _decide_existing(self, record: Record, xref, result: StepResult) -> None:
+        order = record.state["order"]
+        record.state["order_id"] = int(xref.target_id)
+        target = {"target_type": "order", "target_id": xref.target_id}
+        if xref.state == "cancelled":
+            result.end(record, "skipped", reason=f"order {xref.target_id} already cancelled",
+                       **target)
+        elif order["voided"]:
+            record.state["action"] = "cancel"
+            result.passed.append(record)
+        elif xref.content_hash not in (None, record.state["hash"]):
+            result.end(record, "conflict", reason="lines, customer or amounts changed in "
+                       "QuickBooks after the order was created (Lightspeed orders cannot be "
+                       "rewritten); change the order in the shop", **target)
+        elif xref.state == "placed":
+            record.state["action"] = "adopt"  # placed, but metafield/payment not done yet
+            result.passed.append(record)
+        elif order["payment_status"] != xref.state and order["payment_status"] in (
+                "paid", "partially_paid"):
+            record.state["action"] = "pay"
+            result.passed.append(record)
+        else:
+            result.end(record, "skipped", reason=f"already created as order {xref.target_id}",
+                       content_hash=record.state["hash"], **target)
+
+    def _resolve_variants(self, records: list[Record], result: StepResult) -> None:
+        by_sku = ls.variants_by_sku(self.run.lightspeed)
+        for record in records:
+            try:
+                record.state["rows"] = ls.resolve_lines(
+                    record.state["order"]["lines"], by_sku, policy=self.settings.unknown_sku,
+                    fallback_sku=self.settings.fallback_item_sku)
+                result.passed.append(record)
+            except RecordError as exc:
+                result.fail(record, exc)
+
+    # -- customer upsert -------------------------------------------------------------------
+    def customer_upsert(self, records: list[Record]) -> StepResult:
+        """Existing Lightspeed customers by e-mail; new ones created once per e-mail."""
+        result = StepResult(passed=[r for r in records if r.state.get("action") != "create"])
+        creating = [r for r in records if r.state.get("action") == "create"]
+        if not creating:
+            return result
+        hook = self.run.lightspeed
+        found = ls.find_customers(hook, [r.state["order"]["customer"]["email"] for r in creating])
+        for record in creating:
+            key = record.state["order"]["customer"]["email"].casefold()
+            try:
+                if key not in found and not self.run.dry_run:
+                    created = hook.create_customer(rm.lightspeed_customer(record.state["order"]))
+                    found[key] = int(created.id)
+                    record.state["customer_action"] = "created"
+                else:
+                    record.state["customer_action"] = "existing" if key in found else "new"
+                record.state["customer_id"] = found.get(key)
+                result.passed.append(record)
+            except Exception as exc:
+                if is_systemic(exc):
+                    raise
+                result.fail(record, RecordError(f"Lightspeed customer: {exc}", field="customer"))
+        return result
+
+    # -- load ------------------------------------------------------------------------------
+    def load(self, records: list[Record]) -> StepResult:
+        result = StepResult()
+        methods = ls.Methods(shipment=self.options.shipment_method,
+                             payment=self.options.payment_method,
+                             payment_map=dict(self.options.payment_methods))
+        for record in records:
+            action = record.state["action"]
+            order = record.state["order"]
+            try:
+                if self.run.dry_run:
+                    result.end(record, "skipped", reason=self._dry_run_reason(record))
+                elif action == "create":
+                    order_id = ls.place_order(self.run, record,
+                                              rm.checkout_payload(order, record.state["customer_id"]),
+                                              record.state["rows"], methods,
+                                              order["payment_method"])
+                    self._finish(record, order_id, fresh=True)
+                    self._created(record, order_id, "created", result)
+                elif action == "adopt":
+                    self._finish(record, record.state["order_id"], fresh=False)
+                    self._created(record, record.state["order_id"], "created", result,
+                                  reason="order placed by an earlier, interrupted run")
+                elif action == "pay":
+                    self.run.lightspeed.update_order_status(
+                        record.state["order_id"], payment_status=order["payment_status"])
+                    self._save_state(record, order["payment_status"])
+                    result.end(record, "updated", target_type="order",
+                               target_id=str(record.state["order_id"]),
+                               content_hash=record.state["hash"],
+                               reason=f"payment status {order['payment_status']} as in QuickBooks")
+                elif action == "cancel":
+                    self.run.lightspeed.update_order_status(record.state["order_id"],
+                                                            status="cancelled")
+                    self._save_state(record, "cancelled")
+                    result.end(record, "voided", target_type="order",
+                               target_id=str(record.state["order_id"]),
+                               reason=f"QuickBooks {order['entity']} voided; order cancelled")
+            except RecordError as exc:
+                result.fail(record, exc)
+            except Exception as exc:
+                if is_systemic(exc):
+                    raise
+                result.fail(record, RecordError(f"Lightspeed refused the {action}: {exc}"))
+        return result
+
+    def _finish(self, record: Record, order_id: int, *, fresh: bool) -> None:
+        order = record.state["order"]
+        ls.finish_order(self.run, record, order_id, metafield_key=self.options.metafield_key,
+                        metafield_value=rm.metafield_value(order),
+                        payment_status=order["payment_status"], fresh=fresh)
+
+    def _save_state(self, record: Record, state: str) -> None:
+        self.run.store.save_xref(self.run.tenant_id, record.source_type, self._doc_id(record),
+                                 ls.ORDER, str(record.state["order_id"]), record.state["hash"],
+                                 state=state)
+
+    def _created(self, record: Record, order_id: int, action: str, result: StepResult,
+                 reason: str | None = None) -> None:
+        """Ends a created order; the Lightspeed total is compared to the document's (the
+        shop prices rows at its own prices and shipping by the shipment method)."""
+        order = record.state["order"]
+        placed = self.run.lightspeed.get_order(int(order_id), with_rows=False)
+        qbo_total = Decimal(order["total"])
+        details = {"doc_number": order["doc_number"], "payment_status": order["payment_status"],
+                   "customer": record.state.get("customer_action", "existing")}
+        if placed.price_incl is not None and Decimal(str(placed.price_incl)) != qbo_total:
+            difference = Decimal(str(placed.price_incl)) - qbo_total
+            details["total_mismatch"] = str(difference)
+            reason = (reason + "; " if reason else "") + (
+                f"Lightspeed total {placed.price_incl} differs from the QuickBooks total "
+                f"{qbo_total} (the shop prices rows and shipping itself)")
+        result.end(record, action, target_type="order", target_id=str(order_id),
+                   content_hash=record.state["hash"], amount=qbo_total, reason=reason,
+                   details=details)
+
+    def _dry_run_reason(self, record: Record) -> str:
+        order, action = record.state["order"], record.state["action"]
+        what = {"create": f"create a Lightspeed order from {order['entity']} "
+                          f"{order['doc_number'] or order['doc_id']} ({len(order['lines'])} rows, "
+                          f"total {order['total']}, {order['payment_status']})",
+                "adopt": f"finish order {record.state.get('order_id')}",
+                "pay": f"mark order {record.state.get('order_id')} {order['payment_status']}",
+                "cancel": f"cancel order {record.state.get('order_id')}"}[action]
+        return f"dry run: would {what}"
+
+
+def _chunks(values: list[str], size: int):
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
