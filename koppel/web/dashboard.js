@@ -1,0 +1,62 @@
+// koppel dashboard: the retry button. Everything else is server-rendered.
+(function () {
+  "use strict";
+  var meta = document.querySelector('meta[name="koppel-csrf"]');
+  var csrf = meta ? meta.getAttribute("content") : "";
+  var base = document.querySelector('meta[name="koppel-base"]');
+  var api = (base ? base.getAttribute("content") : ".") + "/api/retry";
+
+  function retry(button) {
+    var status = button.parentNode.querySelector(".retry-result");
+    button.disabled = true;
+    status.textContent = "Triggering…";
+    fetch(api, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Koppel-CSRF": csrf },
+      body: JSON.stringify({ tenant: button.dataset.tenant, flow: button.dataset.flow })
+    }).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+    }).then(function (result) {
+      var body = result.body;
+      if (result.ok) {
+        status.textContent = "Run " + body.dag_run_id + " " + (body.state || "queued") +
+          " for " + body.records.length + " record(s)" +
+          (body.is_paused ? " — the DAG is paused: unpause it to run." : ".");
+      } else {
+        status.textContent = "Not triggered: " + (body.detail || ("HTTP " + body.status_code));
+        button.disabled = false;
+      }
+    }).catch(function (error) {
+      status.textContent = "Not triggered: " + error;
+      button.disabled = false;
+    });
+  }
+
+  // Links to Airflow pages. In the UI's plugin iframe (sandboxed without
+  // allow-top-navigation) a target="_top" link cannot navigate the UI, so route the UI's
+  // own single-page router instead: push the URL on the top window's history and tell it.
+  function openInAirflow(event, link) {
+    if (window.top === window) { return; }
+    try {
+      var top = window.top;
+      var url = new URL(link.href, document.baseURI);
+      if (url.origin !== top.location.origin) { return; }
+      var current = top.history.state || {};
+      var state = { usr: null, key: Math.random().toString(36).slice(2, 10),
+                    idx: (typeof current.idx === "number" ? current.idx : 0) + 1 };
+      top.history.pushState(state, "", url.pathname + url.search + url.hash);
+      top.dispatchEvent(new PopStateEvent("popstate", { state: state }));
+      event.preventDefault();
+    } catch (error) {
+      // Not same-origin after all: leave the browser's default behaviour.
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button.retry");
+    if (button) { retry(button); return; }
+    var link = event.target.closest('a[target="_top"]');
+    if (link) { openInAirflow(event, link); }
+  });
+})();

@@ -1,0 +1,22 @@
+"""Mounts the koppel dashboard in Airflow 3's API server and adds it to the UI's nav.
+
+Kept thin on purpose: every Airflow component imports this file, and only the API
+server serves the app, so the app itself is imported on its first request."""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from koppel.web import lazy_app
+
+
+class KoppelPlugin(AirflowPlugin):
+    name = "koppel"
+    fastapi_apps = [{"app": lazy_app, "url_prefix": "/koppel", "name": "koppel"}]
+    external_views = [{
+        "name": "koppel",
+        "href": "koppel/",
+        "url_route": "koppel",
+        "destination": "nav",
+        "category": "browse",
+    }]

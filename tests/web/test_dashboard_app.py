@@ -1,0 +1,301 @@
+"""The dashboard app through FastAPI's TestClient: Airflow's own JWTs (minted by the
+configured auth manager) against anonymous callers, the figures against the seeded
+activity log, record search, and the retry POST against a fake Airflow REST API served
+over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from html import unescape
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from koppel.sandbox.server import SandboxServer
+from koppel.web.app import create_app
+from koppel.web.auth import CSRF_HEADER, csrf_token
+
+
+@pytest.fixture(scope="module")
+def tokens(airflow_db):
+    """Real JWTs from Airflow's token generator (SimpleAuthManager's admin and viewer)."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    from koppel.web.auth import auth_manager
+
+    manager = auth_manager()
+    return {role: manager.generate_jwt(SimpleAuthManagerUser(username=f"{role}1", role=role))
+            for role in ("admin", "viewer")}
+
+
+class FakeAirflow:
+    """Just enough of ``/api/v2`` to see what the dashboard sends."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.triggered: list[dict] = []
+        self.app = FastAPI()
+
+        def authorized(request: Request) -> bool:
+            return request.headers.get("authorization") == f"Bearer {self.token}"
+
+        @self.app.post("/api/v2/dags/{dag_id}/dagRuns")
+        async def trigger(dag_id: str, request: Request):
+            if not authorized(request):
+                return _json({"detail": "Forbidden"}, 403)
+            body = await request.json()
+            self.triggered.append({"dag_id": dag_id, "body": body})
+            return _json({"dag_run_id": f"manual__{len(self.triggered)}", "dag_id": dag_id,
+                          "state": "queued", "conf": body["conf"]})
+
+        @self.app.get("/api/v2/dags/{dag_id}")
+        def dag(dag_id: str, request: Request):
+            return _json({"dag_id": dag_id, "is_paused": True})
+
+        @self.app.get("/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        def run(dag_id: str, run_id: str, request: Request):
+            if not authorized(request):
+                return _json({"detail": "Forbidden"}, 403)
+            if run_id.startswith("manual__"):
+                return _json({"dag_run_id": run_id, "state": "failed"})
+            return _json({"detail": "not found"}, 404)
+
+
+def _json(body, status=200):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(body, status_code=status)
+
+
+@pytest.fixture()
+def fake_airflow(tokens):
+    fake = FakeAirflow(tokens["admin"])
+    with SandboxServer(fake.app) as server:
+        fake.url = server.url
+        yield fake
+
+
+@pytest.fixture()
+def client(state_store, seeded, fake_airflow, now):
+    app = create_app(engine=state_store.engine, airflow_api_url=fake_airflow.url,
+                     clock=lambda: now)
+    with TestClient(app, base_url="http://airflow.test") as c:
+        yield c
+
+
+def _auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- authentication -------------------------------------------------------------------------
+
+def test_anonymous_requests_are_refused(client):
+    assert client.get("/api/summary").status_code == 401
+    assert client.get("/api/records", params={"q": "101"}).status_code == 401
+    assert client.post("/api/retry", json={"tenant": "acme", "flow": "orders"}).status_code == 401
+    page = client.get("/", follow_redirects=False)
+    assert page.status_code == 302
+    assert page.headers["location"].startswith("/auth/login")
+    assert "next=" in page.headers["location"]
+
+
+def test_forged_or_garbage_tokens_are_refused(client, tokens):
+    header, payload, _sig = tokens["admin"].split(".")
+    forged = f"{header}.{payload}.{'A' * 43}"
+    for token in (forged, "not-a-jwt"):
+        assert client.get("/api/summary", headers=_auth(token)).status_code == 401
+        client.cookies.set("_token", token)
+        assert client.get("/", follow_redirects=False).status_code == 302
+        client.cookies.clear()
+
+
+def test_logged_in_user_sees_the_page_with_cookie_or_bearer(client, tokens):
+    client.cookies.set("_token", tokens["admin"])
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "signed in as <b>admin1</b>" in page.text
+    client.cookies.clear()
+    assert client.get("/api/summary", headers=_auth(tokens["viewer"])).json()["user"] == "viewer1"
+
+
+# -- figures against the activity log -------------------------------------------------------
+
+def test_summary_counts_equal_the_activity_log(client, tokens, seeded, now):
+    data = client.get("/api/summary", headers=_auth(tokens["admin"])).json()
+    flows = {(f["tenant"], f["flow"]): f for f in data["flows"]}
+    assert set(flows) == {(r.tenant, r.flow) for r in seeded.runs}
+    assert data["tenants"] == ["acme", "bakkerij"]
+    for (tenant, flow), f in flows.items():
+        assert f["dag_id"] == f"{flow}__{tenant}"
+        assert f["totals"] == dict(seeded.totals(tenant, flow))
+        last = seeded.last_run(tenant, flow)
+        assert f["last_run"]["run_id"] == last.run_id
+        assert f["last_run"]["counts"] == dict(Counter(e.action for _, e in last.entries))
+        assert f["last_run"]["api_calls"] == sum(e.api_calls for _, e in last.entries)
+        assert f["open_failures"] == len(seeded.failed.get((tenant, flow), {}))
+        days = {d["day"]: d["counts"] for d in f["daily"]}
+        assert len(days) == 14 and max(days) == now.date().isoformat()
+        for day, counts in seeded.daily(tenant, flow).items():
+            assert days[day] == dict(counts)
+        assert sum(sum(c.values()) for c in days.values()) == sum(f["totals"].values())
+
+
+def test_last_run_state_comes_from_airflow_with_the_users_token(client, tokens):
+    data = client.get("/api/summary", headers=_auth(tokens["admin"])).json()
+    states = {(f["tenant"], f["flow"]): f["airflow_state"] for f in data["flows"]}
+    assert states[("acme", "orders")] == "failed"  # manual__ run known to the fake Airflow
+    assert states[("bakkerij", "products")] is None  # unknown run: no state, no error
+    # Another user's token is refused by (fake) Airflow: the page still renders, stateless.
+    data = client.get("/api/summary", headers=_auth(tokens["viewer"])).json()
+    assert all(f["airflow_state"] is None for f in data["flows"])
+
+
+def test_failures_list_reasons_and_task_log_links(client, tokens, seeded):
+    data = client.get("/api/failures", headers=_auth(tokens["admin"])).json()["failures"]
+    got = {(f["tenant"], f["flow"], f["source_id"]): f for f in data}
+    expected = {(t, fl, sid): reason for (t, fl), ids in seeded.failed.items()
+                for sid, reason in ids.items()}
+    assert {k: f["reason"] for k, f in got.items()} == expected
+    order = got[("acme", "orders", "110")]
+    assert (order["run_id"], order["task_id"], order["map_index"]) == (
+        "manual__2026-03-10T11:10:00+00:00", "enrich", 1)
+    client.cookies.set("_token", tokens["admin"])
+    html = client.get("/").text
+    assert ('href="/dags/orders__acme/runs/manual__2026-03-10T11%3A10%3A00%2B00%3A00'
+            '/tasks/enrich/mapped/1"') in html
+    assert "variant 555 not found in Lightspeed" in html
+    assert 'href="/dags/products__bakkerij/runs/scheduled__2026-03-06T12%3A00%3A00%2B00%3A00/tasks/load"' in html
+
+
+def test_page_shows_the_same_counts(client, tokens, seeded):
+    client.cookies.set("_token", tokens["admin"])
+    html = client.get("/").text
+    for run in {(r.tenant, r.flow) for r in seeded.runs}:
+        tenant, flow = run
+        row = re.search(rf'<tr data-tenant="{tenant}" data-flow="{flow}">(.*?)</tr>', html, re.S)
+        assert row, run
+        cells = row.group(1)
+        shown = {m[0]: int(m[1]) for m in re.findall(r'data-metric="total-(\w+)" data-n="(\d+)"', cells)}
+        assert shown == dict(seeded.totals(tenant, flow))
+        last = {m[0]: int(m[1]) for m in re.findall(r'data-metric="last-(\w+)" data-n="(\d+)"', cells)}
+        assert sum(last.values()) == len(seeded.last_run(tenant, flow).entries)
+    # The chart draws every seeded record once: one bar segment per (day, action).
+    bars = re.findall(r'<figure data-tenant="acme" data-flow="orders">(.*?)</figure>', html, re.S)[0]
+    drawn = sum(int(n) for n in re.findall(r'data-n="(\d+)"', bars))
+    assert drawn == sum(seeded.totals("acme", "orders").values())
+
+
+def test_tenant_filter_narrows_the_page(client, tokens):
+    data = client.get("/api/summary", params={"tenant": "bakkerij"},
+                      headers=_auth(tokens["admin"])).json()
+    assert {f["tenant"] for f in data["flows"]} == {"bakkerij"}
+    assert list(data["api_usage"]) == ["bakkerij"]
+
+
+def test_api_usage_against_the_limits(client, tokens, seeded, now):
+    data = client.get("/api/summary", headers=_auth(tokens["admin"])).json()["api_usage"]
+    acme = {(w["api"], w["window"]): w for w in data["acme"]}
+    assert {k: w["limit"] for k, w in acme.items()} == {
+        ("lightspeed", "5 min"): 300, ("lightspeed", "hour"): 3000,
+        ("lightspeed", "day"): 12000, ("quickbooks", "minute"): 500}
+    for (api, _), w in acme.items():
+        since = now - dt.timedelta(seconds=w["seconds"])
+        assert w["current"] == seeded.calls("acme", api, since)
+    # The manual run 50 minutes ago: enrich's calls count against Lightspeed, the rest QBO.
+    assert acme[("lightspeed", "hour")]["current"] == 3
+    assert acme[("lightspeed", "day")]["current"] == 3 + 2  # + stock's load (reverse flow)
+    assert acme[("quickbooks", "minute")]["current"] == 0
+    assert acme[("quickbooks", "minute")]["peak"] == 2 + 2 + 3 + 0  # one chunk, one instant
+    bakkerij = {(w["api"], w["window"]): w for w in data["bakkerij"]}
+    assert bakkerij[("quickbooks", "minute")]["current"] == 0  # two minutes ago
+    assert bakkerij[("quickbooks", "minute")]["peak"] == 2
+
+
+# -- record search --------------------------------------------------------------------------
+
+def test_record_search_by_source_id_shows_its_path(client, tokens):
+    data = client.get("/api/records", params={"q": "104"}, headers=_auth(tokens["admin"])).json()
+    (rec,) = data["records"]
+    assert (rec["tenant"], rec["source_type"], rec["source_id"]) == ("acme", "order", "104")
+    assert [s["action"] for s in rec["steps"]] == ["failed", "created"]
+    assert rec["steps"][0]["reason"].startswith("QBO 6000")
+    assert rec["steps"][1]["target_id"] == "9004"
+    assert rec["steps"][0]["at"] < rec["steps"][1]["at"]
+
+
+def test_record_search_by_target_id_finds_the_source(client, tokens):
+    data = client.get("/api/records", params={"q": "7006"}, headers=_auth(tokens["admin"])).json()
+    (rec,) = data["records"]
+    assert rec["source_id"] == "106"
+    assert rec["xrefs"] == [{"target_type": "RefundReceipt", "target_id": "7006",
+                             "state": "active", "updated": rec["xrefs"][0]["updated"]}]
+    assert [s["action"] for s in rec["steps"]] == ["refunded"]
+    client.cookies.set("_token", tokens["admin"])
+    html = client.get("/", params={"q": "7006"}).text
+    section = html[html.index('id="search"'):]
+    assert 'data-source-id="106"' in section and "refunded" in section
+    assert "No record" in client.get("/", params={"q": "nope"}).text
+
+
+# -- retry ----------------------------------------------------------------------------------
+
+def test_retry_triggers_the_flow_dag_with_the_failed_records(client, tokens, fake_airflow):
+    headers = {**_auth(tokens["admin"]), CSRF_HEADER: csrf_token(tokens["admin"]),
+               "Origin": "http://airflow.test"}
+    response = client.post("/api/retry", json={"tenant": "acme", "flow": "orders"},
+                           headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["dag_run_id"] == "manual__1" and body["is_paused"] is True
+    assert fake_airflow.triggered == [{"dag_id": "orders__acme",
+                                       "body": {"logical_date": None,
+                                                "conf": {"records": ["110"]}}}]
+    # Only open failures are retried.
+    response = client.post("/api/retry", json={"tenant": "acme", "flow": "orders",
+                                               "records": ["101"]}, headers=headers)
+    assert response.status_code == 400
+    assert len(fake_airflow.triggered) == 1
+
+
+def test_retry_is_csrf_safe(client, tokens, fake_airflow):
+    token = tokens["admin"]
+    client.cookies.set("_token", token)
+    body = {"tenant": "bakkerij", "flow": "products"}
+    assert client.post("/api/retry", json=body).status_code == 403  # no CSRF header
+    assert client.post("/api/retry", json=body,
+                       headers={CSRF_HEADER: csrf_token(token),
+                                "Origin": "https://evil.example"}).status_code == 403
+    assert client.post("/api/retry", json=body,
+                       headers={CSRF_HEADER: csrf_token("other")}).status_code == 403
+    assert fake_airflow.triggered == []
+    page = client.get("/").text
+    meta = re.search(r'<meta name="koppel-csrf" content="([0-9a-f]+)">', page).group(1)
+    response = client.post("/api/retry", json=body,
+                           headers={CSRF_HEADER: unescape(meta), "Origin": "http://airflow.test"})
+    assert response.status_code == 200
+    assert fake_airflow.triggered[0]["body"]["conf"] == {"records": ["503"]}
+
+
+def test_airflow_refusing_the_user_is_passed_on(client, tokens, fake_airflow):
+    token = tokens["viewer"]  # the fake Airflow accepts only the admin's token
+    response = client.post("/api/retry", json={"tenant": "acme", "flow": "orders"},
+                           headers={**_auth(token), CSRF_HEADER: csrf_token(token)})
+    assert response.status_code == 403
+    assert response.json()["detail"] == "Forbidden"
+    assert fake_airflow.triggered == []
+
+
+def test_viewer_gets_no_retry_button(client, tokens):
+    client.cookies.set("_token", tokens["viewer"])
+    assert 'class="retry"' not in client.get("/").text
+    client.cookies.set("_token", tokens["admin"])
+    assert 'class="retry" data-tenant="acme" data-flow="orders"' in client.get("/").text
+
+
+def test_static_assets_are_served(client):
+    assert "X-Koppel-CSRF" in client.get("/static/dashboard.js").text
+    assert client.get("/static/dashboard.css").headers["content-type"].startswith("text/css")
+    assert client.get("/static/secrets.txt").status_code == 404
