@@ -1,0 +1,201 @@
+"""``python -m bench``: koppel's benchmarks, printed and written to ``bench/results.json``.
+
+For every size (default 1,000, 5,000 and 20,000 orders; a catalogue of 2,000 variants):
+a freshly seeded shop, a new QuickBooks company and a new tenant; then every registered
+flow runs through Airflow (products, stock, customers, orders — catalogue first, so the
+orders find their items), each in a subprocess of its own. Per flow and size: records,
+wall time, records per second, API calls per record per side, 429s received, peak
+memory of the worker process, and the time the same calls take under the real limits.
+The per-record python-quickbooks baseline runs on a sample of each size's orders in a
+company of its own. ``--quick`` is a small smoke run (the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import limits
+from bench.harness import ROOT, BenchEnv, Sandboxes
+from bench.parse_time import measure as measure_parse
+from bench.report import render
+
+FLOW_ORDER = ("products", "stock", "customers", "orders")
+DEFAULT_OUTPUT = ROOT / "bench" / "results.json"
+FULL = {"sizes": "1000,5000,20000", "catalogue": 2000, "baseline_orders": 300,
+        "parse_tenants": "1,100,500"}
+QUICK = {"sizes": "10", "catalogue": 30, "baseline_orders": 10, "parse_tenants": "1,5"}
+
+
+def _ints(value: str) -> list[int]:
+    return [int(part) for part in str(value).split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=None,
+                        help="comma-separated order counts (default 1000,5000,20000)")
+    parser.add_argument("--catalogue", type=int, default=None,
+                        help="variants in the shop (default 2000)")
+    parser.add_argument("--baseline-orders", type=int, default=None,
+                        help="orders per size the per-record baseline books (default 300)")
+    parser.add_argument("--parse-tenants", default=None,
+                        help="tenant counts for the DAG parse time (default 1,100,500)")
+    parser.add_argument("--flows", default=None, help="only these flows (comma-separated)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small smoke run (explicit options still win)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="Airflow home to use (default: a temporary one, removed after)")
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else FULL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.sizes = _ints(args.sizes)
+    args.parse_tenants = _ints(args.parse_tenants)
+    return args
+
+
+def flows_to_run(only: str | None) -> list[str]:
+    from koppel.flows.registry import implemented_flows
+
+    available = implemented_flows()
+    wanted = [f.strip() for f in only.split(",")] if only else list(FLOW_ORDER)
+    ordered = [f for f in FLOW_ORDER if f in wanted and f in available]
+    return ordered + [f for f in available if f in wanted and f not in ordered]
+
+
+def products_for(sandboxes: Sandboxes, variants: int) -> int:
+    """How many products give about ``variants`` variants in the seeded catalogue."""
+    probe = max(10, min(200, variants))
+    sandboxes.seed_shop(orders=0, products=probe, customers=1)
+    per_product = sandboxes.variant_count() / probe
+    return max(1, math.ceil(variants / max(per_product, 1e-9)))
+
+
+def _with_projection(flow_json: dict[str, Any]) -> dict[str, Any]:
+    routes = flow_json["calls_by_route"].get("quickbooks", {})
+    flow_json["quickbooks_batch_calls"] = limits.batch_calls(routes)
+    flow_json["real_limits"] = limits.project(
+        flow_json["api_calls"].get("lightspeed", 0), flow_json["api_calls"].get("quickbooks", 0),
+        flow_json["quickbooks_batch_calls"]).to_json()
+    return flow_json
+
+
+def run_baseline(sandboxes: Sandboxes, size: int, sample: int, orders_flow: dict | None,
+                 tax_codes: dict[str, str]) -> dict[str, Any]:
+    from bench.baseline import run_baseline as baseline
+
+    realm = sandboxes.new_realm(f"Baseline {size}")
+    before = sandboxes.stats()
+    result = baseline(sandboxes.ls_credentials(), realm, tax_codes, limit=min(size, sample))
+    after = sandboxes.stats()
+    read = max(result.orders_read, 1)
+    calls = {side: after[side]["total"] - before[side]["total"] for side in before}
+    batches = limits.batch_calls({r: n - before["quickbooks"]["by_route"].get(r, 0)
+                                  for r, n in after["quickbooks"]["by_route"].items()})
+    per_order = {side: round(n / read, 4) for side, n in calls.items()}
+    out = {**result.to_json(), "api_calls": calls, "calls_per_order": per_order,
+           "throttled_429": {s: after[s]["throttled"] - before[s]["throttled"] for s in before},
+           "seconds_per_order": round(result.wall_seconds / read, 5),
+           "real_limits_full_size": limits.project(
+               round(per_order["lightspeed"] * size), round(per_order["quickbooks"] * size),
+               round(batches / read * size)).to_json()}
+    if orders_flow and orders_flow["records"]:
+        koppel = orders_flow["api_calls_per_record"]
+        koppel_seconds = orders_flow["wall_seconds"] / orders_flow["records"]
+        out["koppel_calls_per_order"] = koppel
+        out["koppel_seconds_per_order"] = round(koppel_seconds, 5)
+        out["ratio"] = {
+            "quickbooks_calls": _ratio(koppel.get("quickbooks", 0), per_order["quickbooks"]),
+            "lightspeed_calls": _ratio(koppel.get("lightspeed", 0), per_order["lightspeed"]),
+            "wall_time": _ratio(koppel_seconds, out["seconds_per_order"])}
+    return out
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def growth(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    curves: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        for flow in run["flows"]:
+            c = curves.setdefault(flow["flow"], {"api_calls_total": [], "qbo_calls_per_record": [],
+                                                 "ls_calls_per_record": [], "peak_rss_mb": [],
+                                                 "wall_seconds": []})
+            c["api_calls_total"].append(sum(flow["api_calls"].values()))
+            c["qbo_calls_per_record"].append(flow["api_calls_per_record"].get("quickbooks", 0.0))
+            c["ls_calls_per_record"].append(flow["api_calls_per_record"].get("lightspeed", 0.0))
+            c["peak_rss_mb"].append(flow["peak_rss_mb"])
+            c["wall_seconds"].append(flow["wall_seconds"])
+    return {"sizes": [r["size"] for r in runs], "flows": curves}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    flows = flows_to_run(args.flows)
+    env = BenchEnv(home=args.home)
+    started = time.monotonic()
+    results: dict[str, Any] = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               "quick": args.quick, "sizes": args.sizes, "flows": flows,
+                               "catalogue_variants": args.catalogue, "runs": []}
+    try:
+        print(f"koppel bench: sizes {args.sizes}, flows {flows}; Airflow home {env.home}",
+              flush=True)
+        env.migrate()
+        tax_codes = json.loads((ROOT / "include" / "mappings" / "demo.json")
+                               .read_text())["settings"]["tax_codes"]
+        with Sandboxes() as sandboxes:
+            sandboxes.lift_limits()
+            products = products_for(sandboxes, args.catalogue)
+            for size in args.sizes:
+                sandboxes.seed_shop(orders=size, products=products,
+                                    customers=max(10, size // 4))
+                variants = sandboxes.variant_count()
+                tenant = f"bench_{size}_{uuid.uuid4().hex[:6]}"
+                env.add_tenant(tenant, sandboxes, settings={"unknown_sku": "create_item"})
+                run: dict[str, Any] = {"size": size, "variants": variants, "flows": []}
+                for flow in flows:
+                    print(f"  {size:>6} orders: {flow} …", end=" ", flush=True)
+                    result = env.run_flow(sandboxes, tenant, flow, conf={"full_resync": True})
+                    run["flows"].append(_with_projection(result.to_json()))
+                    print(f"{result.state}, {result.records} records, "
+                          f"{result.wall_seconds:.1f} s", flush=True)
+                orders_flow = next((f for f in run["flows"] if f["flow"] == "orders"), None)
+                print(f"  {size:>6} orders: baseline …", end=" ", flush=True)
+                run["baseline"] = run_baseline(sandboxes, size, args.baseline_orders,
+                                               orders_flow, tax_codes)
+                print(f"{run['baseline']['orders_read']} orders, "
+                      f"{run['baseline']['wall_seconds']:.1f} s", flush=True)
+                results["runs"].append(run)
+        results["parse_times"] = []
+        for count in args.parse_tenants:
+            print(f"  DAG parse: {count} tenants …", end=" ", flush=True)
+            results["parse_times"].append(measure_parse(count, env.home))
+            print(f"{results['parse_times'][-1]['seconds']:.2f} s", flush=True)
+        results["growth"] = growth(results["runs"])
+        results["total_seconds"] = round(time.monotonic() - started, 1)
+    finally:
+        env.cleanup()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print()
+    print(render(results))
+    print(f"\nwritten to {args.output}")
+    failed = [f"{f['flow']}@{r['size']}" for r in results["runs"] for f in r["flows"]
+              if f["state"] != "success"]
+    if failed:
+        print(f"runs that did not succeed: {', '.join(failed)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

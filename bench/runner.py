@@ -1,0 +1,82 @@
+"""One flow run through Airflow in its own process: ``python -m bench.runner DAG_ID``.
+
+The parent (:mod:`bench.harness`) sets the environment (Airflow home, ``AIRFLOW_CONN_*``,
+``KOPPEL_MAPPINGS_DIR``, the state database). This process builds the one DAG, runs it
+with ``dag.test()`` (tasks run in this process) and prints one JSON line prefixed with
+``BENCH-RESULT`` : the run's state and id and this process's peak resident memory.
+
+``--unpaced`` lifts koppel's *client-side* pacing (the hooks' per-second/minute
+limiters), because the sandboxes' limits are lifted for throughput runs as well; every
+call is still counted by the sandboxes and the projection under the real limits is
+computed from those counts (:mod:`bench.limits`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+RESULT_PREFIX = "BENCH-RESULT "
+UNLIMITED = 1_000_000
+
+
+def lift_client_pacing() -> None:
+    """Make every hook built in this process skip its client-side rate limiters."""
+    from koppel.hooks import lightspeed, quickbooks
+
+    qbo_init = quickbooks.QuickBooksHook.__init__
+    ls_init = lightspeed.LightspeedHook.__init__
+
+    def qbo(self, *args, **kwargs):
+        # 10 concurrent requests stays: the sandbox enforces it like the real API.
+        kwargs.setdefault("limits", quickbooks.QBOLimits(
+            per_minute=UNLIMITED, per_second=UNLIMITED, concurrent=10,
+            batches_per_minute=UNLIMITED, window=60.0, throttle_wait=1.0))
+        qbo_init(self, *args, **kwargs)
+
+    def ls(self, *args, **kwargs):
+        kwargs.setdefault("per_second", UNLIMITED)
+        ls_init(self, *args, **kwargs)
+
+    quickbooks.QuickBooksHook.__init__ = qbo
+    lightspeed.LightspeedHook.__init__ = ls
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
+
+
+def run(dag_id: str, conf: dict | None) -> dict:
+    from koppel.factory import build_dags
+
+    dags = build_dags(only_dag_id=dag_id)
+    if dag_id not in dags:
+        raise SystemExit(f"DAG {dag_id} was not generated")
+    started = time.monotonic()
+    dag_run = dags[dag_id].test(run_conf=conf or None)
+    return {"dag_id": dag_id, "state": str(getattr(dag_run, "state", "unknown")),
+            "run_id": getattr(dag_run, "run_id", None),
+            "seconds_in_dag_test": round(time.monotonic() - started, 3),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.runner")
+    parser.add_argument("dag_id")
+    parser.add_argument("--conf", default="{}", help="the run's params as JSON")
+    parser.add_argument("--unpaced", action="store_true")
+    args = parser.parse_args(argv)
+    if args.unpaced:
+        lift_client_pacing()
+    result = run(args.dag_id, json.loads(args.conf))
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0 if result["state"].endswith("success") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""``python -m bench --quick`` end to end: every figure the benchmark promises is in
+``results.json`` (behaviour, not timing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+FLOW_FIELDS = {"flow", "state", "records", "actions", "wall_seconds", "records_per_second",
+               "api_calls", "api_calls_per_record", "throttled_429", "peak_rss_mb",
+               "calls_by_route", "quickbooks_batch_calls", "real_limits"}
+LIMIT_FIELDS = {"lightspeed_seconds", "quickbooks_seconds", "seconds", "bound_by", "human"}
+BASELINE_FIELDS = {"orders_read", "booked", "skipped", "failed", "wall_seconds", "api_calls",
+                   "calls_per_order", "throttled_429", "seconds_per_order",
+                   "real_limits_full_size", "koppel_calls_per_order",
+                   "koppel_seconds_per_order", "ratio"}
+
+
+def test_quick_bench_writes_every_figure(project_root, tmp_path):
+    output = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "KOPPEL_"))}  # the bench makes its own home
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--flows", "orders", "--parse-tenants",
+         "1,3", "--output", str(output), "--home", str(tmp_path / "home")],
+        cwd=project_root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["quick"] is True and results["flows"] == ["orders"]
+    (run,) = results["runs"]
+    assert run["size"] == 10 and run["variants"] > 0
+    (flow,) = run["flows"]
+    assert FLOW_FIELDS <= set(flow)
+    assert flow["state"] == "success"
+    assert flow["records"] == 10, "every seeded order is accounted for in the activity log"
+    assert flow["api_calls"]["lightspeed"] > 0 and flow["api_calls"]["quickbooks"] > 0
+    assert set(flow["api_calls_per_record"]) == {"lightspeed", "quickbooks"}
+    assert flow["peak_rss_mb"] > 0
+    assert LIMIT_FIELDS <= set(flow["real_limits"])
+    baseline = run["baseline"]
+    assert BASELINE_FIELDS <= set(baseline)
+    assert baseline["orders_read"] == 10 and baseline["failed"] == 0
+    # the per-record way needs more QuickBooks calls per order than koppel
+    assert baseline["calls_per_order"]["quickbooks"] > flow["api_calls_per_record"]["quickbooks"]
+    assert [p["tenants"] for p in results["parse_times"]] == [1, 3]
+    assert all(p["import_errors"] == 0 and p["dags"] >= p["tenants"]
+               for p in results["parse_times"])
+    assert results["growth"]["sizes"] == [10]
+    assert set(results["growth"]["flows"]["orders"]) >= {"api_calls_total", "peak_rss_mb"}
+    assert "first sync under the real APIs' limits" in proc.stdout
