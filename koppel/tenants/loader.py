@@ -175,4 +175,40 @@ def load_tenants(directory: str | Path, only: Sequence[str] | None = None) -> Te
         if tenant is not None:
             result.tenants.append(tenant)
             result.files[tenant.tenant] = path
+    _reject_shared_connections(result)
     return result
+
+
+def _reject_shared_connections(result: TenantSet) -> None:
+    """Tenants are isolated by their connections. Two tenants on one Lightspeed
+    connection would sync one shop twice; two on one QuickBooks connection (two shops,
+    one company) are fine only with distinct document-number prefixes, or their order
+    numbers would collide and one shop's orders would be skipped as "already booked".
+    Every tenant involved is rejected: guessing which one is meant is how books mix."""
+    rejected: set[str] = set()
+    by_conn: dict[tuple[str, str], list[TenantConfig]] = {}
+    for tenant in result.tenants:
+        by_conn.setdefault(("lightspeed", tenant.connections.lightspeed), []).append(tenant)
+        by_conn.setdefault(("quickbooks", tenant.connections.quickbooks), []).append(tenant)
+    for (kind, conn_id), sharing in sorted(by_conn.items()):
+        if len(sharing) < 2:
+            continue
+        ids = sorted(t.tenant for t in sharing)
+        if kind == "quickbooks":
+            prefixes = [t.settings.doc_number_prefix for t in sharing]
+            if all(prefixes) and len(set(prefixes)) == len(prefixes):
+                continue
+            why = ("share it only with a distinct settings.doc_number_prefix each, so "
+                   "their order numbers cannot collide")
+        else:
+            why = "one shop is synced by one tenant"
+        for tenant in sharing:
+            others = ", ".join(i for i in ids if i != tenant.tenant)
+            result.errors.append(TenantError(
+                str(result.files[tenant.tenant]), f"$.connections.{kind}",
+                f"connection '{conn_id}' is also used by tenant(s) {others}: {why}"))
+            rejected.add(tenant.tenant)
+    if rejected:
+        result.tenants = [t for t in result.tenants if t.tenant not in rejected]
+        for tenant_id in rejected:
+            result.files.pop(tenant_id, None)

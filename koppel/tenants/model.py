@@ -143,11 +143,12 @@ class Flows(_Model):
         default_factory=lambda: FlowConfig(enabled=False),
         description="Lightspeed credits (refunds, returns) of booked orders become refund receipts or credit memos.")
 
-    @field_validator("orders", "customers", "refunds")
+    @field_validator("orders", "products", "customers", "refunds")
     @classmethod
     def _one_way(cls, flow: FlowConfig) -> FlowConfig:
         if flow.direction != "lightspeed_to_quickbooks":
-            raise ValueError("only lightspeed_to_quickbooks is supported for this flow")
+            raise ValueError("only lightspeed_to_quickbooks is supported for this flow (stock "
+                             "runs either way; orders_reverse books QuickBooks → Lightspeed)")
         return flow
 
     @field_validator("orders_reverse", mode="before")

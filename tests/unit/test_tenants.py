@@ -112,7 +112,8 @@ def test_tax_code_keys_are_normalised_and_schedules_accepted():
 def test_one_broken_file_does_not_hide_the_others(tmp_path):
     write(tmp_path, "acme.json", MINIMAL)
     write(tmp_path, "broken.json", '{"tenant": "broken",')
-    write(tmp_path, "zeta.json", {**MINIMAL, "tenant": "zeta"})
+    write(tmp_path, "zeta.json", {"tenant": "zeta", "connections": {
+        "lightspeed": "lightspeed_zeta", "quickbooks": "quickbooks_zeta"}})
     write(tmp_path, "tenant.schema.json", {"not": "a tenant"})
     write(tmp_path, ".hidden.json", "garbage")
     result = load_tenants(tmp_path)
@@ -120,6 +121,37 @@ def test_one_broken_file_does_not_hide_the_others(tmp_path):
     assert [(Path(error.file).name, error.path) for error in result.errors] == [("broken.json", "$")]
     assert "line 1 column" in result.errors[0].message
     assert load_tenants(tmp_path, only=["zeta"]).ids() == ["zeta"]
+
+
+def test_tenants_sharing_a_shop_connection_are_rejected(tmp_path):
+    write(tmp_path, "acme.json", MINIMAL)
+    write(tmp_path, "bolt.json", {"tenant": "bolt", "connections": {
+        "lightspeed": "lightspeed_acme", "quickbooks": "quickbooks_bolt"}})
+    write(tmp_path, "cleo.json", {"tenant": "cleo", "connections": {
+        "lightspeed": "lightspeed_cleo", "quickbooks": "quickbooks_cleo"}})
+    result = load_tenants(tmp_path)
+    assert result.ids() == ["cleo"]
+    messages = sorted(str(e) for e in result.errors)
+    assert len(messages) == 2
+    assert messages[0].endswith("acme.json: $.connections.lightspeed: connection 'lightspeed_acme' "
+                                "is also used by tenant(s) bolt: one shop is synced by one tenant")
+    assert "bolt.json: $.connections.lightspeed:" in messages[1] and "tenant(s) acme" in messages[1]
+
+
+def test_two_shops_share_one_company_only_with_distinct_prefixes(tmp_path):
+    def tenant(tid, prefix):
+        return {"tenant": tid, "connections": {"lightspeed": f"lightspeed_{tid}",
+                                                "quickbooks": "quickbooks_group"},
+                "settings": {"doc_number_prefix": prefix}}
+
+    write(tmp_path, "nl.json", tenant("nl", "NL-"))
+    write(tmp_path, "be.json", tenant("be", "BE-"))
+    assert load_tenants(tmp_path).ids() == ["be", "nl"]
+    write(tmp_path, "be.json", tenant("be", "NL-"))
+    result = load_tenants(tmp_path)
+    assert result.ids() == []
+    assert {e.path for e in result.errors} == {"$.connections.quickbooks"}
+    assert all("distinct settings.doc_number_prefix" in e.message for e in result.errors)
 
 
 def test_missing_directory_is_a_problem_not_an_exception(tmp_path):
