@@ -383,19 +383,30 @@ class OrdersProcess(Process):
         if not wanted:
             return
         account = refs.account_id(self.settings.products.accounts.income)
-        ops = [BatchOp(bid=f"i{i}", operation="create", entity="Item", payload={
-            "Name": _item_name(line.name or sku, sku), "Sku": sku, "Type": "NonInventory",
-            "IncomeAccountRef": {"value": account}}) for i, (sku, line) in enumerate(sorted(wanted.items()))]
         if self.run.dry_run:
             ids = {sku: "(dry run)" for sku in wanted}
         else:
-            answers = self.run.quickbooks.batch(ops, request_id=self.run.quickbooks.request_id(
-                self.run.tenant_id, "Item", "create", *sorted(wanted)))
-            ids = {}
-            for i, sku in enumerate(sorted(wanted)):
-                answer = answers[f"i{i}"]
-                if answer.ok:
-                    ids[sku] = str(answer.value["Id"])
+            hook = self.run.quickbooks
+            # the products flow (or another chunk) may create the same SKU at this moment:
+            # under the tenant's item lock, look again and create only what is still missing
+            from koppel.flows.qbo_refs import item_lock_name
+
+            with self.run.store.lock(item_lock_name(self.run.tenant_id, hook)):
+                ids = {}
+                for row in hook.query_in("Item", "Sku", sorted(wanted), select="*, Sku"):
+                    if row.get("Sku") in wanted:
+                        ids.setdefault(str(row["Sku"]), str(row["Id"]))
+                missing = sorted(sku for sku in wanted if sku not in ids)
+                ops = [BatchOp(bid=f"i{i}", operation="create", entity="Item", payload={
+                    "Name": _item_name(wanted[sku].name or sku, sku), "Sku": sku,
+                    "Type": "NonInventory", "IncomeAccountRef": {"value": account}})
+                    for i, sku in enumerate(missing)]
+                answers = hook.batch(ops, request_id=hook.request_id(
+                    self.run.tenant_id, "Item", "create", *missing)) if ops else {}
+                for i, sku in enumerate(missing):
+                    answer = answers[f"i{i}"]
+                    if answer.ok:
+                        ids[sku] = str(answer.value["Id"])
         for record in records:
             for index in record.state.get("create_items", []):
                 sku = self._order(record).lines[index].sku

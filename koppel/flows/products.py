@@ -64,7 +64,8 @@ from koppel.flows.products_target import (
     sync_categories,
     sync_images,
 )
-from koppel.hooks.quickbooks import BatchOp
+from koppel.flows.qbo_refs import item_lock_name
+from koppel.hooks.quickbooks import BatchOp, BatchResult
 from koppel.mapping.mapper import Mapper
 from koppel.store.state import ActivityEntry
 
@@ -400,8 +401,16 @@ class ProductsProcess(Process):
                 continue
             ops.append(op)
             pending[record.source_id] = (record, {"bid": op.bid})
-        by_bid = {}
-        if ops:
+        by_bid: dict[str, BatchResult] = {}
+        if any(op.operation == "create" for op in ops):
+            # orders (unknown SKUs under ``create_item``) may create one of these SKUs at
+            # this moment: under the tenant's item lock, adopt what appeared meanwhile
+            with store.lock(item_lock_name(tenant, run.quickbooks)):
+                by_bid = self._adopt_created_meanwhile(ops, pending)
+                ops = [op for op in ops if op.bid not in by_bid]
+                if ops:
+                    by_bid.update(run_batch(run.quickbooks, ops, id_basis=(tenant, run.run_key, "items")))
+        elif ops:
             by_bid = run_batch(run.quickbooks, ops, id_basis=(tenant, run.run_key, "items"))
         image_cache: dict[str, Any] = {}
         for source_id, (record, meta) in pending.items():
@@ -412,6 +421,23 @@ class ProductsProcess(Process):
             except RecordError as exc:
                 result.fail(record, exc)
         return result
+
+    def _adopt_created_meanwhile(self, ops: list[BatchOp],
+                                 pending: dict[str, tuple[Record, dict]]) -> dict[str, BatchResult]:
+        """Creates whose SKU another flow created since the exists-check: answered with
+        that item instead (its hash is not kept, so the next run brings it up to date)."""
+        creates = {str(op.payload.get("Sku")): op for op in ops if op.operation == "create"}
+        rows = self.run.quickbooks.query_in("Item", "Sku", sorted(creates), select="*, Sku")
+        records = {meta.get("bid"): record for record, meta in pending.values()}
+        answered: dict[str, BatchResult] = {}
+        for row in rows:
+            op = creates.get(str(row.get("Sku")))
+            if op is None or op.bid in answered:
+                continue
+            record = records[op.bid]
+            record.state["adopted"] = "meanwhile"
+            answered[op.bid] = BatchResult(op.bid, value=row)
+        return answered
 
     def _operation(self, record: Record, plan: CategoryPlan, categories: Any,
                    policy: ItemPolicy, number: int) -> BatchOp | None:
@@ -500,6 +526,8 @@ class ProductsProcess(Process):
                                  sku=record.state["item"].get("sku"), urls=urls, cache=image_cache)
             record.state["images"] = {"uploaded": images.uploaded, "kept": images.kept}
         content_hash = record.state["hash"] if not (images and images.error) else None
+        if record.state.get("adopted") == "meanwhile":
+            content_hash = None  # created by another flow: compare fields on the next run
         store.save_xref(tenant, self.source_type, record.source_id, self.target_type, item_id,
                         content_hash)
         if images and images.error:
@@ -513,7 +541,10 @@ class ProductsProcess(Process):
             action, reason = "updated", f"{images.uploaded} image(s) attached"
         else:
             action = "skipped"
-            reason = ("linked to the existing QuickBooks item with this name and SKU"
+            reason = ("linked to the QuickBooks item another flow created with this SKU "
+                      "meanwhile; its fields are compared on the next run"
+                      if record.state.get("adopted") == "meanwhile" else
+                      "linked to the existing QuickBooks item with this name and SKU"
                       if record.state.get("adopted") else
                       "changes only in create-only fields or fields QuickBooks already has")
         result.end(record, action, target_type=self.target_type, target_id=item_id,

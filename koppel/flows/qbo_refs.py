@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 
+def item_lock_name(tenant: str, hook: Any) -> str:
+    """The cross-process lock every flow holds while it creates QuickBooks items, so two
+    flows (orders under ``create_item``, products) never create one SKU twice."""
+    return f"items:{tenant}:{getattr(hook, 'realm_id', '') or ''}"
+
+
 class MissingReference(LookupError):
     """A name in the tenant file that QuickBooks does not know (a systemic problem)."""
 
