@@ -177,7 +177,7 @@ def decide_customer(
             ids = sorted((str(m["Id"]) for m in matches), key=_id_order)
             warnings = (
                 f"{len(matches)} QBO customers share this e-mail (ids {', '.join(ids)}"
-                + (f"; names differ: {' | '.join(names)}" if len(names) > 1 else "")
+                + (f"; their display names differ ({len(names)} distinct)" if len(names) > 1 else "")
                 + f"); using the lowest id {chosen['Id']}",
             )
         update = customer_changes(chosen, customer, policy=policy)
@@ -193,7 +193,7 @@ def decide_customer(
             customer, display_name=name, parent_id=str(company_match["Id"]), policy=policy
         )
         return CustomerDecision(
-            "create_sub", payload=payload, reason=f"another contact of company {company!r}"
+            "create_sub", payload=payload, reason="another contact of a known company: sub-customer"
         )
 
     base = display_name_for(customer) or email

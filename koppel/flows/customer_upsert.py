@@ -93,7 +93,9 @@ class CustomerUpserter:
         return str(getattr(self.hook, "realm_id", "") or "")
 
     def policy(self) -> CustomerPolicy:
-        return CustomerPolicy(default_customer_id=self.default_customer_id())
+        """The rules for customers with a usable e-mail: they never fall back to the
+        default customer, so it is neither looked up nor created for them."""
+        return CustomerPolicy(default_customer_id=self._default_id or "")
 
     def default_customer_id(self) -> str:
         """The tenant's default customer (for orders without usable customer data),
