@@ -32,13 +32,13 @@ def lift_client_pacing() -> None:
 
     def qbo(self, *args, **kwargs):
         # 10 concurrent requests stays: the sandbox enforces it like the real API.
-        kwargs.setdefault("limits", quickbooks.QBOLimits(
+        kwargs["limits"] = (quickbooks.QBOLimits(
             per_minute=UNLIMITED, per_second=UNLIMITED, concurrent=10,
             batches_per_minute=UNLIMITED, window=60.0, throttle_wait=1.0))
         qbo_init(self, *args, **kwargs)
 
     def ls(self, *args, **kwargs):
-        kwargs.setdefault("per_second", UNLIMITED)
+        kwargs["per_second"] = UNLIMITED
         ls_init(self, *args, **kwargs)
 
     quickbooks.QuickBooksHook.__init__ = qbo

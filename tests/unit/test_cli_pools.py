@@ -22,7 +22,8 @@ DEMO = json.loads((ROOT / "include" / "mappings" / "demo.json").read_text())
 def mappings(tmp_path: Path) -> Path:
     """Two valid tenants (acme, bolt) and one broken file."""
     for tenant in ("acme", "bolt"):
-        doc = dict(DEMO, tenant=tenant)
+        doc = dict(DEMO, tenant=tenant, connections={"lightspeed": f"lightspeed_{tenant}",
+                                                      "quickbooks": f"quickbooks_{tenant}"})
         doc.pop("$schema", None)
         (tmp_path / f"{tenant}.json").write_text(json.dumps(doc))
     (tmp_path / "broken.json").write_text('{"tenant": "broken"')
@@ -97,3 +98,13 @@ def test_apply_reports_airflows_failure(mappings, capsys, monkeypatch):
     assert cli.apply_pools(tenant_pools(["acme"]), out) == 1
     assert "airflow pools import failed (1)" in out.getvalue()
     assert "no such table" in out.getvalue()
+
+
+def test_a_full_pool_of_paced_tasks_stays_under_each_limit():
+    from koppel.pools import task_share
+
+    for api, limits in API_LIMITS.items():
+        slots = pool_slots(limits)
+        share = task_share(api, limits.per_second)
+        assert 1 <= share and share * slots <= limits.per_second, (api, share, slots)
+    assert task_share("lightspeed", 20) == 6 and task_share("quickbooks", 500) == 125
