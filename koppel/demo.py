@@ -156,7 +156,7 @@ def flow_activity(env: dict[str, str], flow: str, since: dt.datetime) -> dict[st
     with engine.connect() as conn:
         for action, reason in conn.execute(stmt):
             counts[action] = counts.get(action, 0) + 1
-            if action in ("failed", "conflict", "skipped") and reason:
+            if action in ("failed", "waiting", "conflict", "skipped") and reason:
                 key = f"{action}: {reason.split(':')[0][:60]}"
                 reasons[key] = reasons.get(key, 0) + 1
     return {"counts": counts, "top_reasons": dict(sorted(reasons.items(),

@@ -88,6 +88,10 @@ class FlowRun:
     data_interval_start: Any = None
     data_interval_end: Any = None
     store: StateStore = field(default_factory=StateStore)
+    #: Airflow's run type ("scheduled", "backfill", "manual", "asset_triggered", …)
+    run_type: str | None = None
+    #: where the DAG's last successful run's data interval ended (scheduled runs)
+    prev_success_end: Any = None
 
     @property
     def tenant_id(self) -> str:
@@ -110,13 +114,25 @@ class FlowRun:
     def lightspeed(self):
         from koppel.hooks.lightspeed import LightspeedHook
 
-        return LightspeedHook(self.tenant.connections.lightspeed)
+        from koppel.pools import task_share
+
+        # this task's share of the shop's per-second limit: a full pool stays under it
+        return LightspeedHook(self.tenant.connections.lightspeed,
+                              per_second=task_share("lightspeed", 20))
 
     @cached_property
     def quickbooks(self):
         from koppel.hooks.quickbooks import QuickBooksHook
 
-        return QuickBooksHook(self.tenant.connections.quickbooks)
+        from koppel.hooks.quickbooks import QBOLimits
+        from koppel.pools import task_share
+
+        # this task's share of the realm's limits: a full pool stays under them
+        full = QBOLimits()
+        return QuickBooksHook(self.tenant.connections.quickbooks, limits=QBOLimits(
+            per_second=task_share("quickbooks", full.per_second),
+            per_minute=task_share("quickbooks", full.per_minute),
+            batches_per_minute=task_share("quickbooks", full.batches_per_minute)))
 
     def api_calls(self) -> dict[str, int]:
         """Calls this process made so far, per API (only hooks already opened count)."""
@@ -188,12 +204,28 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+#: the run types whose data interval is the window of records to read
+INTERVAL_RUN_TYPES = ("scheduled", "backfill")
+
+
 def run_window(run: FlowRun, default_lookback_days: int = 1):
+    """The window of records this run reads (see :func:`_window`), logged."""
+    window = _window(run, default_lookback_days)
+    logging.getLogger(__name__).info(
+        "koppel %s/%s reads %s", run.tenant_id, run.flow,
+        "every record (no window)" if window is None else
+        f"records changed from {window[0].isoformat()} to {window[1].isoformat()}")
+    return window
+
+
+def _window(run: FlowRun, default_lookback_days: int = 1):
     """The ``(start, end)`` of records to read, or ``None`` for every record.
 
     Params ``since``/``until`` win; then the run's data interval (scheduled runs and
-    backfills); a manual run without either reads from a day before this flow's last
-    activity (so re-runs overlap, never gap), and a first run reads everything."""
+    backfills only: Airflow gives a manual run the last complete interval too, which is
+    not what a user who presses "trigger" means); a manual run without either reads from
+    a day before this flow's last activity (so re-runs overlap, never gap), and a first
+    run reads everything."""
     import datetime as _dt
 
     params = run.params
@@ -203,9 +235,15 @@ def run_window(run: FlowRun, default_lookback_days: int = 1):
     if params.get("since") or params.get("until"):
         start = _parse_time(params.get("since")) or _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
         return start, _parse_time(params.get("until")) or now
-    if run.data_interval_start is not None and run.data_interval_end is not None \
-            and run.data_interval_end > run.data_interval_start:
-        return run.data_interval_start, run.data_interval_end
+    if str(run.run_type or "") in INTERVAL_RUN_TYPES and run.data_interval_start is not None \
+            and run.data_interval_end is not None and run.data_interval_end > run.data_interval_start:
+        start = run.data_interval_start
+        # no catchup: after downtime or failed runs the scheduler runs only the latest
+        # interval, so a scheduled run also covers the gap since the last success
+        if run.run_type == "scheduled" and run.prev_success_end is not None \
+                and run.prev_success_end < start:
+            start = run.prev_success_end
+        return start, run.data_interval_end
     last = run.store.activity(tenant=run.tenant_id, flow=run.flow, limit=1)
     if not last:
         return None

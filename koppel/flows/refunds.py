@@ -12,8 +12,8 @@ Document: ``settings.refunds.document`` — ``auto`` (a refund receipt against a
 sales receipt, a credit memo against a booked invoice), ``refund_receipt`` or
 ``credit_memo``. Numbers: ``<prefix><order number>-R<n>`` for the order's n-th credit.
 
-A credit of an order koppel never booked is reported as failed, with the reason, and
-retried every run: it is booked as soon as the orders flow books its order (never
+A credit of an order koppel never booked is reported as ``waiting``, with the reason, and
+retried every run (not an error: it does not count towards the error threshold): it is booked as soon as the orders flow books its order (never
 guessed from the shop's data alone). The window falls back like every flow
 (:func:`koppel.flows.base.run_window`): Params, data interval, a day before the last
 activity, or — on the first run — every order.
@@ -152,7 +152,7 @@ class RefundsProcess(Process):
             if order_xref is None:
                 self._fail(result, record, RecordError(
                     f"order {number} is not booked in QuickBooks; the refund waits for the "
-                    "orders flow to book it", field="order"))
+                    "orders flow to book it", field="order", action="waiting"))
                 continue
             if order_xref.state == "voided":
                 self._end(result, record, "skipped", target_type=order_xref.target_type,

@@ -22,6 +22,8 @@ from airflow.sdk import BaseOperator
 
 log = logging.getLogger(__name__)
 
+#: record outcomes that put a record on the list the next run reads again
+RETRIED_ACTIONS = ("failed", "waiting")
 # step name → the staging slot its input is read from
 _INPUT_SLOT = {"enrich": "extract", "exists_check": "enrich",
                "customer_upsert": "exists_check", "load": "customer_upsert"}
@@ -44,10 +46,14 @@ class KoppelStepOperator(BaseOperator):
         from koppel.flows.registry import load_tenant
 
         params = dict(context.get("params") or {})
+        run_type = _run_type(context)
         return FlowRun(tenant=load_tenant(self.tenant), flow=self.flow,
                        run_id=context["run_id"], params=params,
                        data_interval_start=context.get("data_interval_start"),
-                       data_interval_end=context.get("data_interval_end"))
+                       data_interval_end=context.get("data_interval_end"),
+                       run_type=run_type,
+                       prev_success_end=_prev_success_end(context) if run_type == "scheduled"
+                       and self.step == "extract" else None)
 
     def _process(self, run):
         from koppel.flows.registry import process_class
@@ -111,7 +117,14 @@ class ChunkStepOperator(KoppelStepOperator):
         process = self._process(run)
         records = [Record.from_json(r) for r in run.store.staged(self.chunk_ref)]
         started, before = time.monotonic(), run.api_calls()
-        result = getattr(process, self.step)(records)
+        try:
+            result = getattr(process, self.step)(records)
+        except Exception as exc:
+            # a systemic failure (API down, credentials refused, …): the task fails and
+            # Airflow retries it; until a try succeeds every record of the chunk is on the
+            # failed list, so the next run picks them up even if this run gives up
+            self._mark_chunk_failed(run, records, exc)
+            raise
         after = run.api_calls()
         _apportion_calls(records, result, {api: after[api] - before.get(api, 0) for api in after})
         map_index = getattr(context.get("ti"), "map_index", None)
@@ -121,10 +134,11 @@ class ChunkStepOperator(KoppelStepOperator):
         run.store.record_activity(tenant=self.tenant, flow=self.flow, run_id=run.run_id,
                                   direction=run.direction, entries=result.ended,
                                   task_id=self.task_id)
-        failed = [e for e in result.ended if e.action == "failed"]
-        for entry in failed:
+        # failed and waiting records are read again by the next run
+        retry = [e for e in result.ended if e.action in RETRIED_ACTIONS]
+        for entry in retry:
             run.store.mark_failed(self.tenant, self.flow, entry.source_id, entry.reason or "")
-        done = [e.source_id for e in result.ended if e.action != "failed"]
+        done = [e.source_id for e in result.ended if e.action not in RETRIED_ACTIONS]
         if not run.dry_run:
             run.store.mark_resolved(self.tenant, self.flow, done)
         summary = self._summary(run, len(records), result.ended, len(result.passed), before,
@@ -134,6 +148,44 @@ class ChunkStepOperator(KoppelStepOperator):
         ref = run.store.stage(run.run_key, self.step, self.chunk_ref["chunk"],
                               [r.to_json() for r in result.passed])
         return {**ref, "summary": summary}
+
+
+    def _mark_chunk_failed(self, run, records, exc: Exception) -> None:
+        from koppel.privacy import pii_values, scrub
+
+        known: set[str] = set()
+        for record in records:
+            known |= pii_values(record.data)
+        reason = scrub(f"{self.step} failed for the whole chunk: {type(exc).__name__}: {exc}",
+                       known) or ""
+        for record in records:
+            try:
+                run.store.mark_failed(self.tenant, self.flow, record.source_id, reason[:1000])
+            except Exception:  # the state database itself may be what failed
+                log.exception("koppel %s/%s %s: could not put the chunk on the failed list",
+                              self.tenant, self.flow, self.step)
+                return
+        log.warning("koppel %s/%s %s: %d record(s) put on the failed list for the next run",
+                    self.tenant, self.flow, self.step, len(records))
+
+
+def _run_type(context) -> str | None:
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return getattr(run_type, "value", run_type)
+
+
+def _prev_success_end(context):
+    """The end of the data interval of the DAG's last successful run, or None (the
+    context holds it as a lazy proxy that asks the API server when first used)."""
+    import datetime as dt
+
+    value = context.get("prev_data_interval_end_success")
+    try:
+        return dt.datetime.fromisoformat(value.isoformat()) if value else None
+    except Exception:  # no earlier success, or the server could not say
+        log.warning("koppel: the last successful run's interval is unknown; reading this "
+                    "run's data interval only")
+        return None
 
 
 def _apportion_calls(records, result, calls: dict[str, int]) -> None:

@@ -10,6 +10,7 @@ from koppel.web.queries import ACTION_ORDER
 
 ACTION_COLOURS = {
     "created": "#2e7d32", "updated": "#1565c0", "skipped": "#9e9e9e", "failed": "#c62828",
+    "waiting": "#f9a825",
     "conflict": "#ef6c00", "voided": "#6a1b9a", "refunded": "#00838f", "deleted": "#4e342e",
     "erased": "#37474f",
 }

@@ -17,9 +17,9 @@ from sqlalchemy import Engine, func, or_, select, tuple_, union
 from koppel.store.schema import activity, failed_record, xref
 from koppel.web.limits import API_LIMITS, step_api
 
-ACTION_ORDER = ("created", "updated", "skipped", "failed", "conflict", "voided",
+ACTION_ORDER = ("created", "updated", "skipped", "failed", "waiting", "conflict", "voided",
                 "refunded", "deleted", "erased")
-FLOW_ORDER = ("orders", "products", "stock", "customers")
+FLOW_ORDER = ("orders", "products", "stock", "customers", "refunds", "orders_reverse")
 _CHUNK = 500
 
 

@@ -91,7 +91,7 @@ def test_refunds_book_once_to_the_cent_and_wait_for_unbooked_orders(shop, make_t
     assert len(refunded) == 4  # partial with return, full, and twice
     assert all(r["source_type"] == "refund" and r["target_type"] == "RefundReceipt"
                for r in refunded)
-    (waiting,) = [r for r in first.values() if r["action"] == "failed"]
+    (waiting,) = [r for r in first.values() if r["action"] == "waiting"]
     assert "not booked" in waiting["reason"] and unbooked["number"] in waiting["reason"]
     assert unbooked["number"] not in {d["DocNumber"].split("-R")[0]
                                       for d in tenant.entities("RefundReceipt")}

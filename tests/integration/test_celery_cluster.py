@@ -137,7 +137,9 @@ def assert_no_failed_records(cluster: NativeCluster, tenant: str, flow: str) -> 
     latest: dict[str, dict[str, Any]] = {}
     for row in cluster.activity(tenant, flow):
         latest[row["source_id"]] = row
-    assert latest, f"{tenant}/{flow} logged no activity"
+    # the reverse flow reads QuickBooks documents koppel did not write itself; the
+    # cluster's companies start empty, so it may rightly find nothing to do
+    assert latest or flow == "orders_reverse", f"{tenant}/{flow} logged no activity"
     failed = [f"{r['source_id']}: {r['reason']}" for r in latest.values()
               if r["action"] == "failed"]
     assert not failed, f"{tenant}/{flow}: failed records: {failed[:5]}"

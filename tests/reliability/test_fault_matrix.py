@@ -136,6 +136,32 @@ def test_killed_load_task_rerun_books_each_order_once(shop, make_tenant, clean_r
     _converge(tenant, clean_run)
 
 
+def test_a_systemic_failure_leaves_no_order_behind(shop, make_tenant, clean_run, monkeypatch):
+    """QuickBooks refuses every write of the run (the load task fails on every try):
+    every order of the failed chunks goes on the failed list, so the next ordinary run —
+    whose window no longer covers them — still books each one, once."""
+    from koppel.flows import orders
+
+    tenant = make_tenant(shop)
+    real_load = orders.OrdersProcess.load
+
+    def refused(self, records):
+        raise ConnectionError("QuickBooks unreachable")
+
+    monkeypatch.setattr(orders.OrdersProcess, "load", refused)
+    tenant.run("orders")
+    monkeypatch.setattr(orders.OrdersProcess, "load", real_load)
+    assert tenant.books()["documents"] == {}, "nothing may be booked while the load fails"
+    created_clean = {i for i, a in clean_run["latest"].items() if a == "created"}
+    assert created_clean and created_clean <= tenant.failed(), \
+        "orders of the failed load are not on the failed list"
+    tenant.run("orders")  # no full_resync: only the failed list brings them back
+    books = tenant.books()
+    assert_no_duplicates(books)
+    assert books["documents"] == clean_run["books"]["documents"]
+    assert tenant.failed() == {i for i, a in clean_run["latest"].items() if a == "failed"}
+
+
 def test_stale_sync_token_from_a_concurrent_edit(shop_factory, make_tenant, qbo,
                                                  monkeypatch):
     """Someone edits the booked receipt in QuickBooks between koppel's read and its update:
