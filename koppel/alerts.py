@@ -55,20 +55,38 @@ class KoppelFailureNotifier(BaseNotifier):
 
     def notify(self, context: dict[str, Any]) -> None:
         msg = self.message(context)
+        failed = []
         if self.email_to:
-            from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-            with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-                smtp.send_email_smtp(to=self.email_to, subject=msg["title"],
-                                     html_content="<pre>" + _html_escape(msg["text"]) + "</pre>",
-                                     from_email=self.email_from)
+            try:
+                self._send_email(msg)
+            except Exception:  # one channel down must not silence the other
+                log.exception("koppel alert e-mail for %s/%s failed", self.tenant, self.flow)
+                failed.append("e-mail")
         if self.webhook_conn_id:
-            from airflow.providers.http.hooks.http import HttpHook
-
-            HttpHook(method="POST", http_conn_id=self.webhook_conn_id).run(
-                endpoint=None, data=json.dumps({"text": msg["text"]}),
-                headers={"Content-Type": "application/json"})
+            try:
+                self._post_webhook(msg)
+            except Exception:
+                log.exception("koppel alert webhook for %s/%s failed", self.tenant, self.flow)
+                failed.append("webhook")
+        if failed:
+            raise RuntimeError(f"koppel alert for {self.tenant}/{self.flow}: "
+                               f"{' and '.join(failed)} not delivered")
         log.info("koppel alert sent for %s/%s", self.tenant, self.flow)
+
+    def _send_email(self, msg: dict[str, Any]) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
+            smtp.send_email_smtp(to=self.email_to, subject=msg["title"],
+                                 html_content="<pre>" + _html_escape(msg["text"]) + "</pre>",
+                                 from_email=self.email_from)
+
+    def _post_webhook(self, msg: dict[str, Any]) -> None:
+        from airflow.providers.http.hooks.http import HttpHook
+
+        HttpHook(method="POST", http_conn_id=self.webhook_conn_id).run(
+            endpoint=None, data=json.dumps({"text": msg["text"]}),
+            headers={"Content-Type": "application/json"})
 
 
 def _log_url(ti: Any) -> str:
@@ -86,11 +104,13 @@ def first_record_errors(tenant: str, flow: str, run_id: str, limit: int = 5) -> 
     from koppel.store.state import StateStore
 
     try:
+        # the activity log answers newest first: read the run's failures, keep the first
         rows = StateStore().activity(tenant=tenant, flow=flow, run_id=run_id, action="failed",
-                                     limit=limit)
+                                     limit=100_000)
     except Exception as exc:  # the alert must go out even if the state DB is unreachable
         return [f"(activity log unavailable: {type(exc).__name__})"]
-    return [f"{r['source_type']} {r['source_id']}: {r['reason']}" for r in reversed(rows)]
+    rows = sorted(rows, key=lambda r: r["id"])[:limit]
+    return [f"{r['source_type']} {r['source_id']}: {r['reason']}" for r in rows]
 
 
 def notifiers_for(tenant: Any, flow: str) -> list[KoppelFailureNotifier]:

@@ -5,11 +5,12 @@ A flow whose process has fewer steps skips the ones it lacks."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from typing import Any
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, BaseOperator, Param
 
 from koppel.flows.registry import process_class
 from koppel.steps.operators import (
@@ -25,12 +26,16 @@ OWNER = "koppel"
 _CHUNK_STEPS = (("enrich", EnrichOperator), ("exists_check", ExistsCheckOperator),
                 ("customer_upsert", CustomerUpsertOperator), ("load", LoadOperator))
 
+# ISO 8601 date or date-time. jsonschema checks "format" only with optional libraries
+# that are not installed, so the pattern is what refuses "yesterday" at trigger time.
+_ISO_MOMENT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+
 PARAMS = {
-    "since": Param(None, type=["null", "string"], format="date-time",
+    "since": Param(None, type=["null", "string"], format="date-time", pattern=_ISO_MOMENT,
                    title="Since", description="Sync records changed from this moment "
                    "(overrides the data interval)."),
-    "until": Param(None, type=["null", "string"], format="date-time", title="Until",
-                   description="...up to this moment (defaults to now)."),
+    "until": Param(None, type=["null", "string"], format="date-time", pattern=_ISO_MOMENT,
+                   title="Until", description="...up to this moment (defaults to now)."),
     "dry_run": Param(False, type="boolean", title="Dry run",
                      description="Build every payload, send nothing, log what would be sent."),
     "full_resync": Param(False, type="boolean", title="Full resync",
@@ -65,19 +70,24 @@ def build_flow_dag(tenant: Any, flow: str) -> DAG:
     dag = DAG(
         dag_id=f"{flow}__{tenant_id}",
         description=f"{process.description} — tenant {tenant_id}",
-        schedule=getattr(flow_cfg, "schedule", None),
+        schedule=_schedule(getattr(flow_cfg, "schedule", None), start),
         start_date=start,
         catchup=False,
         max_active_runs=1,
         tags=["koppel", flow, f"tenant:{tenant_id}"],
         default_args=default_args,
-        params=PARAMS,
+        # a copy per DAG: Param.resolve() keeps the value a run resolved, so shared
+        # Param objects would carry one run's Params into every other DAG and run
+        params=copy.deepcopy(PARAMS),
         doc_md=_doc_md(tenant, flow, process),
         render_template_as_native_obj=True,
     )
     ls_pool, qb_pool = pool_name(tenant_id, "lightspeed"), pool_name(tenant_id, "quickbooks")
-    source_pool = ls_pool if process.source_api == "lightspeed" else qb_pool
-    target_pool = qb_pool if process.source_api == "lightspeed" else ls_pool
+    # the tenant's direction decides which API a flow reads (stock can run either way)
+    direction = str(getattr(flow_cfg, "direction", "") or "")
+    source_api = direction.split("_to_")[0] if "_to_" in direction else process.source_api
+    source_pool = ls_pool if source_api == "lightspeed" else qb_pool
+    target_pool = qb_pool if source_api == "lightspeed" else ls_pool
     with dag:
         extract = ExtractOperator(task_id="extract", tenant=tenant_id, flow=flow,
                                   pool=source_pool)
@@ -90,7 +100,43 @@ def build_flow_dag(tenant: Any, flow: str) -> DAG:
                                         pool=pool, max_active_tis_per_dagrun=4
                                         ).expand(chunk_ref=upstream.output)
         upstream >> FinalizeOperator(task_id="finalize", tenant=tenant_id, flow=flow)
+        # finalize runs whatever happened (all_done) and is the only leaf, so it alone
+        # would decide the run's state: a run whose load failed would show as a success
+        watcher = RunFailedWatcher(task_id="fail_run_if_a_task_failed")
+        for task in dag.tasks:
+            if task is not watcher:
+                task >> watcher
     return dag
+
+
+class RunFailedWatcher(BaseOperator):
+    """Fails the DAG run when any of its tasks failed; skipped otherwise."""
+
+    ui_color = "#f6d5d5"
+
+    def __init__(self, **kwargs: Any) -> None:
+        # no alert of its own: the task that failed has already sent one
+        super().__init__(trigger_rule="one_failed", on_failure_callback=None, **kwargs)
+
+    def execute(self, context) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this run failed (see the failed task's log)")
+
+
+def _schedule(schedule: Any, start: dt.datetime) -> Any:
+    """A cron schedule (or preset) as data intervals from one tick to the next.
+
+    Airflow 3 turns a plain cron string into a CronTriggerTimetable, whose runs have an
+    empty data interval (start == end): the flows would then ignore it and read from
+    their last activity instead, so a backfill would not sync its own intervals."""
+    if not isinstance(schedule, str) or schedule in ("@once", "@continuous"):
+        return schedule
+    import pendulum
+    from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+
+    timezone = pendulum.instance(start, tz=start.tzinfo or "UTC").timezone
+    return CronDataIntervalTimetable(schedule, timezone)
 
 
 def _failure_callbacks(tenant: Any, flow: str) -> list:
