@@ -18,8 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from koppel.store.engine import get_engine
 from koppel.store.schema import activity, ensure_schema, failed_record, staged_payload, xref
 
-ACTIONS = ("created", "updated", "skipped", "voided", "failed", "conflict", "refunded",
-           "deleted", "erased")
+#: "waiting": the record depends on another record not synced yet (a refund of an order
+#: the orders flow has not booked): retried every run like "failed", but not an error
+ACTIONS = ("created", "updated", "skipped", "voided", "failed", "waiting", "conflict",
+           "refunded", "deleted", "erased")
 
 
 def utcnow() -> dt.datetime:
@@ -272,3 +274,101 @@ class StateStore:
             staged = conn.execute(delete(staged_payload).where(
                 staged_payload.c.created_at < cutoff)).rowcount
         return {"activity": acts, "staged": staged}
+
+    # -- erasure of one data subject (GDPR art. 17) ---------------------------------------
+    # Which source types of one subject belong to which flow (``koppel_failed_record``
+    # has no source type, only the flow).
+    SUBJECT_FLOWS = {"customer": "customers", "order": "orders", "refund": "refunds",
+                     "qbo:document": "orders_reverse"}
+
+    def erase_sources(self, tenant: str, sources: dict[str, Iterable[str]], *,
+                      emails: Iterable[str] = ()) -> dict[str, int]:
+        """Delete every trace of the given sources — ``{source_type: ids}`` — of one
+        tenant: activity rows, cross-references, failed records, staged payloads holding
+        one of them (or one of ``emails``), and mentions of their ids in the reasons of
+        other records' activity rows (e.g. "same e-mail address as shop customer 12").
+        Returns counts per store."""
+        pairs = {(str(t), str(i)) for t, ids in sources.items() for i in ids}
+        counts = {"activity": 0, "xref": 0, "failed": 0, "staged": 0, "reasons_redacted": 0}
+        if not pairs:
+            return counts
+        by_type: dict[str, list[str]] = {}
+        for source_type, source_id in sorted(pairs):
+            by_type.setdefault(source_type, []).append(source_id)
+        with self.engine.begin() as conn:
+            for source_type, ids in by_type.items():
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    counts["activity"] += conn.execute(delete(activity).where(
+                        activity.c.tenant == tenant, activity.c.source_type == source_type,
+                        activity.c.source_id.in_(chunk))).rowcount
+                    counts["xref"] += conn.execute(delete(xref).where(
+                        xref.c.tenant == tenant, xref.c.source_type == source_type,
+                        xref.c.source_id.in_(chunk))).rowcount
+                    flow = self.SUBJECT_FLOWS.get(source_type)
+                    if flow:
+                        counts["failed"] += conn.execute(delete(failed_record).where(
+                            failed_record.c.tenant == tenant, failed_record.c.flow == flow,
+                            failed_record.c.source_id.in_(chunk))).rowcount
+            counts["reasons_redacted"] = self._redact_reasons(conn, tenant,
+                                                              {i for _, i in pairs})
+            counts["staged"] = self._erase_staged(conn, pairs, emails)
+        return counts
+
+    @staticmethod
+    def _redact_reasons(conn, tenant: str, ids: set[str]) -> int:
+        import re
+
+        redacted = 0
+        for source_id in sorted(ids):
+            pattern = re.compile(rf"(?<![\w-]){re.escape(source_id)}(?![\w-])")
+            rows = conn.execute(select(activity.c.id, activity.c.reason).where(
+                activity.c.tenant == tenant,
+                activity.c.reason.contains(source_id, autoescape=True))).all()
+            for row_id, reason in rows:
+                cleaned = pattern.sub("<erased>", reason or "")
+                if cleaned != reason:
+                    conn.execute(update(activity).where(activity.c.id == row_id)
+                                 .values(reason=cleaned))
+                    redacted += 1
+        return redacted
+
+    @staticmethod
+    def _erase_staged(conn, pairs: set[tuple[str, str]], emails: Iterable[str]) -> int:
+        """Staged chunks live only while their run does; one still holding a record of
+        the subject (a run that died before its finalize) goes as a whole."""
+        import json
+
+        ids = {i for _, i in pairs}
+        needles = {e.casefold() for e in emails if e}
+        doomed = []
+        for row_id, payload in conn.execute(select(staged_payload.c.id,
+                                                   staged_payload.c.payload)):
+            records = payload if isinstance(payload, list) else [payload]
+            hit = any(isinstance(r, dict) and str(r.get("source_id")) in ids
+                      and (r.get("source_type") is None
+                           or (str(r.get("source_type")), str(r.get("source_id"))) in pairs)
+                      for r in records)
+            if not hit and needles:
+                text = json.dumps(payload, default=str, ensure_ascii=False).casefold()
+                hit = any(n in text for n in needles)
+            if hit:
+                doomed.append(row_id)
+        for start in range(0, len(doomed), 500):
+            conn.execute(delete(staged_payload).where(
+                staged_payload.c.id.in_(doomed[start:start + 500])))
+        return len(doomed)
+
+    def sources_by_target(self, tenant: str, target_type: str,
+                          target_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """Every (source type, source id) cross-referenced to one of ``target_ids``
+        (unlike :meth:`xrefs_by_target`, all of them, not one per target)."""
+        ids = sorted({str(i) for i in target_ids})
+        found: list[tuple[str, str]] = []
+        for start in range(0, len(ids), 500):
+            stmt = select(xref.c.source_type, xref.c.source_id).where(
+                xref.c.tenant == tenant, xref.c.target_type == target_type,
+                xref.c.target_id.in_(ids[start:start + 500]))
+            with self.engine.connect() as conn:
+                found.extend((t, i) for t, i in conn.execute(stmt))
+        return sorted(set(found))
