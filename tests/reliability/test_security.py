@@ -124,3 +124,30 @@ def test_no_secret_or_personal_data_in_any_log(shop_factory, make_tenant, airflo
     leaks = [(what, where) for where, body in texts.items()
              for what, value in {**secrets, **personal}.items() if value and value in body]
     assert not leaks, leaks
+
+
+def test_a_tenant_run_never_touches_another_tenants_shop_or_books(shop_factory, make_tenant):
+    """Two tenants side by side: a run of one reaches only its own shop and company. A
+    third tenant file that names the first one's connections is refused with both files
+    named, so no DAG of it can ever run with another tenant's credentials."""
+    from koppel.factory import build_dags
+    from koppel.tenants import load_tenants
+
+    shop_a, shop_b = shop_factory(orders=4, seed=41), shop_factory(orders=4, seed=42)
+    tenant_a, tenant_b = make_tenant(shop_a), make_tenant(shop_b)
+    entities = ("Customer", "Item", "SalesReceipt", "Invoice")
+    b_books = {e: tenant_b.entities(e) for e in entities}
+    b_calls = shop_b.stats()["total"]
+    assert tenant_a.run("orders").state == "success"
+    assert tenant_a.entities("SalesReceipt"), "tenant a booked nothing"
+    assert {e: tenant_b.entities(e) for e in entities} == b_books
+    assert shop_b.stats()["total"] == b_calls, "tenant a's run called tenant b's shop"
+
+    directory = tenant_a.mappings_dir
+    own = json.loads((directory / f"{tenant_a.tenant}.json").read_text())
+    (directory / "intruder.json").write_text(json.dumps({**own, "tenant": "intruder"}))
+    result = load_tenants(directory)
+    assert "intruder" not in result.ids()
+    problems = [str(e) for e in result.errors if "intruder.json" in e.file]
+    assert problems and all(f"also used by tenant(s) {tenant_a.tenant}" in p for p in problems)
+    assert not [d for d in build_dags(directory) if d.endswith("__intruder")]
