@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from koppel.flows.base import (
+    FlowRun,
     Process,
     Record,
     RecordError,
@@ -74,20 +75,8 @@ class OrdersProcess(Process):
 
     # -- extract ---------------------------------------------------------------------------
     def extract(self) -> list[Record]:
-        from koppel.hooks.paging import UpdatedWindow
-
         hook = self.run.lightspeed
-        orders: dict[str, dict[str, Any]] = {}
-        numbers = [str(n) for n in self.run.params.get("records") or []]
-        if numbers:
-            for number in numbers:
-                for order in hook.iter_orders(number=number):
-                    orders[str(order.id)] = order.to_api()
-        else:
-            window = run_window(self.run)
-            span = UpdatedWindow(*window) if window else None
-            for order in hook.iter_orders(span):
-                orders[str(order.id)] = order.to_api()
+        orders, _span = read_orders(self.run)
         for failed in self.run.store.failed(self.run.tenant_id, self.flow):
             if failed["source_id"] not in orders:
                 try:
@@ -96,7 +85,7 @@ class OrdersProcess(Process):
                 except Exception as exc:  # a vanished order is reported, not fatal
                     log.warning("order %s from the retry list could not be read: %s",
                                 failed["source_id"], type(exc).__name__)
-        shop = _shop_context(hook.get_shop().to_api()) if orders else {}
+        shop = shop_context(hook.get_shop().to_api()) if orders else {}
         cap = getattr(self.run.tenant.flows.orders, "max_records", None)
         ids = sorted(orders, key=int)[:cap] if cap else sorted(orders, key=int)
         return [Record(i, jsonable({**orders[i], "_shop": shop}), "order") for i in ids]
@@ -560,7 +549,29 @@ def _item_name(name: str, sku: str) -> str:
     return truncate_at_word(f"{name} ({sku})".replace(":", "-"), 100)
 
 
-def _shop_context(shop: dict[str, Any]) -> dict[str, Any]:
+def read_orders(run: FlowRun) -> tuple[dict[str, dict[str, Any]], Any]:
+    """The Lightspeed orders a run is about, by id (API form, without rows): the order
+    numbers of the ``records`` Param, else the orders changed in the run's window; and
+    that window (an ``UpdatedWindow``; ``None`` for every order or for given numbers)."""
+    from koppel.hooks.paging import UpdatedWindow
+
+    hook = run.lightspeed
+    orders: dict[str, dict[str, Any]] = {}
+    numbers = [str(n) for n in run.params.get("records") or []]
+    span = None
+    if numbers:
+        for number in numbers:
+            for order in hook.iter_orders(number=number):
+                orders[str(order.id)] = order.to_api()
+    else:
+        window = run_window(run)
+        span = UpdatedWindow(*window) if window else None
+        for order in hook.iter_orders(span):
+            orders[str(order.id)] = order.to_api()
+    return orders, span
+
+
+def shop_context(shop: dict[str, Any]) -> dict[str, Any]:
     """The part of ``shop.json`` the mapping needs (no personal data)."""
     return {"id": shop.get("id"), "currency": shop.get("currency"),
             "language": shop.get("language")}

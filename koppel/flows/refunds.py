@@ -32,7 +32,6 @@ from koppel.flows.base import (
     StepResult,
     is_systemic as _systemic,
     jsonable,
-    run_window,
 )
 from koppel.flows.refunds_build import Original, credited_order, refund_entity, row_items
 from koppel.flows.refunds_source import credits_of_orders, order_ids_with_returns
@@ -58,20 +57,11 @@ class RefundsProcess(Process):
 
     # -- extract ---------------------------------------------------------------------------
     def extract(self) -> list[Record]:
-        from koppel.hooks.paging import UpdatedWindow
+        from koppel.flows.orders import shop_context, read_orders
 
         hook = self.run.lightspeed
-        orders: dict[str, dict[str, Any]] = {}
-        numbers = [str(n) for n in self.run.params.get("records") or []]
-        if numbers:
-            for number in numbers:
-                for order in hook.iter_orders(number=number):
-                    orders[str(order.id)] = order.to_api()
-        else:
-            window = run_window(self.run)
-            span = UpdatedWindow(*window) if window else None
-            for order in hook.iter_orders(span):
-                orders[str(order.id)] = order.to_api()
+        orders, span = read_orders(self.run)
+        if not self.run.params.get("records"):
             extra = order_ids_with_returns(hook, span) - {int(i) for i in orders}
             extra |= {int(i) for i in self._failed_order_ids()} - {int(i) for i in orders}
             for order_id in sorted(extra):
@@ -81,7 +71,7 @@ class RefundsProcess(Process):
                     if _systemic(exc):
                         raise
                     log.warning("order %s could not be read: %s", order_id, type(exc).__name__)
-        shop = _shop_context(hook.get_shop().to_api()) if orders else {}
+        shop = shop_context(hook.get_shop().to_api()) if orders else {}
         records = []
         for order, credit in credits_of_orders(hook, [orders[i] for i in sorted(orders, key=int)]):
             records.append(Record(credit["id"], jsonable({"order": {**order, "_shop": shop},
@@ -371,9 +361,3 @@ class RefundsProcess(Process):
 
     def _fail(self, result: StepResult, record: Record, error: RecordError) -> None:
         self._end(result, record, getattr(error, "action", "failed"), reason=str(error))
-
-
-def _shop_context(shop: dict[str, Any]) -> dict[str, Any]:
-    """The part of ``shop.json`` the mapping needs (no personal data)."""
-    return {"id": shop.get("id"), "currency": shop.get("currency"),
-            "language": shop.get("language")}
