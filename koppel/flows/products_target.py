@@ -21,7 +21,6 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
 import httpx
@@ -31,7 +30,7 @@ from koppel.domain.items import CATEGORY_FOLD_SEPARATOR, QBO_MAX_CATEGORY_DEPTH,
 from koppel.domain.names import stable_tag
 from koppel.domain.qbo_payloads import category_payload
 from koppel.hooks.errors import QBOFault, fault_from_payload
-from koppel.hooks.quickbooks import BATCH_SIZE, MAX_RESULTS, BatchOp, BatchResult, quote, request_id
+from koppel.hooks.quickbooks import MAX_RESULTS, BatchOp, BatchResult, quote, request_id
 
 log = logging.getLogger(__name__)
 
@@ -40,46 +39,13 @@ IN_CHUNK = 80
 MAX_SOURCE_ID = 64
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value) if value != value.to_integral_value() else int(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 # --------------------------------------------------------------------------- batches
 
 
 def run_batch(hook: Any, operations: Sequence[BatchOp], *, id_basis: Sequence[Any]) -> dict[str, BatchResult]:
-    """Like ``QuickBooksHook.batch`` (≤ 30 per request, per-item faults), with a
-    deterministic ``requestid`` per batch request from ``id_basis`` and its content."""
-    bids = [op.bid for op in operations]
-    if len(set(bids)) != len(bids):
-        raise ValueError("batch bIds must be unique")
-    results: dict[str, BatchResult] = {}
-    for start in range(0, len(operations), BATCH_SIZE):
-        chunk = list(operations[start:start + BATCH_SIZE])
-        body = {"BatchItemRequest": [op.to_item() for op in chunk]}
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=_json_default)
-                                .encode()).hexdigest()
-        rid = request_id(*id_basis, digest)
-        data = hook.api("POST", "batch", body=body, request_id=rid)
-        by_bid = {op.bid: op for op in chunk}
-        for item in data.get("BatchItemResponse", []):
-            bid = str(item.get("bId"))
-            op = by_bid.get(bid)
-            if "Fault" in item:
-                results[bid] = BatchResult(bid, fault=fault_from_payload(
-                    item["Fault"], method="POST", path="batch", record_id=bid))
-            elif "QueryResponse" in item:
-                results[bid] = BatchResult(bid, value=item["QueryResponse"])
-            else:
-                key = op.entity if op and op.entity in item else next(
-                    (k for k in item if k not in ("bId", "time")), None)
-                results[bid] = BatchResult(bid, value=item.get(key) if key else None)
-        for bid in by_bid:
-            results.setdefault(bid, BatchResult(bid, fault=QBOFault(
-                "no answer for this batch item", method="POST", path="batch", record_id=bid)))
-    return results
+    """``QuickBooksHook.batch`` (≤ 30 per request, per-item faults) with a deterministic
+    ``requestid`` per batch request from ``id_basis`` and the request's content."""
+    return hook.batch(operations, request_id=request_id(*id_basis))
 
 
 def query_batch(hook: Any, queries: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:

@@ -59,6 +59,12 @@ def request_id(*parts: Any) -> str:
 _derive_request_id = request_id
 
 
+def _digest(body: Any) -> str:
+    """A stable hash of a request body (Decimals as their exact text)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def quote(value: Any) -> str:
     """A QBO query literal: strings single-quoted with ``\\'`` escapes."""
     if isinstance(value, bool):
@@ -522,18 +528,20 @@ class QuickBooksHook(BaseHook):
         """Run operations in batch requests of ≤ 30 (40 batch requests/min are paced);
         returns ``bId -> BatchResult``. A bad item faults alone; the others go through.
 
-        With ``request_id`` each batch request carries a ``requestid`` derived from it, so
-        a batch of writes that is retried (a dropped connection, a killed task that runs
-        again with the same input) is answered from the first attempt, not written twice."""
+        With ``request_id`` each batch request carries a ``requestid`` derived from it and
+        from the request's content, so a batch of writes that is retried (a dropped
+        connection, a killed task that runs again with the same input) is answered from the
+        first attempt, not written twice — while a retry that sends other writes (some were
+        found done meanwhile) is a new request, not answered with the old one's results."""
         bids = [op.bid for op in operations]
         if len(set(bids)) != len(bids):
             raise ValueError("batch bIds must be unique")
         results: dict[str, BatchResult] = {}
         for start in range(0, len(operations), BATCH_SIZE):
             chunk = operations[start:start + BATCH_SIZE]
-            data = self.api("POST", "batch",
-                            body={"BatchItemRequest": [op.to_item() for op in chunk]},
-                            request_id=_derive_request_id(request_id, "batch", start)
+            body = {"BatchItemRequest": [op.to_item() for op in chunk]}
+            data = self.api("POST", "batch", body=body,
+                            request_id=_derive_request_id(request_id, "batch", _digest(body))
                             if request_id else None)
             by_bid = {op.bid: op for op in chunk}
             for item in data.get("BatchItemResponse", []):
