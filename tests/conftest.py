@@ -45,3 +45,19 @@ def airflow_db(airflow_home: Path) -> Path:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True, scope="session")
+def whole_limit_per_task():
+    """In production each task paces to its share of an API's limits, so a full pool of
+    concurrent tasks stays under them (``koppel.pools.task_share``). ``dag.test()`` runs
+    one task at a time, so here a task may use the whole limit — as a pool of one slot.
+    The shares themselves are checked by ``tests/unit/test_cli_pools.py`` and, with real
+    pools and two Celery workers, by ``tests/integration`` (its workers are processes of
+    their own and do not see this patch)."""
+    from koppel import pools
+
+    real = pools.task_share
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pools, "task_share", lambda api, limit: limit)
+        yield real

@@ -100,9 +100,8 @@ def test_apply_reports_airflows_failure(mappings, capsys, monkeypatch):
     assert "no such table" in out.getvalue()
 
 
-def test_a_full_pool_of_paced_tasks_stays_under_each_limit():
-    from koppel.pools import task_share
-
+def test_a_full_pool_of_paced_tasks_stays_under_each_limit(whole_limit_per_task):
+    task_share = whole_limit_per_task  # the real function (the suite patches it)
     for api, limits in API_LIMITS.items():
         slots = pool_slots(limits)
         share = task_share(api, limits.per_second)
