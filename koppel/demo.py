@@ -198,10 +198,25 @@ def main(argv: list[str] | None = None) -> int:
                   f"{home / 'simple_auth_manager_passwords.json.generated'}")
             subprocess.run([sys.executable, "-m", "airflow", "standalone"], env=env)
             return 0
-        return _run_all(env, home, log_dir, sandboxes, FLOWS, implemented_flows())
+        from koppel.flows.registry import load_tenant
+
+        os.environ["KOPPEL_MAPPINGS_DIR"] = env["KOPPEL_MAPPINGS_DIR"]
+        enabled = set(load_tenant(TENANT).enabled_flows())
+        return _run_all(env, home, log_dir, sandboxes, demo_order(FLOWS),
+                        [f for f in implemented_flows() if f in enabled])
     finally:
         sandboxes.save()
         sandboxes.stop()
+
+
+#: the order a first sync wants: items and customers before the orders that use them,
+#: refunds after their orders, stock once the items exist
+RUN_ORDER = ("products", "customers", "orders", "refunds", "stock", "orders_reverse")
+
+
+def demo_order(flows) -> list[str]:
+    known = [f for f in RUN_ORDER if f in flows]
+    return known + [f for f in flows if f not in known]
 
 
 def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
@@ -209,12 +224,12 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
                                "started_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                                "flows": {}}
     failed = False
-    print("\nflow        status            read  created updated skipped  failed  "
+    print("\nflow           status            read  created updated skipped  failed  "
           "calls LS/QB")
     for flow in flows:
         if flow not in implemented:
-            summary["flows"][flow] = {"status": "not implemented"}
-            print(f"{flow:<11} not implemented")
+            summary["flows"][flow] = {"status": "not enabled for the demo tenant"}
+            print(f"{flow:<14} not enabled for the demo tenant (include/mappings/demo.json)")
             continue
         dag_id = f"{flow}__{TENANT}"
         since = dt.datetime.now(dt.timezone.utc)
@@ -236,18 +251,18 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
                 "quickbooks": round(qb_calls / read, 3) if read else None},
             "log": str(log_file),
         }
-        print(f"{flow:<11} {status:<16} {read:>5} {counts.get('created', 0):>8} "
+        print(f"{flow:<14} {status:<16} {read:>5} {counts.get('created', 0):>8} "
               f"{counts.get('updated', 0):>7} {counts.get('skipped', 0):>7} "
               f"{counts.get('failed', 0):>7}  {ls_calls:>5}/{qb_calls}")
         for reason, n in result["top_reasons"].items():
-            print(f"              {n:>4} × {reason}")
+            print(f"                 {n:>4} × {reason}")
     summary["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
     (ROOT / "demo-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nSummary written to {ROOT / 'demo-summary.json'}; task logs in {log_dir}.")
     print("Next: `make airflow` for the UI (DAGs orders__demo, …, the koppel dashboard), "
           "`make test` for the suite, include/mappings/demo.json for the tenant's mapping.")
-    if any(f.get("actions", {}).get("skipped") for f in summary["flows"].values()
-           if isinstance(f, dict)):
+    if any(sandboxes.restored.values()) and any(
+            f.get("actions", {}).get("skipped") for f in summary["flows"].values()):
         print("Skipped records were already synced by an earlier run: nothing is booked twice.")
     return 1 if failed else 0
 

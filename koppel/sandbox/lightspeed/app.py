@@ -76,6 +76,7 @@ def create_app(seed: int = 1, base_url: str | None = None, time_scale: float = 1
     app = FastAPI(title="Lightspeed eCom sandbox (koppel)", docs_url="/_sandbox/docs",
                   openapi_url="/_sandbox/openapi.json", redoc_url=None)
     app.state.lightspeed = state
+    app.state.sandbox = state  # the name koppel.sandbox.persistence reads
     app.state.control = control
 
     @app.exception_handler(ApiError)
