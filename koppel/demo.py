@@ -251,9 +251,12 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
                 "quickbooks": round(qb_calls / read, 3) if read else None},
             "log": str(log_file),
         }
+        other = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())
+                          if a not in ("created", "updated", "skipped", "failed"))
         print(f"{flow:<14} {status:<16} {read:>5} {counts.get('created', 0):>8} "
               f"{counts.get('updated', 0):>7} {counts.get('skipped', 0):>7} "
-              f"{counts.get('failed', 0):>7}  {ls_calls:>5}/{qb_calls}")
+              f"{counts.get('failed', 0):>7}  {ls_calls:>5}/{qb_calls}"
+              + (f"   also: {other}" if other else ""))
         for reason, n in result["top_reasons"].items():
             print(f"                 {n:>4} × {reason}")
     summary["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()

@@ -271,9 +271,14 @@ class FinalizeOperator(KoppelStepOperator):
         log.info("koppel %s/%s run summary: %s", self.tenant, self.flow,
                  " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no records")
         failures = [r for r in rows if r["action"] == "failed"]
-        exceeded = error_threshold_exceeded(run.tenant, len(failures), sum(counts.values()))
+        # the threshold counts new failures: a record that keeps failing was reported when
+        # it first failed and stays on the dashboard's list; it does not alert every run
+        attempts = {f["source_id"]: f["attempts"] for f in run.store.failed(self.tenant, self.flow)}
+        new = [r for r in failures if attempts.get(r["source_id"], 1) <= 1]
+        summary["new_failures"] = len(new)
+        exceeded = error_threshold_exceeded(run.tenant, len(new), sum(counts.values()))
         if exceeded:
             first = "; ".join(f"{r['source_type']} {r['source_id']}: {r['reason']}"
-                              for r in failures[:5])
+                              for r in new[:5])
             raise RuntimeError(f"{self.tenant}/{self.flow}: {exceeded}. First errors: {first}")
         return summary

@@ -202,6 +202,16 @@ def test_record_errors_over_the_threshold_alert_with_the_first_errors(
     for secret in _secrets(tenant):
         assert secret not in text
 
+    # the next run retries them and they fail again: already reported, so no new alert
+    smtp_server.messages.clear()
+    webhook_server.posts.clear()
+    again = tenant.run("orders")
+    assert again.state == "success"
+    retried = {r["source_id"] for r in tenant.activity("orders", again.run_id)
+               if r["action"] == "failed"}
+    assert {str(o["id"]) for o in bad["orders"]} <= retried
+    assert not smtp_server.messages and not webhook_server.posts
+
 
 def test_the_webhook_still_gets_the_alert_when_the_mail_server_is_down(
         alerting_tenant, webhook_server, monkeypatch):
