@@ -146,12 +146,32 @@ class OrdersProcess(Process):
                 continue
             self._decide_booked(record, order, xref.target_type, xref.target_id,
                                 xref.content_hash, xref.state, result)
+        docs, items = self._lookup(unknown, list(unknown.values()) + list(result.passed))
         if unknown:
-            self._check_doc_numbers(unknown, result)
+            self._check_doc_numbers(unknown, result, docs)
         to_book = [r for r in result.passed if r.state["action"] in ("create", "update")]
         if to_book:
-            self._resolve_items(to_book, result)
+            self._resolve_items(to_book, result, items)
         return result
+
+    def _lookup(self, unknown: dict[str, Record], candidates: list[Record]):
+        """One batch request (per 30 queries) for what the exists-check needs from
+        QuickBooks: documents by DocNumber for orders without a cross-reference, and
+        items by SKU for every order that may be booked."""
+        from koppel.flows.products_target import in_queries, query_batch
+
+        skus: set[str] = set()
+        for record in candidates:
+            skus.update(line.sku for line in self._order(record).lines if line.sku)
+        if candidates and self.settings.fallback_item_sku:
+            skus.add(self.settings.fallback_item_sku)
+        numbers = [r.state["doc_number"] for r in unknown.values()]
+        queries = {**in_queries("d", self.entity, "DocNumber", numbers),
+                   **in_queries("s", "Item", "Sku", skus)}
+        rows = query_batch(self.run.quickbooks, queries)
+        docs = [row for name, found in rows.items() if name.startswith("d") for row in found]
+        items = [row for name, found in rows.items() if name.startswith("s") for row in found]
+        return docs, items
 
     def _bookable(self, order) -> str | None:
         """Why this order is not booked (tenant's statuses), or None."""
@@ -184,12 +204,11 @@ class OrdersProcess(Process):
                        reason="lines or amounts changed after booking; the tenant's "
                               "conflict policy is 'report'")
 
-    def _check_doc_numbers(self, unknown: dict[str, Record], result: StepResult) -> None:
+    def _check_doc_numbers(self, unknown: dict[str, Record], result: StepResult,
+                           found: list[dict[str, Any]]) -> None:
         """Orders without a cross-reference: is their DocNumber in QBO already (a run that
-        crashed after booking)? One ``IN`` query per 100 orders."""
-        hook = self.run.quickbooks
+        crashed after booking)? ``found``: the documents with their numbers."""
         by_number = {r.state["doc_number"]: r for r in unknown.values()}
-        found = hook.query_in(self.entity, "DocNumber", list(by_number))
         existing = {str(row.get("DocNumber")): row for row in found}
         for number, record in by_number.items():
             order = self._order(record)
@@ -210,15 +229,12 @@ class OrdersProcess(Process):
             record.state["action"] = "create"
             result.passed.append(record)
 
-    def _resolve_items(self, records: list[Record], result: StepResult) -> None:
-        """Every row's SKU → one QBO item. Unknown SKUs follow ``settings.unknown_sku``;
-        a SKU that matches several QBO items is reported, never guessed."""
-        hook = self.run.quickbooks
+    def _resolve_items(self, records: list[Record], result: StepResult,
+                       rows: list[dict[str, Any]]) -> None:
+        """Every row's SKU → one QBO item (``rows``: the items with the chunk's SKUs).
+        Unknown SKUs follow ``settings.unknown_sku``; a SKU that matches several QBO
+        items is reported, never guessed."""
         policy = self.settings.unknown_sku
-        skus = {line.sku for r in records for line in self._order(r).lines if line.sku}
-        if self.settings.fallback_item_sku:
-            skus.add(self.settings.fallback_item_sku)
-        rows = hook.query_in("Item", "Sku", sorted(skus), select="*, Sku")
         by_sku: dict[str, list[dict]] = {}
         for row in rows:
             if row.get("Sku"):

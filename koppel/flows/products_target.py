@@ -55,6 +55,10 @@ def query_batch(hook: Any, queries: Mapping[str, str]) -> dict[str, list[dict[st
     ops = [BatchOp(bid=name, query=sql) for name, sql in queries.items()]
     if not ops:
         return {}
+    if len(ops) == 1:  # one query needs no batch envelope
+        (name, sql), = queries.items()
+        value = hook.query(sql)
+        return {name: list(next((v for v in value.values() if isinstance(v, list)), []))}
     out: dict[str, list[dict[str, Any]]] = {}
     for result in hook.batch(ops).values():
         if result.fault is not None:

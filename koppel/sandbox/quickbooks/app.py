@@ -191,6 +191,9 @@ def run_batch(realm: Realm, body: dict, stats) -> dict[str, Any]:
         raise faults.business(f"The batch request contains {len(items)} items; at most "
                               f"{MAX_BATCH_ITEMS} are allowed.", "BatchItemRequest")
     stats.count("batch_operations", len(items))
+    # writes inside batches, so a client can tell a read-only batch from one that wrote
+    stats.count("batch_write_operations",
+                sum(1 for item in items if isinstance(item, dict) and "Query" not in item))
     return {"BatchItemResponse": [_batch_item(realm, item, stats) for item in items]}
 
 
