@@ -34,10 +34,10 @@ import pandas as pd
 
 from koppel.domain.qbo_payloads import AdjustmentRow
 from koppel.domain.records import MappedStock
+from koppel.tenants.formula import QUANTITIES, FormulaError, StockFormula
 
 CalculationKind = Literal["available_minus_reserved", "stock_level", "formula"]
 CALCULATIONS: tuple[str, ...] = ("available_minus_reserved", "stock_level", "formula")
-MAX_FORMULA_LENGTH = 500
 #: Quantities are rounded to this many decimals to keep float noise out of diffs.
 QUANTITY_DECIMALS = 4
 
@@ -52,10 +52,6 @@ ORDER_ROW_COLUMNS = (
 
 
 _NON_NUMERIC = frozenset({"source_variant_id", "sku", "track_stock", "target"})
-
-
-class FormulaError(ValueError):
-    """A stock formula that is not allowed or cannot be evaluated."""
 
 
 # --------------------------------------------------------------------------- reservations
@@ -94,60 +90,18 @@ _BINARY: Mapping[type, Callable[[Any, Any], Any]] = {
 _UNARY: Mapping[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _FUNCTIONS: Mapping[str, Callable[..., Any]] = {"min": np.minimum, "max": np.maximum}
 _UNARY_FUNCTIONS: Mapping[str, Callable[[Any], Any]] = {"floor": np.floor}
-#: Names a formula may use (the same list the tenant validator accepts); each must be a
-#: column of the frame it is evaluated over.
-FORMULA_NAMES = frozenset(
-    {"stock_level", "reserved", "buffer", "stock_minimum", "stock_alert", "stock_sold", "qty_on_hand"}
-)
-
-
-def _check(node: ast.AST, names: frozenset[str]) -> None:
-    if isinstance(node, ast.Expression):
-        _check(node.body, names)
-    elif isinstance(node, ast.BinOp):
-        if type(node.op) not in _BINARY:
-            raise FormulaError(f"operator {type(node.op).__name__} is not allowed")
-        _check(node.left, names)
-        _check(node.right, names)
-    elif isinstance(node, ast.UnaryOp):
-        if type(node.op) not in _UNARY:
-            raise FormulaError(f"operator {type(node.op).__name__} is not allowed")
-        _check(node.operand, names)
-    elif isinstance(node, ast.Constant):
-        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise FormulaError(f"only numbers are allowed, not {node.value!r}")
-    elif isinstance(node, ast.Name):
-        if node.id not in names:
-            raise FormulaError(f"unknown name {node.id!r}; allowed: {', '.join(sorted(names))}")
-    elif isinstance(node, ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in {*_FUNCTIONS, *_UNARY_FUNCTIONS}:
-            raise FormulaError("only min(), max() and floor() may be called")
-        if node.keywords:
-            raise FormulaError(f"{node.func.id}() takes no keyword arguments")
-        if node.func.id in _UNARY_FUNCTIONS and len(node.args) != 1:
-            raise FormulaError(f"{node.func.id}() takes exactly one argument")
-        if node.func.id in _FUNCTIONS and len(node.args) < 2:
-            raise FormulaError(f"{node.func.id}() takes two or more arguments")
-        for argument in node.args:
-            if isinstance(argument, ast.Starred):
-                raise FormulaError("starred arguments are not allowed")
-            _check(argument, names)
-    else:
-        raise FormulaError(f"{type(node).__name__} is not allowed in a stock formula")
+#: Names a formula may use: the tenant file's whitelist (koppel.tenants.formula)
+FORMULA_NAMES = frozenset(QUANTITIES)
 
 
 def parse_formula(text: str, names: Iterable[str]) -> ast.Expression:
-    """Parse and validate ``text``; raises :class:`FormulaError` for anything not whitelisted."""
-    if not isinstance(text, str) or not text.strip():
-        raise FormulaError("the formula is empty")
-    if len(text) > MAX_FORMULA_LENGTH:
-        raise FormulaError(f"the formula is longer than {MAX_FORMULA_LENGTH} characters")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise FormulaError(f"syntax error: {exc.msg}") from None
-    _check(tree, frozenset(names))
-    return tree
+    """Parse and check ``text`` with the same parser and whitelist the tenant file is
+    validated with; every name it uses must also be in ``names`` (the data at hand)."""
+    formula = StockFormula.parse(text, extra_names=set(names) - FORMULA_NAMES)
+    missing = sorted(formula.names - set(names))
+    if missing:
+        raise FormulaError(f"the formula needs data that is not available: {', '.join(missing)}")
+    return formula.tree
 
 
 def _evaluate(node: ast.AST, columns: Mapping[str, pd.Series]) -> Any:
@@ -181,13 +135,7 @@ def evaluate_formula(text: str, frame: pd.DataFrame) -> pd.Series:
         for name in frame.columns
         if name not in _NON_NUMERIC
     }
-    tree = parse_formula(text, FORMULA_NAMES | numeric.keys())
-    missing = sorted(
-        {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in numeric}
-        - set(_FUNCTIONS) - set(_UNARY_FUNCTIONS)
-    )
-    if missing:
-        raise FormulaError(f"the formula needs data that is not available: {', '.join(missing)}")
+    tree = parse_formula(text, numeric.keys())
     try:
         with np.errstate(divide="ignore", invalid="ignore"):
             result = _evaluate(tree, numeric)

@@ -14,7 +14,7 @@ import ast
 import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 #: Names a formula may use, with what they mean.
 QUANTITIES: dict[str, str] = {
@@ -50,8 +50,9 @@ class StockFormula:
     names: frozenset[str]
 
     @classmethod
-    def parse(cls, text: str) -> "StockFormula":
-        """Parse and check ``text``; raises :class:`FormulaError` naming what is not allowed."""
+    def parse(cls, text: str, extra_names: Iterable[str] = ()) -> "StockFormula":
+        """Parse and check ``text``; raises :class:`FormulaError` naming what is not allowed.
+        ``extra_names``: quantities a caller provides besides :data:`QUANTITIES`."""
         if not isinstance(text, str) or not text.strip():
             raise FormulaError("the formula is empty")
         if len(text) > MAX_FORMULA_LENGTH:
@@ -64,7 +65,7 @@ class StockFormula:
         if len(nodes) > MAX_NODES:
             raise FormulaError(f"the formula has more than {MAX_NODES} parts")
         names: set[str] = set()
-        _check(tree.body, names)
+        _check(tree.body, names, frozenset(QUANTITIES) | frozenset(extra_names))
         return cls(text=text, tree=tree, names=frozenset(names))
 
     def evaluate(self, quantities: Mapping[str, object]) -> Decimal:
@@ -79,25 +80,26 @@ class StockFormula:
             raise FormulaError(f"cannot compute {self.text!r}: {exc.__class__.__name__}") from None
 
 
-def _check(node: ast.AST, names: set[str]) -> None:
+def _check(node: ast.AST, names: set[str], allowed: frozenset[str]) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise FormulaError(f"only numbers are allowed as constants (got {node.value!r})")
     elif isinstance(node, ast.Name):
-        if node.id not in QUANTITIES:
+        if node.id not in allowed:
             if node.id in _FUNCTIONS:
                 raise FormulaError(f"{node.id} must be called, e.g. {node.id}(a, b)")
-            raise FormulaError(f"unknown name {node.id!r} (allowed: {', '.join(QUANTITIES)})")
+            raise FormulaError(f"unknown name {node.id!r} (allowed: "
+                               f"{', '.join([*QUANTITIES, *sorted(allowed - set(QUANTITIES))])})")
         names.add(node.id)
     elif isinstance(node, ast.BinOp):
         if type(node.op) not in _BINARY:
             raise FormulaError("only + - * / are allowed")
-        _check(node.left, names)
-        _check(node.right, names)
+        _check(node.left, names, allowed)
+        _check(node.right, names, allowed)
     elif isinstance(node, ast.UnaryOp):
         if not isinstance(node.op, (ast.USub, ast.UAdd)):
             raise FormulaError("only unary - and + are allowed")
-        _check(node.operand, names)
+        _check(node.operand, names, allowed)
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
             raise FormulaError(f"only calls of {', '.join(_FUNCTIONS)} are allowed")
@@ -109,7 +111,7 @@ def _check(node: ast.AST, names: set[str]) -> None:
         for argument in node.args:
             if isinstance(argument, ast.Starred):
                 raise FormulaError("* arguments are not allowed")
-            _check(argument, names)
+            _check(argument, names, allowed)
     else:
         raise FormulaError(f"{type(node).__name__} is not allowed in a formula")
 
