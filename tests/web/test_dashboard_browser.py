@@ -91,8 +91,8 @@ def api_server(seeded_state, airflow_home, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (scripts/ensure-test-deps.sh installs it)")
+    if not Path(CHROMIUM).exists():  # `make test` installs it: missing is a failure
+        pytest.fail(f"{CHROMIUM} missing (scripts/ensure-test-deps.sh installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
