@@ -251,6 +251,10 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
                 "quickbooks": round(qb_calls / read, 3) if read else None},
             "log": str(log_file),
         }
+        written = counts.get("created", 0) + counts.get("updated", 0)
+        if flow == "orders" and written:
+            summary["flows"][flow]["quickbooks_calls_per_booked_order"] = round(
+                qb_calls / written, 3)
         other = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())
                           if a not in ("created", "updated", "skipped", "failed"))
         print(f"{flow:<14} {status:<16} {read:>5} {counts.get('created', 0):>8} "
@@ -259,6 +263,12 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
               + (f"   also: {other}" if other else ""))
         for reason, n in result["top_reasons"].items():
             print(f"                 {n:>4} × {reason}")
+        if flow == "orders" and read:
+            per_booked = summary["flows"][flow].get("quickbooks_calls_per_booked_order")
+            print(f"                 calls per order: Lightspeed {ls_calls / read:.2f} per "
+                  f"order read (target ≤ 1.05), QuickBooks "
+                  + (f"{per_booked:.2f} per order booked (target ≤ 0.25)"
+                     if per_booked is not None else "— (nothing booked)"))
     summary["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
     (ROOT / "demo-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nSummary written to {ROOT / 'demo-summary.json'}; task logs in {log_dir}.")

@@ -30,6 +30,7 @@ from koppel.domain.records import MappedCustomer
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 4  # create attempts per customer when display names clash (6240)
+_DEFAULT = "\x00default"  # the tenant's default customer among the upsert's outcomes
 
 
 @dataclass(frozen=True)
@@ -68,24 +69,29 @@ class CustomerUpserter:
         """``record key → CustomerOutcome`` (or the exception that failed that record)."""
         results: dict[str, CustomerOutcome | Exception] = {}
         groups: dict[str, _Group] = {}
+        defaults: dict[str, str] = {}  # record key → why it goes to the default customer
         for record_key, customer in customers.items():
             email = usable_email(customer.email) if customer is not None else None
             if customer is None or email is None:
-                reason = "order has no customer" if customer is None else (
+                defaults[record_key] = "order has no customer" if customer is None else (
                     "no e-mail address" if not customer.email else "e-mail address not usable")
-                results[record_key] = CustomerOutcome(self.default_customer_id(), "default",
-                                                      reason)
                 continue
             key = email_key(email)
             group = groups.setdefault(key, _Group(key, email, customer))
             group.records.append(record_key)
-        if not groups:
+        if not groups and not defaults:
             return results
         with self.run.store.lock(f"customers:{self.run.tenant_id}:{self.hook_realm}"):
-            outcomes = self._upsert_groups(sorted(groups.values(), key=lambda g: g.key))
+            outcomes = self._upsert_groups(sorted(groups.values(), key=lambda g: g.key),
+                                           need_default=bool(defaults))
         for group in groups.values():
             for record_key in group.records:
                 results[record_key] = outcomes[group.key]
+        for record_key, reason in defaults.items():
+            default = outcomes[_DEFAULT]
+            results[record_key] = default if isinstance(default, Exception) else \
+                CustomerOutcome(default.customer_id, "default", reason)
+        self._remember(groups.values(), outcomes)
         return results
 
     @property
@@ -97,32 +103,53 @@ class CustomerUpserter:
         default customer, so it is neither looked up nor created for them."""
         return CustomerPolicy(default_customer_id=self._default_id or "")
 
-    def default_customer_id(self) -> str:
-        """The tenant's default customer (for orders without usable customer data),
-        created once if QuickBooks does not have it yet."""
-        if self._default_id is None:
-            settings = self.run.tenant.settings.default_customer
-            name = settings.display_name
-            rows = self.hook.query_in("Customer", "DisplayName", [name])
-            if rows:
-                self._default_id = str(min(rows, key=lambda r: int(r["Id"]))["Id"])
-            elif self.run.dry_run:
-                self._default_id = "(dry run)"  # a dry run sends nothing
-            else:
-                payload: dict[str, Any] = {"DisplayName": name,
-                                           "Notes": "koppel: default customer for orders "
-                                                    "without usable customer data"}
-                if settings.email:
-                    payload["PrimaryEmailAddr"] = {"Address": settings.email}
-                created = self.hook.create("Customer", payload, request_id=self.hook.request_id(
-                    self.run.tenant_id, "default-customer", name))
-                self._default_id = str(created["Id"])
-        return self._default_id
+    def _default_payload(self) -> dict[str, Any]:
+        settings = self.run.tenant.settings.default_customer
+        payload: dict[str, Any] = {"DisplayName": settings.display_name,
+                                   "Notes": "koppel: default customer for orders "
+                                            "without usable customer data"}
+        if settings.email:
+            payload["PrimaryEmailAddr"] = {"Address": settings.email}
+        return payload
+
+    def _known_ids(self, groups: list[_Group]) -> dict[str, str]:
+        """``group key → QBO customer id`` for shop customers an earlier run linked."""
+        ids = {g.key: g.customer.source_id for g in groups if g.customer.source_id}
+        if not ids:
+            return {}
+        xrefs = self.run.store.xrefs(self.run.tenant_id, "customer", sorted(set(ids.values())))
+        return {key: xrefs[sid].target_id for key, sid in ids.items()
+                if sid in xrefs and xrefs[sid].target_type == "Customer"}
+
+    def _remember(self, groups: Iterable[_Group], outcomes) -> None:
+        """Link shop customers to their QBO customer (the cross-reference the next look-up
+        reads by id); a link the customers flow keeps (with its content hash) stays."""
+        if self.run.dry_run:
+            return
+        ids = {g.customer.source_id: g.key for g in groups if g.customer.source_id}
+        if not ids:
+            return
+        known = self.run.store.xrefs(self.run.tenant_id, "customer", sorted(ids))
+        for source_id, key in sorted(ids.items()):
+            outcome = outcomes.get(key)
+            if isinstance(outcome, CustomerOutcome) and source_id not in known:
+                self.run.store.save_xref(self.run.tenant_id, "customer", source_id,
+                                         "Customer", outcome.customer_id)
 
     # -- the work --------------------------------------------------------------------------
-    def _upsert_groups(self, groups: list[_Group]) -> dict[str, CustomerOutcome | Exception]:
-        by_email, companies, taken = self._lookup(groups)
+    def _upsert_groups(self, groups: list[_Group], need_default: bool = False
+                       ) -> dict[str, CustomerOutcome | Exception]:
+        want_default = need_default and self._default_id is None
+        by_email, companies, taken, default_row = self._lookup(groups, want_default)
         outcomes: dict[str, CustomerOutcome | Exception] = {}
+        default_create: dict[str, CustomerDecision] = {}
+        if default_row is not None:
+            self._default_id = str(default_row["Id"])
+        elif want_default:  # created with the first batch of new customers
+            default_create[_DEFAULT] = CustomerDecision(
+                "create", payload=self._default_payload(), reason="the default customer")
+        if need_default and self._default_id is not None:
+            outcomes[_DEFAULT] = CustomerOutcome(self._default_id, "default")
         policy = self.policy()
         # Phase 1: everyone whose company (if any) is known, plus the first contact of
         # each new company. Phase 2: the further contacts of companies created in phase 1.
@@ -139,7 +166,7 @@ class CustomerUpserter:
         for phase in (phase1, phase2):
             pending = {g.key: g for g in phase}
             for _round in range(MAX_ROUNDS):
-                if not pending:
+                if not pending and not default_create:
                     break
                 decisions = {k: decide_customer(
                     g.customer, policy=policy, email_matches=by_email.get(k, ()),
@@ -150,7 +177,10 @@ class CustomerUpserter:
                     if d.payload is None:
                         outcomes[k] = CustomerOutcome(str(d.customer_id), "existing", d.reason,
                                                       d.warnings)
-                created = self._create(creates)
+                created = self._create({**creates, **default_create})
+                if default_create:
+                    default_create = {}
+                    outcomes[_DEFAULT] = self._took_default(created.pop(_DEFAULT))
                 retry = {}
                 for k, result in created.items():
                     if isinstance(result, dict):
@@ -171,15 +201,27 @@ class CustomerUpserter:
         self._apply_updates(groups, by_email, policy, outcomes)
         return outcomes
 
-    def _lookup(self, groups: list[_Group]):
-        """One batch of queries: customers by e-mail, companies by name, and the display
-        names the new customers would take (Customer, Vendor, Employee share names)."""
+    def _took_default(self, result: Any) -> CustomerOutcome | Exception:
+        if isinstance(result, dict):
+            self._default_id = str(result["Id"])
+            return CustomerOutcome(self._default_id, "default")
+        return result  # e.g. 6240: a vendor or employee has the default customer's name
+
+    def _lookup(self, groups: list[_Group], want_default: bool = False):
+        """One batch of queries: customers by id (shop customers an earlier run linked) or
+        else by e-mail, companies by name, the display names the new customers would take
+        (Customer, Vendor, Employee share names) and, when needed, the default customer."""
         from koppel.hooks.quickbooks import BatchOp, quote
 
+        known = self._known_ids(groups)
         ops: list[BatchOp] = []
         for i, group in enumerate(groups):
-            ops.append(BatchOp(bid=f"e{i}", query=(
-                f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(group.email)}")))
+            if group.key not in known:
+                ops.append(BatchOp(bid=f"e{i}", query=(
+                    f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(group.email)}")))
+        for i, chunk in enumerate(_chunks(sorted(set(known.values()), key=int), 50)):
+            ops.append(BatchOp(bid=f"i{i}", query="SELECT * FROM Customer WHERE Id IN ("
+                               + ", ".join(quote(v) for v in chunk) + ") MAXRESULTS 1000"))
         company_names = sorted({c for g in groups if (c := _company_name(g.customer))})
         candidates = sorted(_candidate_names(groups))
         for i, chunk in enumerate(_chunks(company_names, 50)):
@@ -190,16 +232,43 @@ class CustomerUpserter:
                 ops.append(BatchOp(bid=f"n{entity[0]}{i}", query=(
                     f"SELECT * FROM {entity} WHERE DisplayName IN ("
                     + ", ".join(quote(n) for n in chunk) + ") MAXRESULTS 1000")))
-        results = self.hook.batch(ops)
+        if want_default:
+            name = self.run.tenant.settings.default_customer.display_name
+            ops.append(BatchOp(bid="default", query=(
+                f"SELECT * FROM Customer WHERE DisplayName = {quote(name)}")))
+        results = self.hook.batch(ops) if ops else {}
         for result in results.values():
             if result.fault is not None:
                 raise result.fault
-        by_email = {g.key: (results[f"e{i}"].value or {}).get("Customer", [])
-                    for i, g in enumerate(groups)}
+
+        def rows(bid: str) -> list[dict[str, Any]]:
+            return (results[bid].value or {}).get("Customer", []) if bid in results else []
+
+        by_id = {str(r["Id"]): r for bid in results if bid.startswith("i") for r in rows(bid)}
+        by_email: dict[str, list[dict[str, Any]]] = {}
+        relink: list[tuple[int, _Group]] = []
+        for i, group in enumerate(groups):
+            if group.key not in known:
+                by_email[group.key] = rows(f"e{i}")
+                continue
+            row = by_id.get(known[group.key])
+            address = ((row or {}).get("PrimaryEmailAddr") or {}).get("Address") or ""
+            if row is not None and email_key(address) == group.key:
+                by_email[group.key] = [row]
+            else:  # gone, inactive or its e-mail changed in QuickBooks: ask by e-mail
+                relink.append((i, group))
+        if relink:
+            again = self.hook.batch([BatchOp(bid=f"e{i}", query=(
+                f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(g.email)}"))
+                for i, g in relink])
+            for i, group in relink:
+                if again[f"e{i}"].fault is not None:
+                    raise again[f"e{i}"].fault
+                by_email[group.key] = (again[f"e{i}"].value or {}).get("Customer", [])
         companies: dict[str, dict[str, Any]] = {}
-        for bid, result in sorted(results.items()):
+        for bid in sorted(results):
             if bid.startswith("c"):
-                for row in (result.value or {}).get("Customer", []):
+                for row in rows(bid):
                     if row.get("Job") or row.get("ParentRef"):
                         continue  # a contact (sub-customer), not the company itself
                     key = (row.get("CompanyName") or "").casefold()
@@ -211,7 +280,11 @@ class CustomerUpserter:
                 value = result.value or {}
                 for entity in ("Customer", "Vendor", "Employee"):
                     taken.update(r.get("DisplayName", "") for r in value.get(entity, []))
-        return by_email, companies, taken
+        found = rows("default")
+        default_row = min(found, key=lambda r: int(r["Id"])) if found else None
+        if want_default and default_row is None and self.run.dry_run:
+            default_row = {"Id": "(dry run)"}  # a dry run sends nothing
+        return by_email, companies, taken, default_row
 
     def _create(self, creates: dict[str, CustomerDecision]) -> dict[str, Any]:
         from koppel.hooks.quickbooks import BatchOp

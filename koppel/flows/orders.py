@@ -34,6 +34,8 @@ from koppel.flows.base import (
 log = logging.getLogger(__name__)
 
 ENTITY = {"sales_receipt": "SalesReceipt", "invoice": "Invoice"}
+#: the staging slot where the exists-check leaves QuickBooks' reference data for the load
+REFS_SLOT = "qbo_refs"
 
 
 class OrdersProcess(Process):
@@ -159,6 +161,7 @@ class OrdersProcess(Process):
         QuickBooks: documents by DocNumber for orders without a cross-reference, and
         items by SKU for every order that may be booked."""
         from koppel.flows.products_target import in_queries, query_batch
+        from koppel.flows.qbo_refs import ref_queries, refs_from_rows
 
         skus: set[str] = set()
         for record in candidates:
@@ -168,10 +171,30 @@ class OrdersProcess(Process):
         numbers = [r.state["doc_number"] for r in unknown.values()]
         queries = {**in_queries("d", self.entity, "DocNumber", numbers),
                    **in_queries("s", "Item", "Sku", skus)}
+        if candidates:  # the load's reference data rides along in the same request
+            queries.update(ref_queries(self._helper_items()))
         rows = query_batch(self.run.quickbooks, queries)
         docs = [row for name, found in rows.items() if name.startswith("d") for row in found]
         items = [row for name, found in rows.items() if name.startswith("s") for row in found]
+        if candidates:
+            self.run.store.stage(self.run.run_key, REFS_SLOT, 0, refs_from_rows(rows).to_json())
         return docs, items
+
+    def _helper_items(self) -> list[str]:
+        s = self.settings
+        return [n for n in (s.shipping_item, s.discount_item,
+                            s.rounding.item if s.rounding.enabled else None) if n]
+
+    def _refs(self):
+        """The reference data the exists-check read for this run (one request fewer),
+        else read now."""
+        from koppel.flows.qbo_refs import QboRefs, load_refs
+
+        try:
+            return QboRefs.from_json(self.run.store.staged(
+                {"run_key": self.run.run_key, "step": REFS_SLOT, "chunk": 0}))
+        except LookupError:
+            return load_refs(self.run.quickbooks, self._helper_items())
 
     def _bookable(self, order) -> str | None:
         """Why this order is not booked (tenant's statuses), or None."""
@@ -296,23 +319,18 @@ class OrdersProcess(Process):
 
     # -- load ------------------------------------------------------------------------------
     def load(self, records: list[Record]) -> StepResult:
-        from koppel.flows.qbo_refs import ensure_payment_methods, ensure_service_items, load_refs
+        from koppel.flows.qbo_refs import ensure_named
 
         result = StepResult()
         if not records:
             return result
         s = self.settings
-        helper_items = [s.shipping_item, s.discount_item, s.rounding.item if s.rounding.enabled
-                        else None]
-        refs = load_refs(self.run.quickbooks, helper_items)
-        ensure_service_items(self.run.quickbooks, refs, [s.shipping_item, s.discount_item] + (
-            [s.rounding.item] if s.rounding.enabled and s.rounding.item else []),
-            tenant=self.run.tenant_id, income_account=s.products.accounts.income,
-            dry_run=self.run.dry_run)
-        if self.entity == "SalesReceipt":
-            ensure_payment_methods(self.run.quickbooks, refs, {
-                self._order(r).payment_method for r in records if r.state["action"] != "void"},
-                tenant=self.run.tenant_id, dry_run=self.run.dry_run)
+        refs = self._refs()
+        pay_methods = {self._order(r).payment_method for r in records
+                       if r.state["action"] != "void"} if self.entity == "SalesReceipt" else ()
+        ensure_named(self.run.quickbooks, refs, items=self._helper_items(),
+                     payment_methods=pay_methods, tenant=self.run.tenant_id,
+                     income_account=s.products.accounts.income, dry_run=self.run.dry_run)
         creates = [r for r in records if r.state["action"] == "create"]
         updates = [r for r in records if r.state["action"] == "update"]
         voids = [r for r in records if r.state["action"] == "void"]

@@ -53,6 +53,16 @@ class QboRefs:
         row = self._find(self.items, name)
         return str(row["Id"]) if row else None
 
+    def to_json(self) -> dict[str, Any]:
+        """A compact copy (ids and names) to stage between a run's tasks."""
+        return {name: {key: {f: row[f] for f in _KEPT_FIELDS if f in row}
+                       for key, row in getattr(self, name).items()}
+                for name in (*_TABLES, "items")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "QboRefs":
+        return cls(**{name: dict(data.get(name) or {}) for name in (*_TABLES, "items")})
+
     def deposit_account_id(self) -> str | None:
         for row in self.accounts.values():
             if row.get("AccountSubType") == "UndepositedFunds":
@@ -60,61 +70,109 @@ class QboRefs:
         return self.account_id("Undeposited Funds")
 
 
+#: the fields of reference rows koppel uses (what a staged copy keeps)
+_KEPT_FIELDS = ("Id", "Name", "AccountSubType", "Active")
+_TABLES = {"tax_codes": "TaxCode", "payment_methods": "PaymentMethod", "terms": "Term",
+           "accounts": "Account"}
+
+
+def ref_queries(item_names: Iterable[str], prefix: str = "ref:") -> dict[str, str]:
+    """The queries behind :class:`QboRefs`, named, so a step can send them in the same
+    batch request as its own look-ups (``refs_from_rows`` reads the answers)."""
+    from koppel.hooks.quickbooks import quote
+
+    queries = {f"{prefix}{table}": f"SELECT * FROM {entity} MAXRESULTS 1000"
+               for table, entity in _TABLES.items()}
+    names = sorted({n for n in item_names if n})
+    if names:
+        queries[f"{prefix}items"] = ("SELECT * FROM Item WHERE Name IN ("
+                                     + ", ".join(quote(n) for n in names) + ") MAXRESULTS 1000")
+    return queries
+
+
+def refs_from_rows(rows: dict[str, list[dict[str, Any]]], prefix: str = "ref:") -> QboRefs:
+    """``QboRefs`` from the answers to :func:`ref_queries` (``query name -> rows``)."""
+    def table(name: str) -> dict[str, dict[str, Any]]:
+        return {str(r.get("Name", "")).casefold(): r for r in rows.get(prefix + name, [])}
+
+    return QboRefs(**{name: table(name) for name in (*_TABLES, "items")})
+
+
 def load_refs(hook, item_names: Iterable[str]) -> QboRefs:
     """Everything in one batch request (five small queries)."""
-    from koppel.hooks.quickbooks import BatchOp, quote
+    from koppel.flows.products_target import query_batch
 
-    names = sorted({n for n in item_names if n})
-    ops = [BatchOp(bid="tax", query="SELECT * FROM TaxCode MAXRESULTS 1000"),
-           BatchOp(bid="pm", query="SELECT * FROM PaymentMethod MAXRESULTS 1000"),
-           BatchOp(bid="term", query="SELECT * FROM Term MAXRESULTS 1000"),
-           BatchOp(bid="acct", query="SELECT * FROM Account MAXRESULTS 1000")]
-    if names:
-        ops.append(BatchOp(bid="items", query="SELECT * FROM Item WHERE Name IN ("
-                           + ", ".join(quote(n) for n in names) + ") MAXRESULTS 1000"))
-    results = hook.batch(ops)
-    for result in results.values():
-        if result.fault is not None:
+    return refs_from_rows(query_batch(hook, ref_queries(item_names)))
+
+
+def ensure_named(hook, refs: QboRefs, *, items: Iterable[str | None] = (),
+                 payment_methods: Iterable[str | None] = (), tenant: str,
+                 income_account: str | None = None, dry_run: bool = False) -> None:
+    """Create what the tenant's settings name but QuickBooks lacks — helper service items
+    (shipping, discount, rounding) and payment methods (only a name in QuickBooks;
+    refusing every iDEAL order for want of one would help nobody) — in one batch request,
+    and add them to ``refs``.
+
+    The request id follows from the names, so a retry never creates twice; a name another
+    task created meanwhile (6240, duplicate name) is read back instead."""
+    from koppel.hooks.quickbooks import BatchOp
+
+    missing_items = sorted({n for n in items if n and refs.item_id(n) is None})
+    missing_pms = sorted({n for n in payment_methods if n and refs.payment_method_id(n) is None})
+    if not missing_items and not missing_pms:
+        return
+    ops: list[BatchOp] = []
+    if missing_items:
+        account_id = refs.account_id(income_account)
+        if account_id is None:
+            raise MissingReference(f"settings.products.accounts.income: QuickBooks has no "
+                                   f"account named {income_account!r}")
+        ops += [BatchOp(bid=f"i{n}", operation="create", entity="Item", payload={
+            "Name": name, "Type": "Service", "IncomeAccountRef": {"value": account_id}})
+            for n, name in enumerate(missing_items)]
+    ops += [BatchOp(bid=f"p{n}", operation="create", entity="PaymentMethod",
+                    payload={"Name": name, "Type": "NON_CREDIT_CARD"})
+            for n, name in enumerate(missing_pms)]
+    if dry_run:
+        for op in ops:
+            table = refs.items if op.entity == "Item" else refs.payment_methods
+            table[op.payload["Name"].casefold()] = {"Id": "(dry run)", "Name": op.payload["Name"]}
+        return
+    results = hook.batch(ops, request_id=hook.request_id(
+        tenant, "helpers", *missing_items, "|", *missing_pms))
+    clashes: dict[str, list[str]] = {"Item": [], "PaymentMethod": []}
+    for op in ops:
+        result = results[op.bid]
+        table = refs.items if op.entity == "Item" else refs.payment_methods
+        if result.ok and result.value:
+            table[op.payload["Name"].casefold()] = result.value
+        elif getattr(result.fault, "code", None) == 6240:
+            clashes[op.entity].append(op.payload["Name"])
+        else:
             raise result.fault
+    if any(clashes.values()):
+        _read_back(hook, refs, clashes)
 
-    def table(bid: str, entity: str, key: str = "Name") -> dict[str, dict[str, Any]]:
-        rows = (results[bid].value or {}).get(entity, []) if bid in results else []
-        return {str(r.get(key, "")).casefold(): r for r in rows}
 
-    return QboRefs(tax_codes=table("tax", "TaxCode"), payment_methods=table("pm", "PaymentMethod"),
-                   terms=table("term", "Term"), accounts=table("acct", "Account"),
-                   items=table("items", "Item"))
+def _read_back(hook, refs: QboRefs, names: dict[str, list[str]]) -> None:
+    """Names created by someone else between our read and our write: read them."""
+    from koppel.flows.products_target import in_queries, query_batch
+
+    rows = query_batch(hook, {**in_queries("i", "Item", "Name", names["Item"]),
+                              **in_queries("p", "PaymentMethod", "Name", names["PaymentMethod"])})
+    for query, found in rows.items():
+        table = refs.items if query.startswith("i") else refs.payment_methods
+        for row in found:
+            table[str(row.get("Name", "")).casefold()] = row
+    for entity, wanted in names.items():
+        for name in wanted:
+            if (refs.item_id(name) if entity == "Item" else refs.payment_method_id(name)) is None:
+                raise MissingReference(f"QuickBooks refused to create {entity} {name!r} "
+                                       "(duplicate name) and has no active one by that name")
 
 
 def ensure_service_items(hook, refs: QboRefs, names: Iterable[str], *, tenant: str,
                          income_account: str, dry_run: bool = False) -> None:
     """Create the helper items (shipping, rounding, …) QuickBooks does not have yet."""
-    missing = sorted({n for n in names if n and refs.item_id(n) is None})
-    if not missing:
-        return
-    account_id = refs.account_id(income_account)
-    if account_id is None:
-        raise MissingReference(f"settings.products.accounts.income: QuickBooks has no account "
-                              f"named {income_account!r}")
-    for name in missing:
-        if dry_run:
-            refs.items[name.casefold()] = {"Id": "(dry run)", "Name": name}
-            continue
-        created = hook.create("Item", {"Name": name, "Type": "Service",
-                                       "IncomeAccountRef": {"value": account_id}},
-                              request_id=hook.request_id(tenant, "Item", "helper", name))
-        refs.items[name.casefold()] = created
-
-
-def ensure_payment_methods(hook, refs: QboRefs, names: Iterable[str], *, tenant: str,
-                           dry_run: bool = False) -> None:
-    """Payment methods the tenant maps to but the company lacks are created once (a
-    payment method is only a name in QuickBooks; refusing every iDEAL order for want of
-    one would help nobody)."""
-    for name in sorted({n for n in names if n and refs.payment_method_id(n) is None}):
-        if dry_run:
-            refs.payment_methods[name.casefold()] = {"Id": "(dry run)", "Name": name}
-            continue
-        created = hook.create("PaymentMethod", {"Name": name, "Type": "NON_CREDIT_CARD"},
-                              request_id=hook.request_id(tenant, "PaymentMethod", name))
-        refs.payment_methods[name.casefold()] = created
+    ensure_named(hook, refs, items=names, tenant=tenant, income_account=income_account,
+                 dry_run=dry_run)

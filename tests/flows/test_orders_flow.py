@@ -108,6 +108,72 @@ def test_orders_lifecycle_books_once_voids_reports_and_converges(shop, make_tena
     assert max(numbers.values()) == 1, "a document was booked twice"
 
 
+def test_demo_shop_books_within_the_call_budget(shop_factory, make_tenant):
+    """On the demo's data (its seed and sizes, flows in the demo's order) a first sync
+    books every order with at most 0.25 QuickBooks calls per booked order and 1.05
+    Lightspeed calls per order read — counted by the sandboxes, not by koppel."""
+    shop = shop_factory(seed=1, orders=60, products=40, customers=40)
+    tenant = make_tenant(shop)
+    assert tenant.run("products").state == "success"
+    assert tenant.run("customers").state == "success"
+    qbo_before, ls_before = _api_calls(tenant.qbo_stats()), shop.stats()["total"]
+    assert tenant.run("orders").state == "success"
+    qbo_calls = _api_calls(tenant.qbo_stats()) - qbo_before
+    ls_calls = shop.stats()["total"] - ls_before
+    latest = _latest(tenant)
+    booked = [e for e in latest.values() if e["action"] == "created"]
+    assert len(booked) >= 30 and len(latest) == 60
+    assert qbo_calls <= 0.25 * len(booked), (qbo_calls, len(booked))
+    assert ls_calls <= 1.05 * len(latest), (ls_calls, len(latest))
+    print(f"\ndemo data: {len(booked)} booked; QuickBooks {qbo_calls / len(booked):.2f} calls "
+          f"per booked order, Lightspeed {ls_calls / len(latest):.2f} per order")
+
+
+def test_orders_find_linked_customers_by_id_and_follow_an_email_changed_in_quickbooks(
+        shop_factory, make_tenant):
+    """Shop customers the customers flow linked are looked up by id (no e-mail query);
+    a linked QuickBooks customer whose e-mail was changed in QuickBooks is no longer that
+    shop customer: the order's customer is looked up by e-mail again."""
+    from koppel.hooks.quickbooks import QuickBooksHook
+    from koppel.store.state import StateStore
+
+    shop = shop_factory(orders=16, products=6, customers=8)
+    tenant = make_tenant(shop, settings={"unknown_sku": "create_item"})
+    assert tenant.run("customers").state == "success"
+    orders = [o for o in shop.orders() if _bookable(o)
+              and ((o.get("customer") or {}).get("resource") or {}).get("id")]
+    shop_ids = {str(o["id"]): str(o["customer"]["resource"]["id"]) for o in orders}
+    links = StateStore().xrefs(tenant.tenant, "customer", sorted(set(shop_ids.values())))
+    linked = {oid: links[cid].target_id for oid, cid in shop_ids.items() if cid in links}
+    assert len(set(linked.values())) >= 2, "the seed needs orders of linked customers"
+    moved_order = min(linked)
+    moved_customer = linked[moved_order]
+    hook = QuickBooksHook(f"qb_{tenant.tenant}")
+    hook.sparse_update("Customer", moved_customer,
+                       {"PrimaryEmailAddr": {"Address": "someone.else@example.org"}})
+
+    assert tenant.run("orders").state == "success"
+    latest = _latest(tenant)
+    docs = {d["Id"]: d for d in tenant.entities("SalesReceipt")}
+    customers = {c["Id"]: c for c in tenant.entities("Customer")}
+    for order_id, customer_id in linked.items():
+        entry = latest[order_id]
+        assert entry["action"] == "created", entry
+        booked_to = docs[entry["target_id"]]["CustomerRef"]["value"]
+        if customer_id == moved_customer:
+            order = next(o for o in orders if str(o["id"]) == order_id)
+            assert booked_to != moved_customer
+            assert _email_of(customers[booked_to]) == order["email"].casefold()
+        else:
+            assert booked_to == customer_id, (order_id, booked_to, customer_id)
+    emails = Counter(_email_of(c) for c in customers.values() if _email_of(c))
+    assert max(emails.values()) == 1, emails.most_common(2)
+
+
+def _email_of(customer) -> str:
+    return ((customer.get("PrimaryEmailAddr") or {}).get("Address") or "").casefold()
+
+
 def _api_calls(stats) -> int:
     """Accounting API requests (OAuth discovery and token calls are Intuit's, not QBO's)."""
     return sum(n for route, n in stats["by_route"].items() if " /v3/" in route)
