@@ -123,6 +123,7 @@ class ReverseOrdersProcess(Process):
         """The chunk's customers and items in one batch request, then one reverse order
         per document."""
         from koppel.hooks.quickbooks import BatchOp, quote
+        from koppel.mapping import Mapper
 
         result = StepResult()
         customer_ids = sorted({str(r.data["doc"].get("CustomerRef", {}).get("value"))
@@ -146,12 +147,21 @@ class ReverseOrdersProcess(Process):
                 for row in (answer.value or {}).get(entity, []):
                     table[str(row["Id"])] = jsonable(row)
         default_email = self.settings.default_customer.email
+        mapper = Mapper.for_tenant(self.run.tenant, "orders_reverse")
         for record in records:
             doc = record.data["doc"]
             try:
                 customer = customers.get(str((doc.get("CustomerRef") or {}).get("value")))
-                order = rm.reverse_order(record.data["entity"], doc, customer=customer,
-                                         items=items, shipping_item=self.settings.shipping_item,
+                shipping_item = self.settings.shipping_item
+                mapped = mapper.map(rm.mapping_source(doc, customer=customer, items=items,
+                                                      shipping_item=shipping_item))
+                if mapped.errors:
+                    raise RecordError("; ".join(f"{e.field}: {e.message}"
+                                                for e in mapped.errors),
+                                      field=mapped.errors[0].field)
+                order = rm.reverse_order(record.data["entity"], doc, mapped.values,
+                                         customer=customer, items=items,
+                                         shipping_item=shipping_item,
                                          default_email=default_email)
                 record.state["order"] = jsonable(order)
                 record.state["hash"] = rm.content_hash(order)

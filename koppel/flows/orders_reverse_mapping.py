@@ -1,20 +1,25 @@
 """QuickBooks sales documents read as Lightspeed orders-to-be: pure functions, no I/O.
 
 A QuickBooks ``SalesReceipt`` or ``Invoice`` (with its customer and the items its lines
-book) becomes a *reverse order*, a JSON-safe dict the load step turns into a Lightspeed
-checkout::
+book) is first given to the tenant's ``orders_reverse`` mapping (:func:`mapping_source`:
+the document plus ``_customer``, ``_bill``, ``_ship`` and ``_lines``; the shipped rules
+are in ``koppel/mapping/default_mapping.json``), then the mapped fields become a
+*reverse order* (:func:`reverse_order`), a JSON-safe dict the load step turns into a
+Lightspeed checkout::
 
     {"entity", "doc_id", "doc_number", "txn_date", "currency", "total", "balance",
-     "voided", "payment_status", "payment_method",
+     "voided", "payment_status", "payment_method", "memo",
      "customer": {"qbo_id", "email", "company_name", "given_name", "family_name", "phone"},
-     "bill_addr": {address1, number, extension, zipcode, city, region, country} | None,
+     "bill_addr": {address1, number, extension, address2, zipcode, city, region,
+                   country} | None,
      "ship_addr": ... | None,
      "lines": [{"index", "item_id", "sku", "name", "quantity", "unit_price", "amount"}],
      "shipping": "4.95", "discount": "0.00"}
 
-Money stays ``Decimal`` while computed and travels as strings. Lines booked on the
-tenant's shipping item become the order's shipping amount (Lightspeed prices shipping
-through the checkout's shipment method); discount lines are reported, not rows.
+The mapping decides the fields (where the e-mail, names, addresses, line names and SKUs
+come from); this module keeps the structure: which lines are products, shipping or
+discount, voiding, payment status and the checks Lightspeed needs (an e-mail, both
+names, whole quantities). Money stays ``Decimal`` while computed and travels as strings.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ CENT = Decimal("0.01")
 
 # koppel's own trace on documents it booked from Lightspeed (qbo_payloads._trace_note)
 _TRACE = re.compile(r"^Lightspeed order \S+ \(id \d+\)")
-_HOUSE_NUMBER = re.compile(r"^(?P<street>.*?\D)\s+(?P<number>\d+)\s*(?P<ext>[A-Za-z0-9\-/]{0,6})$")
 
 
 def money(value: Any, field: str) -> Decimal:
@@ -69,116 +73,137 @@ def payment_status(entity: str, doc: Mapping[str, Any]) -> str:
     return "not_paid"
 
 
-def split_street(line: str | None) -> dict[str, str]:
-    """``"Dorpsstraat 12a"`` → street, number and extension (Lightspeed keeps them apart)."""
-    text = " ".join(str(line or "").split())
-    match = _HOUSE_NUMBER.match(text)
-    if not match:
-        return {"address1": text, "number": "", "extension": ""}
-    return {"address1": match["street"].strip().rstrip(","), "number": match["number"],
-            "extension": match["ext"] or ""}
+def _has_address(addr: Mapping[str, Any] | None) -> bool:
+    return bool(addr) and any((addr or {}).get(k) for k in ("Line1", "City", "PostalCode"))
 
 
-def address(addr: Mapping[str, Any] | None, field: str) -> dict[str, str] | None:
-    """A QBO ``BillAddr``/``ShipAddr`` as a Lightspeed checkout address (country alpha-2,
-    lower case as Lightspeed writes it), or ``None`` when the document has none."""
-    from koppel.mapping.countries import country_code
+def product_lines(doc: Mapping[str, Any], items: Mapping[str, Mapping[str, Any]],
+                  shipping_item: str | None) -> tuple[list[tuple[int, dict]], Decimal, Decimal]:
+    """The document's product lines (``(index, line)``), and its shipping and discount
+    amounts: lines on the tenant's shipping item are shipping (Lightspeed prices it
+    through the checkout's shipment method), discount lines a discount; sub-totals,
+    descriptions and group headers are neither."""
+    lines, shipping, discount = [], ZERO, ZERO
+    shipping_key = (shipping_item or "").casefold()
+    for index, line in enumerate(doc.get("Line") or []):
+        kind = line.get("DetailType")
+        if kind == "DiscountLineDetail":
+            discount += money(line.get("Amount"), f"Line[{index}].Amount")
+            continue
+        if kind != "SalesItemLineDetail":
+            continue
+        ref = (line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}
+        item = items.get(str(ref.get("value") or "")) or {}
+        if shipping_key and str(item.get("Name") or ref.get("name") or "").casefold() == shipping_key:
+            shipping += money(line.get("Amount"), f"Line[{index}].Amount")
+            continue
+        lines.append((index, line))
+    return lines, shipping, discount
 
-    if not addr or not any(addr.get(k) for k in ("Line1", "City", "PostalCode")):
+
+def mapping_source(doc: Mapping[str, Any], *, customer: Mapping[str, Any] | None,
+                   items: Mapping[str, Mapping[str, Any]],
+                   shipping_item: str | None) -> dict[str, Any]:
+    """The document as the tenant's ``orders_reverse`` mapping reads it: ``_customer``
+    (its QuickBooks customer), ``_bill``/``_ship`` (the document's address, else the
+    customer's) and ``_lines`` (the product lines, each with ``_item``)."""
+    customer = dict(customer or {})
+    lines, _shipping, _discount = product_lines(doc, items, shipping_item)
+
+    def item_of(line):
+        ref = (line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}
+        return dict(items.get(str(ref.get("value") or "")) or {})
+
+    bill = doc.get("BillAddr") if _has_address(doc.get("BillAddr")) else customer.get("BillAddr")
+    ship = doc.get("ShipAddr") if _has_address(doc.get("ShipAddr")) else customer.get("ShipAddr")
+    return {**doc, "_customer": customer,
+            "_bill": dict(bill) if _has_address(bill) else {},
+            "_ship": dict(ship) if _has_address(ship) else {},
+            "_lines": [{**line, "_item": item_of(line)} for _index, line in lines]}
+
+
+def _address(mapped: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """A mapped address as a Lightspeed checkout address, ``None`` when it is empty."""
+    mapped = mapped or {}
+    if not any(mapped.get(k) for k in ("address1", "number", "zipcode", "city")):
         return None
-    country_text = str(addr.get("Country") or "").strip()
-    country = country_code(country_text) if country_text else None
-    if country_text and country is None:
-        raise RecordError(f"unknown country {country_text!r}", field=f"{field}.Country")
-    street = split_street(addr.get("Line1"))
-    return {**street, "address2": str(addr.get("Line2") or ""),
-            "zipcode": str(addr.get("PostalCode") or ""), "city": str(addr.get("City") or ""),
-            "region": str(addr.get("CountrySubDivisionCode") or ""),
-            "country": (country or "").lower()}
+    return {key: str(mapped.get(key) or "") for key in
+            ("address1", "number", "extension", "address2", "zipcode", "city", "region",
+             "country")}
 
 
-def _names(customer: Mapping[str, Any]) -> tuple[str, str]:
+def _names(person: Mapping[str, Any]) -> tuple[str, str]:
     """Given and family name; a customer with only a display name is split on its first
     space (Lightspeed checkouts require both names)."""
-    given = " ".join(str(customer.get("GivenName") or "").split())
-    family = " ".join(str(customer.get("FamilyName") or "").split())
+    given = " ".join(str(person.get("given_name") or "").split())
+    family = " ".join(str(person.get("family_name") or "").split())
     if given and family:
         return given, family
-    display = " ".join(str(customer.get("DisplayName") or "").split())
+    display = " ".join(str(person.get("display_name") or "").split())
     first, _, rest = display.partition(" ")
     return given or first, family or rest or first
 
 
-def customer_of(doc: Mapping[str, Any], row: Mapping[str, Any] | None,
-                default_email: str | None) -> dict[str, Any]:
-    """The Lightspeed customer to find or create for this document: the QBO customer's
-    e-mail (the document's ``BillEmail`` first), company name and contact person."""
-    row = row or {}
-    email = ((doc.get("BillEmail") or {}).get("Address")
-             or (row.get("PrimaryEmailAddr") or {}).get("Address") or default_email or "")
-    email = email.strip()
+def customer_of(doc: Mapping[str, Any], mapped: Mapping[str, Any] | None,
+                row: Mapping[str, Any] | None, default_email: str | None) -> dict[str, Any]:
+    """The Lightspeed customer to find or create for this document, from the mapped
+    customer (default mapping: the document's ``BillEmail`` first, then the QuickBooks
+    customer's e-mail, company name and contact person)."""
+    mapped = mapped or {}
+    email = str(mapped.get("email") or default_email or "").strip()
     if not email:
-        raise RecordError("the QuickBooks customer has no e-mail address and the tenant has "
-                          "no default customer e-mail (Lightspeed checkouts need one)",
-                          field="BillEmail")
-    company = " ".join(str(row.get("CompanyName") or "").split())
-    given, family = _names(row) if row else ("", "")
+        raise RecordError("the QuickBooks customer has no usable e-mail address and the "
+                          "tenant has no default customer e-mail (Lightspeed checkouts need "
+                          "one)", field="customer.email")
+    given, family = _names(mapped)
     if not (given and family):
-        raise RecordError("the QuickBooks customer has no name", field="CustomerRef")
-    phone = (row.get("PrimaryPhone") or {}).get("FreeFormNumber") or ""
-    return {"qbo_id": str(row.get("Id") or (doc.get("CustomerRef") or {}).get("value") or ""),
-            "email": email, "company_name": company, "given_name": given,
-            "family_name": family, "phone": str(phone)}
+        raise RecordError("the QuickBooks customer has no name", field="customer.given_name")
+    return {"qbo_id": str((row or {}).get("Id") or (doc.get("CustomerRef") or {}).get("value")
+                          or ""),
+            "email": email, "company_name": str(mapped.get("company_name") or ""),
+            "given_name": given, "family_name": family, "phone": str(mapped.get("phone") or "")}
 
 
-def reverse_order(entity: str, doc: Mapping[str, Any], *, customer: Mapping[str, Any] | None,
-                  items: Mapping[str, Mapping[str, Any]], shipping_item: str | None,
-                  default_email: str | None) -> dict[str, Any]:
-    """The reverse order of one document (raises :class:`RecordError` naming the field)."""
-    lines, shipping, discount = [], ZERO, ZERO
-    shipping_key = (shipping_item or "").casefold()
+def reverse_order(entity: str, doc: Mapping[str, Any], mapped: Mapping[str, Any], *,
+                  customer: Mapping[str, Any] | None, items: Mapping[str, Mapping[str, Any]],
+                  shipping_item: str | None, default_email: str | None) -> dict[str, Any]:
+    """The reverse order of one document from its mapped fields (``mapped``: the tenant's
+    ``orders_reverse`` mapping applied to :func:`mapping_source`); raises
+    :class:`RecordError` naming the field."""
     voided = is_voided(doc)
-    for index, line in enumerate(doc.get("Line") or []):
-        kind = line.get("DetailType")
+    product, shipping, discount = product_lines(doc, items, shipping_item)
+    mapped_lines = list(mapped.get("lines") or [])
+    lines = []
+    for position, (index, line) in enumerate(product):
+        values = mapped_lines[position] if position < len(mapped_lines) else {}
         field = f"Line[{index}]"
-        if kind == "DiscountLineDetail":
-            discount += money(line.get("Amount"), f"{field}.Amount")
-            continue
-        if kind != "SalesItemLineDetail":
-            continue  # sub-totals, descriptions, group headers
-        detail = line.get("SalesItemLineDetail") or {}
-        item_id = str((detail.get("ItemRef") or {}).get("value") or "")
-        item = items.get(item_id) or {}
-        amount = money(line.get("Amount"), f"{field}.Amount")
-        if shipping_key and str(item.get("Name") or (detail.get("ItemRef") or {}).get("name")
-                                or "").casefold() == shipping_key:
-            shipping += amount
-            continue
-        quantity = _quantity(detail.get("Qty"), f"{field}.Qty", voided)
+        quantity = _quantity(values.get("quantity"), f"{field}.Qty", voided)
         if quantity is None:
             continue  # a voided document's zeroed line
-        lines.append({"index": index, "item_id": item_id,
-                      "sku": str(item.get("Sku") or "").strip(),
-                      "name": str(item.get("Name") or (detail.get("ItemRef") or {}).get("name")
-                                  or ""),
+        ref = (line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}
+        lines.append({"index": index, "item_id": str(ref.get("value") or ""),
+                      "sku": str(values.get("sku") or "").strip(),
+                      "name": str(values.get("name") or ""),
                       "quantity": quantity,
-                      "unit_price": str(money(detail.get("UnitPrice"), f"{field}.UnitPrice")),
-                      "amount": str(amount)})
+                      "unit_price": str(money(values.get("unit_price"), f"{field}.UnitPrice")),
+                      "amount": str(money(values.get("amount"), f"{field}.Amount"))})
     if not lines and not voided:
         raise RecordError("the document has no product lines", field="Line")
-    bill = address(doc.get("BillAddr") or (customer or {}).get("BillAddr"), "BillAddr")
-    ship = address(doc.get("ShipAddr") or (customer or {}).get("ShipAddr"), "ShipAddr")
     total = money(doc.get("TotalAmt"), "TotalAmt")
     return {
-        "entity": entity, "doc_id": str(doc["Id"]), "doc_number": str(doc.get("DocNumber") or ""),
-        "txn_date": str(doc.get("TxnDate") or ""),
-        "currency": str((doc.get("CurrencyRef") or {}).get("value") or ""),
+        "entity": entity, "doc_id": str(doc["Id"]),
+        "doc_number": str(mapped.get("doc_number") or ""),
+        "txn_date": str(mapped.get("txn_date") or ""),
+        "currency": str(mapped.get("currency") or ""),
         "total": str(total), "balance": str(money(doc.get("Balance", total), "Balance")),
         "voided": voided, "payment_status": "cancelled" if voided else payment_status(entity, doc),
-        "payment_method": str((doc.get("PaymentMethodRef") or {}).get("name") or ""),
-        "customer": customer_of(doc, customer, default_email) if not voided else None,
-        "bill_addr": bill, "ship_addr": ship, "lines": lines,
-        "shipping": str(shipping), "discount": str(discount),
+        "payment_method": str(mapped.get("payment_method") or ""),
+        "memo": str(mapped.get("memo") or ""),
+        "customer": customer_of(doc, mapped.get("customer"), customer, default_email)
+        if not voided else None,
+        "bill_addr": _address(mapped.get("bill_addr")),
+        "ship_addr": _address(mapped.get("ship_addr")),
+        "lines": lines, "shipping": str(shipping), "discount": str(discount),
     }
 
 
@@ -216,9 +241,11 @@ def metafield_value(order: Mapping[str, Any]) -> str:
 
 def checkout_payload(order: Mapping[str, Any], customer_id: int | None) -> dict[str, Any]:
     """``POST checkouts.json``: the known customer (``login``) or the person inline, the
-    document's addresses (shipping falls back to billing) and koppel's trace comment."""
+    document's addresses (shipping falls back to billing) and koppel's trace comment,
+    followed by the document's mapped memo (the customer's message) if any."""
     person = order["customer"]
-    payload: dict[str, Any] = {"comment": trace_comment(order)}
+    memo = str(order.get("memo") or "").strip()
+    payload: dict[str, Any] = {"comment": trace_comment(order) + (f"\n{memo}" if memo else "")}
     if customer_id is not None:
         payload["mode"] = "login"
         payload["customer"] = {"id": int(customer_id)}

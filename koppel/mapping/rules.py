@@ -121,7 +121,8 @@ def _each_model(model_name: str, tree: Mapping[str, Any]) -> type[BaseModel]:
 
 #: flow name → the generated pydantic model of its rules
 FLOW_RULE_MODELS: dict[str, type[BaseModel]] = {
-    flow: _fields_model(flow.title() + "Rules", tree) for flow, tree in FLOW_TARGETS.items()
+    flow: _fields_model(flow.title().replace("_", "") + "Rules", tree)
+    for flow, tree in FLOW_TARGETS.items()
 }
 
 
@@ -136,6 +137,7 @@ class MappingSet(BaseModel):
     products: FLOW_RULE_MODELS["products"] = Field(default_factory=FLOW_RULE_MODELS["products"])  # type: ignore[valid-type]
     customers: FLOW_RULE_MODELS["customers"] = Field(default_factory=FLOW_RULE_MODELS["customers"])  # type: ignore[valid-type]
     stock: FLOW_RULE_MODELS["stock"] = Field(default_factory=FLOW_RULE_MODELS["stock"])  # type: ignore[valid-type]
+    orders_reverse: FLOW_RULE_MODELS["orders_reverse"] = Field(default_factory=FLOW_RULE_MODELS["orders_reverse"])  # type: ignore[valid-type]
 
     def rules(self, flow: str) -> dict[str, Any]:
         """The rules of ``flow`` as ``{target: FieldRule | each-rule}`` (unset ones left out)."""

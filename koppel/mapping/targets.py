@@ -106,12 +106,57 @@ STOCK = {
     "track_stock": "bool",
 }
 
+# The reverse direction: a QuickBooks sales document becomes a Lightspeed order, so its
+# addresses and customer take Lightspeed's checkout shapes (street, number and extension
+# apart; country alpha-2 in lower case). Money and structure (shipping and discount
+# lines, voiding, payment status) are the flow's, not the mapping's.
+CHECKOUT_ADDRESS = {
+    "address1": "str",
+    "number": "str",
+    "extension": "str",
+    "address2": "str",
+    "zipcode": "str",
+    "city": "str",
+    "region": "str",
+    "country": "str",
+}
+
+REVERSE_CUSTOMER = {
+    "email": "str",
+    "company_name": "str",
+    "given_name": "str",
+    "family_name": "str",
+    "display_name": "str",
+    "phone": "str",
+}
+
+REVERSE_LINE = {
+    "sku": "str",
+    "name": "str",
+    "quantity": "decimal",
+    "unit_price": "decimal",
+    "amount": "decimal",
+}
+
+REVERSE_ORDER = {
+    "doc_number": "str",
+    "txn_date": "str",
+    "currency": "str",
+    "payment_method": "str",
+    "memo": "str",
+    "customer": REVERSE_CUSTOMER,
+    "bill_addr": CHECKOUT_ADDRESS,
+    "ship_addr": CHECKOUT_ADDRESS,
+    "lines": [REVERSE_LINE],
+}
+
 #: flow → target tree
 FLOW_TARGETS: dict[str, dict] = {
     "orders": ORDER,
     "products": ITEM,
     "customers": CUSTOMER,
     "stock": STOCK,
+    "orders_reverse": REVERSE_ORDER,
 }
 
 FLOWS = tuple(FLOW_TARGETS)

@@ -137,6 +137,38 @@ def test_documents_become_orders_once_follow_payment_and_voids(shop_factory, mak
     assert this_run[f"Invoice:{bad['Id']}"] == "failed"
 
 
+def test_tenant_mapping_decides_the_order_fields(shop_factory, make_tenant):
+    """The ``orders_reverse`` section of the tenant file overrides the shipped default per
+    field: here the customer's own e-mail instead of the document's billing e-mail, the
+    city in capitals and the document's memo replaced by a constant."""
+    shop = shop_factory(orders=1)
+    mappings = {"orders_reverse": {
+        "customer.email": {"path": "_customer.PrimaryEmailAddr.Address",
+                           "transforms": ["email"]},
+        "bill_addr.city": {"path": "_bill.City", "transforms": ["upper"]},
+        "memo": {"const": "Phone order"}}}
+    tenant = make_tenant(shop, settings={"unknown_sku": "fail"}, flows=REVERSE,
+                         mappings=mappings)
+    hook = _hook(tenant)
+    items = _items(hook, _variants(shop, 1))
+    person = hook.create("Customer", {"DisplayName": "Joke Smit", "GivenName": "Joke",
+                                      "FamilyName": "Smit",
+                                      "PrimaryEmailAddr": {"Address": "joke@smit.nl"}})
+    receipt = _document(hook, "SalesReceipt", person, [_line(items[0], 1)],
+                        BillEmail={"Address": "administratie@smit.nl"},
+                        CustomerMemo={"value": "Bel even aan"})
+
+    assert tenant.run("orders_reverse").state == "success"
+    entry = _latest(tenant)[f"SalesReceipt:{receipt['Id']}"]
+    assert entry["action"] == "created", entry["reason"]
+    made = shop.order(int(entry["target_id"]))
+    assert made["email"] == "joke@smit.nl"
+    assert made["addressBillingCity"] == "UTRECHT"
+    assert made["addressBillingStreet"] == "Dorpsstraat"
+    assert "Phone order" in made["comment"] and "Bel even aan" not in made["comment"]
+    assert f"(id {receipt['Id']})" in made["comment"]  # koppel's trace stays
+
+
 def _shop_writes(shop) -> int:
     return sum(n for route, n in shop.stats()["by_route"].items()
                if route.split()[0] in ("POST", "PUT", "DELETE"))
