@@ -140,7 +140,8 @@ def test_documents_become_orders_once_follow_payment_and_voids(shop_factory, mak
 def test_tenant_mapping_decides_the_order_fields(shop_factory, make_tenant):
     """The ``orders_reverse`` section of the tenant file overrides the shipped default per
     field: here the customer's own e-mail instead of the document's billing e-mail, the
-    city in capitals and the document's memo replaced by a constant."""
+    city in capitals and the document's memo replaced by a constant. A document changed
+    after its order was made is reported as a conflict, never made a second time."""
     shop = shop_factory(orders=1)
     mappings = {"orders_reverse": {
         "customer.email": {"path": "_customer.PrimaryEmailAddr.Address",
@@ -167,6 +168,16 @@ def test_tenant_mapping_decides_the_order_fields(shop_factory, make_tenant):
     assert made["addressBillingStreet"] == "Dorpsstraat"
     assert "Phone order" in made["comment"] and "Bel even aan" not in made["comment"]
     assert f"(id {receipt['Id']})" in made["comment"]  # koppel's trace stays
+
+    # a document changed in QuickBooks after its order was made: reported, never re-made
+    orders_before = len(shop.orders())
+    current = hook.read("SalesReceipt", receipt["Id"])
+    hook.sparse_update("SalesReceipt", receipt["Id"], {"Line": [_line(items[0], 3)]},
+                       sync_token=current["SyncToken"])
+    assert tenant.run("orders_reverse", full_resync=True).state == "success"
+    entry = _latest(tenant)[f"SalesReceipt:{receipt['Id']}"]
+    assert entry["action"] == "conflict" and entry["target_id"] == str(made["id"])
+    assert len(shop.orders()) == orders_before
 
 
 def _shop_writes(shop) -> int:
