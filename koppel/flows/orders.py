@@ -34,8 +34,6 @@ from koppel.flows.base import (
 log = logging.getLogger(__name__)
 
 ENTITY = {"sales_receipt": "SalesReceipt", "invoice": "Invoice"}
-#: the staging slot where the exists-check leaves QuickBooks' reference data for the load
-REFS_SLOT = "qbo_refs"
 
 
 class OrdersProcess(Process):
@@ -161,7 +159,7 @@ class OrdersProcess(Process):
         QuickBooks: documents by DocNumber for orders without a cross-reference, and
         items by SKU for every order that may be booked."""
         from koppel.flows.products_target import in_queries, query_batch
-        from koppel.flows.qbo_refs import ref_queries, refs_from_rows
+        from koppel.flows.qbo_refs import ref_queries, refs_from_rows, stage_refs
 
         skus: set[str] = set()
         for record in candidates:
@@ -177,7 +175,7 @@ class OrdersProcess(Process):
         docs = [row for name, found in rows.items() if name.startswith("d") for row in found]
         items = [row for name, found in rows.items() if name.startswith("s") for row in found]
         if candidates:
-            self.run.store.stage(self.run.run_key, REFS_SLOT, 0, refs_from_rows(rows).to_json())
+            stage_refs(self.run, refs_from_rows(rows))
         return docs, items
 
     def _helper_items(self) -> list[str]:
@@ -186,15 +184,9 @@ class OrdersProcess(Process):
                             s.rounding.item if s.rounding.enabled else None) if n]
 
     def _refs(self):
-        """The reference data the exists-check read for this run (one request fewer),
-        else read now."""
-        from koppel.flows.qbo_refs import QboRefs, load_refs
+        from koppel.flows.qbo_refs import run_refs
 
-        try:
-            return QboRefs.from_json(self.run.store.staged(
-                {"run_key": self.run.run_key, "step": REFS_SLOT, "chunk": 0}))
-        except LookupError:
-            return load_refs(self.run.quickbooks, self._helper_items())
+        return run_refs(self.run, self._helper_items())
 
     def _bookable(self, order) -> str | None:
         """Why this order is not booked (tenant's statuses), or None."""

@@ -105,6 +105,25 @@ def load_refs(hook, item_names: Iterable[str]) -> QboRefs:
     return refs_from_rows(query_batch(hook, ref_queries(item_names)))
 
 
+#: the staging slot where a step leaves the reference data it read for the run's load
+REFS_SLOT = "qbo_refs"
+
+
+def stage_refs(run, refs: QboRefs) -> None:
+    """Keep ``refs`` for this run's load (an exists-check that read them along with its
+    own look-ups saves the load a request); purged with the run's other staged data."""
+    run.store.stage(run.run_key, REFS_SLOT, 0, refs.to_json())
+
+
+def run_refs(run, item_names: Iterable[str]) -> QboRefs:
+    """The reference data staged for this run, else read now."""
+    try:
+        return QboRefs.from_json(run.store.staged(
+            {"run_key": run.run_key, "step": REFS_SLOT, "chunk": 0}))
+    except LookupError:
+        return load_refs(run.quickbooks, item_names)
+
+
 def ensure_named(hook, refs: QboRefs, *, items: Iterable[str | None] = (),
                  payment_methods: Iterable[str | None] = (), tenant: str,
                  income_account: str | None = None, dry_run: bool = False) -> None:
@@ -169,10 +188,3 @@ def _read_back(hook, refs: QboRefs, names: dict[str, list[str]]) -> None:
             if (refs.item_id(name) if entity == "Item" else refs.payment_method_id(name)) is None:
                 raise MissingReference(f"QuickBooks refused to create {entity} {name!r} "
                                        "(duplicate name) and has no active one by that name")
-
-
-def ensure_service_items(hook, refs: QboRefs, names: Iterable[str], *, tenant: str,
-                         income_account: str, dry_run: bool = False) -> None:
-    """Create the helper items (shipping, rounding, …) QuickBooks does not have yet."""
-    ensure_named(hook, refs, items=names, tenant=tenant, income_account=income_account,
-                 dry_run=dry_run)

@@ -158,65 +158,83 @@ class RefundsProcess(Process):
         return result
 
     def _read_originals(self, records: list[Record], result: StepResult) -> None:
-        """The booked documents (one IN query per type) and refunds already in QBO under
-        their number (a run that crashed after writing): adopted, not written again."""
+        """One batch request: the booked documents (by Id), refunds already in QBO under
+        their number (a run that crashed after writing: adopted, not written again) and
+        the load's reference data."""
         from koppel.domain.hashing import content_hash
         from koppel.domain.qbo_payloads import PayloadError, doc_number
+        from koppel.flows.products_target import in_queries, query_batch
+        from koppel.flows.qbo_refs import ref_queries, refs_from_rows, stage_refs
 
-        hook = self.run.quickbooks
-        originals: dict[str, Original] = {}
-        for entity in sorted({r.state["original_type"] for r in records}):
-            ids = [r.state["original_id"] for r in records if r.state["original_type"] == entity]
-            for row in hook.query_in(entity, "Id", ids):
-                originals[f"{entity}:{row['Id']}"] = Original.from_row(entity, row)
-        ready: dict[str, list[Record]] = {}
+        numbered: list[Record] = []
         for record in records:
-            original = originals.get(f"{record.state['original_type']}:{record.state['original_id']}")
             order, credit = self._order(record), record.data["credit"]
             try:
-                if original is None:
-                    raise RecordError(f"booked {record.state['original_type']} "
-                                      f"{record.state['original_id']} is gone from QuickBooks",
-                                      field="order")
-                entity = refund_entity(self.settings.refunds.document, original.entity)
-                try:
-                    number = doc_number(order.number, self.settings.doc_number_prefix,
-                                        f"-R{credit['sequence']}")
-                except PayloadError as exc:
-                    raise RecordError(str(exc), field="number") from exc
-            except RecordError as exc:
-                self._fail(result, record, exc)
+                number = doc_number(order.number, self.settings.doc_number_prefix,
+                                    f"-R{credit['sequence']}")
+            except PayloadError as exc:
+                self._fail(result, record, RecordError(str(exc), field="number"))
                 continue
-            record.state.update(original=original.to_json(), entity=entity, doc_number=number,
-                                hash=content_hash(credit))
-            ready.setdefault(entity, []).append(record)
-        for entity, group in ready.items():
-            found = {str(row.get("DocNumber")): row for row in hook.query_in(
-                entity, "DocNumber", [r.state["doc_number"] for r in group])}
-            for record in group:
-                row = found.get(record.state["doc_number"])
-                if row is None:
-                    result.passed.append(record)
-                    continue
-                self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
-                                         entity, str(row["Id"]), record.state["hash"])
-                self._end(result, record, "skipped", target_type=entity, target_id=str(row["Id"]),
-                          content_hash=record.state["hash"],
-                          reason=f"already in QuickBooks ({entity} {record.state['doc_number']})")
+            entity = refund_entity(self.settings.refunds.document, record.state["original_type"])
+            record.state.update(entity=entity, doc_number=number, hash=content_hash(credit))
+            numbered.append(record)
+        if not numbered:
+            return
+        queries: dict[str, str] = {}
+        for entity in sorted({r.state["original_type"] for r in numbered}):
+            queries.update(in_queries(f"original:{entity}:", entity, "Id", [
+                r.state["original_id"] for r in numbered if r.state["original_type"] == entity]))
+        for entity in sorted({r.state["entity"] for r in numbered}):
+            queries.update(in_queries(f"refund:{entity}:", entity, "DocNumber", [
+                r.state["doc_number"] for r in numbered if r.state["entity"] == entity]))
+        queries.update(ref_queries(self._helper_items()))
+        rows = query_batch(self.run.quickbooks, queries)
+        stage_refs(self.run, refs_from_rows(rows))
+        originals: dict[str, Original] = {}
+        existing: dict[tuple[str, str], dict[str, Any]] = {}
+        for name, found in rows.items():
+            kind, entity = name.split(":")[:2]
+            for row in found:
+                if kind == "original":
+                    originals[f"{entity}:{row['Id']}"] = Original.from_row(entity, row)
+                elif kind == "refund":
+                    existing[(entity, str(row.get("DocNumber")))] = row
+        for record in numbered:
+            original = originals.get(f"{record.state['original_type']}:{record.state['original_id']}")
+            if original is None:
+                self._fail(result, record, RecordError(
+                    f"booked {record.state['original_type']} {record.state['original_id']} "
+                    "is gone from QuickBooks", field="order"))
+                continue
+            record.state["original"] = original.to_json()
+            entity = record.state["entity"]
+            row = existing.get((entity, record.state["doc_number"]))
+            if row is None:
+                result.passed.append(record)
+                continue
+            self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
+                                     entity, str(row["Id"]), record.state["hash"])
+            self._end(result, record, "skipped", target_type=entity, target_id=str(row["Id"]),
+                      content_hash=record.state["hash"],
+                      reason=f"already in QuickBooks ({entity} {record.state['doc_number']})")
+
+    def _helper_items(self) -> list[str]:
+        s = self.settings
+        return [n for n in (s.shipping_item, s.rounding.item if s.rounding.enabled else None)
+                if n]
 
     # -- load ------------------------------------------------------------------------------
     def load(self, records: list[Record]) -> StepResult:
-        from koppel.flows.qbo_refs import ensure_service_items, load_refs
+        from koppel.flows.qbo_refs import ensure_named, run_refs
 
         result = StepResult()
         if not records:
             return result
         s = self.settings
-        rounding_item = s.rounding.item if s.rounding.enabled else None
-        refs = load_refs(self.run.quickbooks, [s.shipping_item, rounding_item])
-        ensure_service_items(self.run.quickbooks, refs, [s.shipping_item, rounding_item],
-                             tenant=self.run.tenant_id, income_account=s.products.accounts.income,
-                             dry_run=self.run.dry_run)
+        refs = run_refs(self.run, self._helper_items())
+        ensure_named(self.run.quickbooks, refs, items=self._helper_items(),
+                     tenant=self.run.tenant_id, income_account=s.products.accounts.income,
+                     dry_run=self.run.dry_run)
         built = self._build(records, refs, result)
         self._write([r for r in records if r.source_id in built], built, result)
         return result

@@ -243,23 +243,40 @@ class StockProcess(Process):
         Only items that track quantity count (an item that does not is returned marked
         ``_untracked`` and is left alone); QBO allows duplicate SKUs, so a SKU may match
         more than one item (the caller reports a conflict)."""
+        from koppel.flows.products_target import in_queries, query_batch
+        from koppel.flows.qbo_refs import QboRefs, stage_refs
+
         qb = self.run.quickbooks
         xrefs = self.run.store.xrefs(self.run.tenant_id, "variant",
                                      [r.source_id for r in records], target_type="Item")
-        linked = {str(i["Id"]): i for i in qb.query_in(
-            "Item", "Id", sorted({x.target_id for x in xrefs.values()}))} if xrefs else {}
+        # one batch: linked items by id, the others by SKU, and the load's accounts
+        rows = query_batch(qb, {
+            **in_queries("id:", "Item", "Id", sorted({x.target_id for x in xrefs.values()})),
+            **in_queries("sku:", "Item", "Sku", sorted(
+                {r.data["sku"] for r in records if r.source_id not in xrefs and r.data.get("sku")})),
+            **in_queries("acct:", "Account", "Name", self._adjust_account_names())})
+        linked = {str(i["Id"]): i for name, found_rows in rows.items() if name.startswith("id:")
+                  for i in found_rows}
+        by_sku: dict[str, list[dict[str, Any]]] = {}
+        for name, found_rows in rows.items():
+            if name.startswith("sku:"):
+                for item in found_rows:
+                    by_sku.setdefault(str(item.get("Sku") or ""), []).append(item)
+        stage_refs(self.run, QboRefs(accounts={
+            str(a.get("Name", "")).casefold(): a for name, found_rows in rows.items()
+            if name.startswith("acct:") for a in found_rows}))
         found: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             xref = xrefs.get(record.source_id)
             if xref is not None and xref.target_id in linked:
                 found[record.source_id] = [linked[xref.target_id]]
         unlinked = [r for r in records if r.source_id not in found and r.data.get("sku")]
-        if unlinked:
-            by_sku: dict[str, list[dict[str, Any]]] = {}
-            for item in qb.query_in("Item", "Sku", sorted({r.data["sku"] for r in unlinked})):
+        stale = sorted({r.data["sku"] for r in unlinked if r.source_id in xrefs})
+        if stale:  # linked to an item that is gone: by SKU after all (rare)
+            for item in qb.query_in("Item", "Sku", stale):
                 by_sku.setdefault(str(item.get("Sku") or ""), []).append(item)
-            for record in unlinked:
-                found[record.source_id] = by_sku.get(record.data["sku"], [])
+        for record in unlinked:
+            found[record.source_id] = by_sku.get(record.data["sku"], [])
         matches: dict[str, list[dict[str, Any]]] = {}
         for vid, items in found.items():
             tracking = [i for i in items if i.get("TrackQtyOnHand")]
@@ -425,14 +442,24 @@ class StockProcess(Process):
                    reason=f"QtyOnHand {_qty(change['current'])} → {_qty(change['target'])}",
                    details=details)
 
+    def _adjust_account_names(self) -> list[str]:
+        expense = self.run.tenant.settings.products.accounts.expense
+        return [ADJUST_ACCOUNT] + ([expense] if expense else [])
+
     def _adjust_account_id(self) -> str:
+        """The account inventory adjustments book to (read by the exists-check's batch;
+        else queried now)."""
+        from koppel.flows.qbo_refs import run_refs
+
         cached = getattr(self, "_account_id", None)
         if cached:
             return cached
-        expense = self.run.tenant.settings.products.accounts.expense
-        names = [ADJUST_ACCOUNT] + ([expense] if expense else [])
-        found = {a.get("Name"): str(a["Id"]) for a in
-                 self.run.quickbooks.query_in("Account", "Name", names)}
+        names = self._adjust_account_names()
+        refs = run_refs(self.run, [])
+        found = {name: refs.account_id(name) for name in names if refs.account_id(name)}
+        if not found:
+            found = {a.get("Name"): str(a["Id"]) for a in
+                     self.run.quickbooks.query_in("Account", "Name", names)}
         for name in names:
             if name in found:
                 self._account_id = found[name]
