@@ -124,6 +124,29 @@ def resume_checkout(hook, checkout_id: int) -> int | None:
     return None
 
 
+def _add_rows(hook, checkout_id: int, rows: list[dict[str, int]]) -> bool:
+    """Add the rows; whether the checkout holds exactly them. Lightspeed has no idempotency
+    keys, so a row whose answer was lost and that the hook sent again may be there twice:
+    only then (more calls than rows) is the checkout read back and compared."""
+    from collections import Counter
+
+    key = "POST checkouts/{checkout_id}/products.json"
+    before = hook.calls[key]
+    for row in rows:
+        hook.add_checkout_product(checkout_id, row["variant_id"], row["quantity"])
+    if hook.calls[key] - before <= len(rows):
+        return True
+    listed = hook.request("GET", "checkouts/{checkout_id}/products.json", record_id=checkout_id,
+                          checkout_id=checkout_id)
+    have: Counter[int] = Counter()
+    for line in (listed or {}).get("products") or []:
+        have[int(line["variant_id"])] += int(line["quantity"])
+    want: Counter[int] = Counter()
+    for row in rows:
+        want[int(row["variant_id"])] += int(row["quantity"])
+    return have == want
+
+
 def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, int]],
                 methods: Methods, payment_name: str) -> int:
     """Checkout → rows → methods → order; returns the Lightspeed order id. The pending
@@ -135,11 +158,20 @@ def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, int]]
     chosen = {"shipment_method": methods.shipment_id(),
               "payment_method": methods.payment_for(payment_name)}
     body = {**payload, **{k: {"id": v} for k, v in chosen.items() if v}}
-    checkout_id = int(hook.create_checkout(body).id)
-    store.save_xref(tenant, record.source_type, _doc_id(record), CHECKOUT, str(checkout_id),
-                    record.state["hash"], state="pending")
-    for row in rows:
-        hook.add_checkout_product(checkout_id, row["variant_id"], row["quantity"])
+    for attempt in (1, 2):
+        checkout_id = int(hook.create_checkout(body).id)
+        store.save_xref(tenant, record.source_type, _doc_id(record), CHECKOUT, str(checkout_id),
+                        record.state["hash"], state="pending")
+        if _add_rows(hook, checkout_id, rows):
+            break
+        # a row is in the checkout twice (its answer was lost and the hook sent it
+        # again): this cart is discarded, never placed
+        hook.request("DELETE", "checkouts/{checkout_id}.json", record_id=checkout_id,
+                     checkout_id=checkout_id)
+        if attempt == 2:
+            raise RecordError("the checkout's rows differ from the document's after a lost "
+                              "answer from Lightspeed (twice); the document is retried next "
+                              "run", field="Line")
     if not all(chosen.values()):
         methods.complete(hook, checkout_id)
         hook.update_checkout(checkout_id, {
