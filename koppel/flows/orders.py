@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterator
 
 from koppel.flows.base import (
     FlowRun,
@@ -74,21 +74,41 @@ class OrdersProcess(Process):
         return content_hash(data)
 
     # -- extract ---------------------------------------------------------------------------
-    def extract(self) -> list[Record]:
+    def extract(self) -> Iterator[Record]:
+        """The window's orders as the API pages them, then last runs' failures not among
+        them — a stream, so the extract task holds one chunk at a time however many
+        orders the window has (the operator stages them chunk by chunk)."""
         hook = self.run.lightspeed
-        orders, _span = read_orders(self.run)
-        for failed in self.run.store.failed(self.run.tenant_id, self.flow):
-            if failed["source_id"] not in orders:
-                try:
-                    orders[failed["source_id"]] = hook.get_order(int(failed["source_id"]),
-                                                                 with_rows=False).to_api()
-                except Exception as exc:  # a vanished order is reported, not fatal
-                    log.warning("order %s from the retry list could not be read: %s",
-                                failed["source_id"], type(exc).__name__)
-        shop = shop_context(hook.get_shop().to_api()) if orders else {}
         cap = getattr(self.run.tenant.flows.orders, "max_records", None)
-        ids = sorted(orders, key=int)[:cap] if cap else sorted(orders, key=int)
-        return [Record(i, jsonable({**orders[i], "_shop": shop}), "order") for i in ids]
+        seen: set[str] = set()
+        shop: dict[str, Any] | None = None
+
+        def record(order_id: str, order: dict[str, Any]) -> Record:
+            nonlocal shop
+            if shop is None:  # read once, and only when there is an order
+                shop = shop_context(hook.get_shop().to_api())
+            seen.add(order_id)
+            return Record(order_id, jsonable({**order, "_shop": shop}), "order")
+
+        for order_id, order in iter_run_orders(self.run):
+            if cap and len(seen) >= cap:
+                return
+            if order_id not in seen:
+                yield record(order_id, order)
+        for failed in self.run.store.failed(self.run.tenant_id, self.flow):
+            if cap and len(seen) >= cap:
+                return
+            if failed["source_id"] in seen:
+                continue
+            try:
+                order = hook.get_order(int(failed["source_id"]), with_rows=False).to_api()
+            except Exception as exc:  # a vanished order is reported, not fatal
+                if _systemic(exc):
+                    raise
+                log.warning("order %s from the retry list could not be read: %s",
+                            failed["source_id"], type(exc).__name__)
+                continue
+            yield record(failed["source_id"], order)
 
     # -- enrich ----------------------------------------------------------------------------
     def enrich(self, records: list[Record]) -> StepResult:
@@ -575,26 +595,37 @@ def _item_name(name: str, sku: str) -> str:
     return truncate_at_word(f"{name} ({sku})".replace(":", "-"), 100)
 
 
-def read_orders(run: FlowRun) -> tuple[dict[str, dict[str, Any]], Any]:
-    """The Lightspeed orders a run is about, by id (API form, without rows): the order
-    numbers of the ``records`` Param, else the orders changed in the run's window; and
-    that window (an ``UpdatedWindow``; ``None`` for every order or for given numbers)."""
+def iter_run_orders(run: FlowRun, span_out: list | None = None
+                    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(id, order)`` for the Lightspeed orders a run is about (API form, without rows):
+    the order numbers of the ``records`` Param, else the orders changed in the run's
+    window, as the API pages them. ``span_out`` receives the window (an
+    ``UpdatedWindow``; ``None`` for every order or for given numbers)."""
     from koppel.hooks.paging import UpdatedWindow
 
     hook = run.lightspeed
-    orders: dict[str, dict[str, Any]] = {}
     numbers = [str(n) for n in run.params.get("records") or []]
-    span = None
     if numbers:
+        if span_out is not None:
+            span_out.append(None)
         for number in numbers:
             for order in hook.iter_orders(number=number):
-                orders[str(order.id)] = order.to_api()
-    else:
-        window = run_window(run)
-        span = UpdatedWindow(*window) if window else None
-        for order in hook.iter_orders(span):
-            orders[str(order.id)] = order.to_api()
-    return orders, span
+                yield str(order.id), order.to_api()
+        return
+    window = run_window(run)
+    span = UpdatedWindow(*window) if window else None
+    if span_out is not None:
+        span_out.append(span)
+    for order in hook.iter_orders(span):
+        yield str(order.id), order.to_api()
+
+
+def read_orders(run: FlowRun) -> tuple[dict[str, dict[str, Any]], Any]:
+    """:func:`iter_run_orders` as ``({id: order}, window)`` (for flows that need them all
+    at once)."""
+    span: list = []
+    orders = dict(iter_run_orders(run, span))
+    return orders, span[0] if span else None
 
 
 def shop_context(shop: dict[str, Any]) -> dict[str, Any]:

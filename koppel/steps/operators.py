@@ -82,18 +82,36 @@ class ExtractOperator(KoppelStepOperator):
     def execute(self, context) -> list[dict[str, Any]]:
         run = self._flow_run(context)
         process = self._process(run)
-        started, before = time.monotonic(), run.api_calls()
-        records = process.extract()
-        after = run.api_calls()
         from koppel.flows.base import StepResult
 
-        _apportion_calls(records, StepResult(passed=records),
-                         {api: after[api] - before.get(api, 0) for api in after})
+        started, before = time.monotonic(), run.api_calls()
         size = process.chunk_size
-        refs = [run.store.stage(run.run_key, "extract", i // size,
-                                [r.to_json() for r in records[i:i + size]])
-                for i in range(0, len(records), size)]
-        self._summary(run, len(records), [], len(records), before, started)
+        refs: list[dict[str, Any]] = []
+        chunk: list = []
+        read, calls_at = 0, before
+
+        def stage(records: list) -> None:
+            # each chunk carries the calls made while it was read (records may stream)
+            nonlocal calls_at
+            now = run.api_calls()
+            _apportion_calls(records, StepResult(passed=records),
+                             {api: now[api] - calls_at.get(api, 0) for api in now})
+            calls_at = now
+            refs.append(run.store.stage(run.run_key, "extract", len(refs),
+                                        [r.to_json() for r in records]))
+
+        # a list, or a stream the chunks are cut from: a full chunk is staged when the
+        # next record arrives, the last one when the stream ends, so every call the
+        # extract made is on some record
+        for record in process.extract():
+            if len(chunk) == size:
+                stage(chunk)
+                chunk = []
+            chunk.append(record)
+            read += 1
+        if chunk:
+            stage(chunk)
+        self._summary(run, read, [], read, before, started)
         return refs
 
 
