@@ -135,6 +135,9 @@ class ChunkStepOperator(KoppelStepOperator):
         process = self._process(run)
         records = [Record.from_json(r) for r in run.store.staged(self.chunk_ref)]
         started, before = time.monotonic(), run.api_calls()
+        if self.step == "load" and not run.dry_run:
+            run.store.mark_in_flight(self.tenant, self.flow, [r.source_id for r in records],
+                                     "in flight: the load that wrote it did not finish")
         try:
             result = getattr(process, self.step)(records)
         except Exception as exc:

@@ -191,6 +191,29 @@ class StateStore:
                     tenant=tenant, flow=flow, source_id=str(source_id), reason=reason,
                     attempts=1, first_failed_at=now, last_failed_at=now))
 
+    def mark_in_flight(self, tenant: str, flow: str, source_ids: Iterable[str],
+                       reason: str) -> None:
+        """Put records on the retry list *before* a write (attempts 0; records already on
+        it keep their row): a process that dies mid-write leaves them there, so the next
+        run reads them again and logs what it finds, instead of losing their trace.
+        The step's outcome replaces or resolves the row."""
+        ids = sorted({str(i) for i in source_ids})
+        if not ids:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                known = {row[0] for row in conn.execute(
+                    select(failed_record.c.source_id).where(
+                        failed_record.c.tenant == tenant, failed_record.c.flow == flow,
+                        failed_record.c.source_id.in_(chunk)))}
+                rows = [{"tenant": tenant, "flow": flow, "source_id": i, "reason": reason,
+                         "attempts": 0, "first_failed_at": now, "last_failed_at": now}
+                        for i in chunk if i not in known]
+                if rows:
+                    conn.execute(insert(failed_record), rows)
+
     def mark_resolved(self, tenant: str, flow: str, source_ids: Iterable[str]) -> None:
         ids = [str(i) for i in source_ids]
         if not ids:

@@ -19,12 +19,13 @@ token expiry and refresh-token rotation); stale SyncTokens and killed loads are 
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from reliability_helpers import assert_no_duplicates
+from reliability_helpers import WorkerKilled, assert_no_duplicates, dead_process, killed_after_qbo_write
 from test_fault_matrix import FAULTS, short_throttle_pause  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.e2e
@@ -197,3 +198,46 @@ def assert_converges(tenant, flow: str, clean: dict[str, Any]) -> None:
     assert state == clean["state"]
     assert tenant.failed(flow) == clean["failed"]
     assert set(tenant.latest(flow)) == set(clean["latest"]), f"a {flow} record went missing"
+
+
+@contextmanager
+def _killed_after_create(entity: str):
+    """The process dies right after QuickBooks created the first ``entity`` (a plain
+    create, as stock posts its InventoryAdjustment): QuickBooks holds it, koppel recorded
+    nothing."""
+    from koppel.hooks import quickbooks
+
+    real = quickbooks.QuickBooksHook.create
+    written: list[str] = []
+
+    def create(self, name, payload, **kwargs):
+        answer = real(self, name, payload, **kwargs)
+        if name == entity and not written:
+            written.append(str(answer.get("Id")))
+            raise WorkerKilled(f"worker killed after QuickBooks created {entity}")
+        return answer
+
+    with dead_process(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quickbooks.QuickBooksHook, "create", create)
+        yield written
+
+
+KILLS = {"stock": lambda: _killed_after_create("InventoryAdjustment"),
+         "refunds": lambda: killed_after_qbo_write("RefundReceipt", batch_size=1)}
+
+
+@pytest.mark.parametrize("flow", sorted(KILLS))
+def test_killed_load_converges_without_writing_twice(flow, flow_shop_of, qbo, make_tenant,
+                                                      clean_flows):
+    """The load's process dies right after QuickBooks wrote (stock: the chunk's inventory
+    adjustment; refunds: the first refund of the chunk) and before koppel recorded it:
+    re-runs adopt what is there — no quantity adjusted twice, no refund booked twice."""
+    clean = clean_flows[flow]
+    tenant = make_tenant(flow_shop_of)
+    _prepare(tenant, flow)
+    with KILLS[flow]() as written:
+        run = tenant.run(flow)
+    assert run.state == "failed" and written, "the load never reached the crash point"
+    assert_no_doubles(flow, STATE[flow](tenant))
+    assert_converges(tenant, flow, clean)
+    assert_no_duplicates(tenant.books())
