@@ -308,7 +308,8 @@ def test_reverse_killed_load_yields_each_order_once(moment, reverse_shop, make_t
                                                     reverse_clean):
     """The load's process dies at the second document: right after Lightspeed placed its
     order (koppel holds only the pending checkout), or between its checkout and the order.
-    Nothing of the chunk was recorded. The re-run adopts the placed order (or drops the
+    Nothing of the chunk was recorded but its in-flight mark (the load puts its chunk on the
+    retry list before writing). The re-run adopts the placed order (or drops the
     abandoned checkout and starts over) and creates the rest: one order per document."""
     from koppel.hooks.lightspeed import LightspeedHook
 
@@ -332,7 +333,12 @@ def test_reverse_killed_load_yields_each_order_once(moment, reverse_shop, make_t
     after = reverse_state(tenant, reverse_shop)
     in_shop = sum(len(o) for o in after["orders"].values())
     assert in_shop == (2 if moment == "order-placed-not-recorded" else 1)
-    assert after["done"] == [] and after["failed"] == [], "a dead process recorded something"
+    assert after["done"] == [], "a dead process recorded something"
+    from koppel.store.state import StateStore
+
+    left = StateStore().failed(tenant.tenant, "orders_reverse")
+    assert left and all(r["reason"].startswith("in flight") and r["attempts"] == 0
+                        for r in left), "only the dead load's chunk is left, marked in flight"
     _converge_reverse(tenant, reverse_shop, reverse_clean)
 
 
