@@ -24,7 +24,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from koppel.domain.countries import same_country
 from koppel.domain.emails import email_key, usable_email
-from koppel.domain.names import MAX_NAME, Taken, clean_text, resolve_name, stable_tag, truncate_at_word
+from koppel.domain.names import MAX_NAME, Taken, qbo_name, resolve_name, stable_tag, truncate_at_word
 from koppel.domain.qbo_payloads import customer_payload, sparse_update
 from koppel.domain.records import MappedCustomer
 
@@ -33,7 +33,9 @@ MAX_DISPLAY_NAME = MAX_NAME
 CustomerAction = Literal["use_default", "use_existing", "create", "create_sub"]
 
 
-_clean = clean_text
+def _clean(value: str | None) -> str | None:
+    """A name part as QuickBooks accepts it (no ``:``, tabs or newlines; one space)."""
+    return qbo_name(value, limit=10**6)
 
 
 def person_name(customer: MappedCustomer) -> str | None:

@@ -23,7 +23,15 @@ from typing import Any, Iterable, Literal, Mapping
 
 from koppel.domain.hashing import content_hash
 from koppel.domain.money import to_decimal
-from koppel.domain.names import MAX_NAME, Taken, clean_text, resolve_name, stable_tag, truncate_at_word
+from koppel.domain.names import (
+    MAX_NAME,
+    Taken,
+    clean_text,
+    qbo_safe,
+    resolve_name,
+    stable_tag,
+    truncate_at_word,
+)
 from koppel.domain.qbo_payloads import ItemAccounts, item_payload, sparse_update
 from koppel.domain.records import MappedItem
 
@@ -48,15 +56,10 @@ DEFAULT_UPDATE_POLICY: Mapping[str, UpdateMode] = {
 }
 
 
-def _qbo_safe(text: str) -> str:
-    """QBO names cannot hold ``:`` (hierarchy separator) nor tabs/newlines."""
-    return " ".join(text.replace(":", "-").split())
-
-
 def item_name(item: MappedItem, limit: int = MAX_NAME) -> str:
     """``Title`` or ``Title - Opt1 / Opt2`` within ``limit`` (the title gives way first)."""
-    title = _qbo_safe(item.name)
-    values = [clean_text(_qbo_safe(str(v))) for v in item.options.values()]
+    title = qbo_safe(item.name)
+    values = [clean_text(qbo_safe(str(v))) for v in item.options.values()]
     values = [v for v in values if v]
     if not values:
         return truncate_at_word(title, limit)
@@ -68,7 +71,7 @@ def item_name(item: MappedItem, limit: int = MAX_NAME) -> str:
 
 def resolve_item_name(item: MappedItem, taken: Taken, limit: int = MAX_NAME) -> str:
     """:func:`item_name`, made unique against ``taken`` (names of *other* items)."""
-    tag = _qbo_safe(item.sku) if item.sku else stable_tag(f"variant:{item.source_variant_id}")
+    tag = qbo_safe(item.sku) if item.sku else stable_tag(f"variant:{item.source_variant_id}")
     return resolve_name(item_name(item, limit), identity_tag=tag, taken=taken, limit=limit)
 
 
@@ -89,7 +92,7 @@ def fold_category_path(
     ``["A", "B", "C", "D", "E", "F"]`` → ``("A", "B", "C", "D > E > F")``. Every name is
     made QBO-safe and at most 100 characters (a joined name keeps its last levels).
     """
-    parts = [_qbo_safe(p) for p in path]
+    parts = [qbo_safe(p) for p in path]
     parts = [p for p in parts if p]
     depth = len(parts)
     folded = depth > max_depth

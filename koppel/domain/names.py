@@ -1,4 +1,10 @@
-"""Names QBO must accept: at most 100 characters, unique, chosen deterministically.
+"""Names QBO must accept: no forbidden characters, at most 100 characters, unique, chosen
+deterministically — the one place every Customer, Item and Category name passes through.
+
+QuickBooks uses ``:`` as its hierarchy separator (``Parent:Child`` in a FullyQualifiedName)
+and rejects it, tabs and newlines in names (see docs/vendor-facts.md for the sources):
+:func:`qbo_safe` turns ``": "`` into ``" - "`` and a bare ``:`` into ``-`` and folds every
+other whitespace run into one space.
 
 Used for Customer ``DisplayName`` (unique across Customer, Vendor and Employee) and Item
 ``Name`` (unique among items). A clash (QBO fault 6240) is resolved by trying, in order,
@@ -10,11 +16,31 @@ name, and a record never fails over its name.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Callable, Collection
 
 MAX_NAME = 100
 
 Taken = Collection[str] | Callable[[str], bool]
+
+
+_COLON_SPACED = re.compile(r"\s*:\s+")
+
+
+def qbo_safe(text: str) -> str:
+    """``text`` without the characters QuickBooks rejects in names (``:``, tab, newline and
+    other control whitespace); ``"Bakkerij De Zon: Utrecht"`` → ``"Bakkerij De Zon -
+    Utrecht"``, ``"Ratio 1:2"`` → ``"Ratio 1-2"``."""
+    text = _COLON_SPACED.sub(" - ", text).replace(":", "-")
+    return " ".join(text.split())
+
+
+def qbo_name(value: str | None, limit: int = MAX_NAME) -> str | None:
+    """A name QuickBooks accepts: :func:`qbo_safe`, cut at a word boundary to ``limit``;
+    ``None`` when nothing is left."""
+    if value is None:
+        return None
+    return truncate_at_word(qbo_safe(value), limit) or None
 
 
 def clean_text(value: str | None) -> str | None:

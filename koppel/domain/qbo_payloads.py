@@ -627,6 +627,12 @@ def _fit(value: str | None, limit: int) -> str | None:
     return truncate_at_word(value, limit) if value else value
 
 
+def _name(value: str | None, limit: int = MAX_NAME) -> str | None:
+    from koppel.domain.names import qbo_name
+
+    return qbo_name(value, limit)
+
+
 def customer_payload(
     *,
     display_name: str,
@@ -644,14 +650,15 @@ def customer_payload(
     currency: str | None = None,
 ) -> dict[str, Any]:
     """A Customer create body (only fields with values). ``parent_id`` makes a sub-customer."""
-    payload: dict[str, Any] = {"DisplayName": display_name[:MAX_NAME]}
-    # QBO's limits: names 100 characters, notes 2000, a phone number 30 (fault 2050 past
-    # them). Shops allow longer values; they are cut deterministically at a word boundary.
+    payload: dict[str, Any] = {"DisplayName": _name(display_name)}
+    # QBO's limits: names 100 characters without ``:``/tab/newline, notes 2000, a phone
+    # number 30 (fault 2050 past them). Shops allow longer values; they are cut
+    # deterministically at a word boundary (koppel.domain.names).
     simple = {
-        "CompanyName": _fit(company_name, MAX_NAME),
-        "GivenName": _fit(given_name, MAX_NAME),
-        "MiddleName": _fit(middle_name, MAX_NAME),
-        "FamilyName": _fit(family_name, MAX_NAME),
+        "CompanyName": _name(company_name),
+        "GivenName": _name(given_name),
+        "MiddleName": _name(middle_name),
+        "FamilyName": _name(family_name),
         "Notes": _fit(notes, MAX_CUSTOMER_NOTES),
     }
     payload.update({key: value for key, value in simple.items() if value})
@@ -693,7 +700,7 @@ class ItemAccounts:
 
 def category_payload(name: str, parent_id: str | None = None) -> dict[str, Any]:
     """An Item of ``Type: Category``; with a parent it is a sub-category."""
-    payload: dict[str, Any] = {"Type": "Category", "Name": name[:MAX_NAME]}
+    payload: dict[str, Any] = {"Type": "Category", "Name": _name(name)}
     if parent_id:
         payload["SubItem"] = True
         payload["ParentRef"] = ref(parent_id)
@@ -724,7 +731,7 @@ def item_payload(
     """
     if item_type not in ("Inventory", "NonInventory", "Service"):
         raise PayloadError(f"unsupported item type {item_type!r}", field="track_stock")
-    payload: dict[str, Any] = {"Name": name[:MAX_NAME], "Type": item_type, "Active": active}
+    payload: dict[str, Any] = {"Name": _name(name), "Type": item_type, "Active": active}
     if sku:
         payload["Sku"] = sku
     if description:

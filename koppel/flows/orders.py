@@ -590,9 +590,9 @@ def _build_document(order, order_refs, options):
 
 
 def _item_name(name: str, sku: str) -> str:
-    from koppel.domain.names import truncate_at_word
+    from koppel.domain.names import qbo_name
 
-    return truncate_at_word(f"{name} ({sku})".replace(":", "-"), 100)
+    return qbo_name(f"{name} ({sku})")
 
 
 def iter_run_orders(run: FlowRun, span_out: list | None = None

@@ -31,7 +31,7 @@ def variant(**overrides):
 def test_simple_and_variant_names():
     assert item_name(variant(options=None)) == "T-shirt Basic"
     assert item_name(variant()) == "T-shirt Basic - M / Red"
-    assert item_name(variant(name="Ratio: 1:2")) == "Ratio- 1-2 - M / Red"
+    assert item_name(variant(name="Ratio: 1:2")) == "Ratio - 1-2 - M / Red"
 
 
 def test_long_names_keep_options():
@@ -51,7 +51,7 @@ def test_category_folding():
     folded = fold_category_path(["A", "B", "C", "D", "E", "F"])
     assert folded.names == ("A", "B", "C", "D > E > F") and folded.folded and folded.original_depth == 6
     plain = fold_category_path(["A", "B: Sub"])
-    assert plain.names == ("A", "B- Sub") and not plain.folded
+    assert plain.names == ("A", "B - Sub") and not plain.folded
     assert fold_category_path(["A", "B", "C", "D"]).names == ("A", "B", "C", "D")
 
 
@@ -103,3 +103,22 @@ def test_duplicate_skus_reported():
     items = [variant(), variant(source_variant_id=101), variant(source_variant_id=102, sku="OTHER"),
              variant(source_variant_id=103, sku=None), variant(source_variant_id=104, sku=None)]
     assert duplicate_skus(items) == {"ts-m-red": ("100", "101")}
+
+
+def test_every_qbo_name_is_cleaned_in_one_place():
+    """QuickBooks rejects ``:``, tab and newline in names (docs/vendor-facts.md): customer
+    and item payloads pass every name field through ``koppel.domain.names.qbo_name``."""
+    from koppel.domain.names import qbo_name
+    from koppel.domain.qbo_payloads import category_payload, customer_payload
+
+    assert qbo_name("Bakkerij De Zon: Utrecht") == "Bakkerij De Zon - Utrecht"
+    assert qbo_name("Tab\there\nand\r\nthere") == "Tab here and there"
+    assert qbo_name(" : ") == "-"
+    assert qbo_name("x" * 120 + " tail") == "x" * 100
+    body = customer_payload(display_name="Bakkerij De Zon: Utrecht",
+                            company_name="Bakkerij De Zon:\tUtrecht", given_name="Jan:",
+                            family_name="Jansen:BV")
+    assert body["DisplayName"] == "Bakkerij De Zon - Utrecht"
+    assert body["CompanyName"] == "Bakkerij De Zon - Utrecht"
+    assert (body["GivenName"], body["FamilyName"]) == ("Jan-", "Jansen-BV")
+    assert category_payload("Kaas: Oud")["Name"] == "Kaas - Oud"
