@@ -53,8 +53,26 @@ class KoppelFailureNotifier(BaseNotifier):
             lines.extend(f"  {e}" for e in errors)
         return {"title": title, "text": "\n".join(lines), "errors": errors}
 
+    def conflict_message(self, context: dict[str, Any], lines: list[str],
+                         total: int) -> dict[str, Any]:
+        """Documents booked with other figures than the shop's (ids, amounts, no
+        personal data)."""
+        run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "")
+        title = (f"koppel: {total} document(s) in QuickBooks differ from the shop "
+                 f"({self.flow}, tenant {self.tenant})")
+        text = [title, f"tenant: {self.tenant}", f"flow: {self.flow}", f"run: {run_id}",
+                "differences (booked vs shop):", *(f"  {line}" for line in lines)]
+        if total > len(lines):
+            text.append(f"  … and {total - len(lines)} more on the koppel dashboard")
+        return {"title": title, "text": "\n".join(text), "errors": lines}
+
+    def notify_conflicts(self, context: dict[str, Any], lines: list[str], total: int) -> None:
+        self._send(self.conflict_message(context, lines, total))
+
     def notify(self, context: dict[str, Any]) -> None:
-        msg = self.message(context)
+        self._send(self.message(context))
+
+    def _send(self, msg: dict[str, Any]) -> None:
         failed = []
         if self.email_to:
             try:

@@ -27,6 +27,9 @@ which this replica matches rule for rule.
   proportion to their net; on ``TaxInclusive`` documents it lowers a rate's tax by
   ``round(share × rate / 100)``. (koppel only emits one when a single rate is involved.)
 * ``TotalAmt`` = net total − discount + total tax. ``NotApplicable``: no tax at all.
+* Tax the request supplies per rate (``TxnTaxDetail.TaxLine``) replaces QBO's own for
+  that rate (Intuit: "you may supply it when adding a transaction"): koppel supplies the
+  shop's VAT per rate, so the books carry the VAT of the customer's invoice.
 
 koppel predicts ``TotalAmt`` with :func:`predict_qbo_totals` before sending a document
 and, when it differs from the shop's total, adds a rounding line (see
@@ -170,6 +173,64 @@ def allocate(total: Decimal, weights: Iterable[Decimal]) -> list[Decimal]:
     return [Decimal(sign * s) * CENT for s in floors]
 
 
+@dataclass(frozen=True)
+class ChargePart:
+    """The share of a charge (shipping, a payment fee) at one VAT rate: net and gross."""
+
+    rate: Decimal
+    net: Decimal
+    gross: Decimal
+
+    @property
+    def tax(self) -> Decimal:
+        return self.gross - self.net
+
+
+def split_charge(
+    excl: object,
+    incl: object,
+    taxes: Iterable[tuple[object, object]],
+    single_rate: object | None = None,
+) -> list[ChargePart]:
+    """A charge split over its VAT rates as the shop reports them.
+
+    Lightspeed gives a charge's total excl./incl. VAT and its VAT per rate
+    (``shipmentTaxRates``/``paymentTaxRates``: ``{rate, amount}``), not the net per
+    rate. Each share keeps the shop's VAT exactly; its net is ``VAT / rate`` in cents,
+    and the rounding rest of the nets goes to the 0 % share when there is one, else to
+    the largest share, so the nets add up to ``excl`` and the grosses to ``incl``.
+    ``single_rate`` is used when the shop reports no rates. Raises :class:`MoneyError`
+    when the reported VAT does not add up to ``incl - excl``.
+    """
+    excl, incl = cents(excl), cents(incl)
+    if excl == 0 and incl == 0:
+        return []
+    merged: dict[str, list[Decimal]] = {}
+    for rate, amount in taxes:
+        rate = to_decimal(rate)
+        entry = merged.setdefault(rate_key(rate), [rate, Decimal("0.00")])
+        entry[1] += cents(amount)
+    if len(merged) <= 1:
+        rate = next(iter(merged.values()))[0] if merged else single_rate
+        if rate is None:
+            if excl != incl:
+                raise MoneyError(f"a charge of {incl} incl. / {excl} excl. VAT has no VAT rate")
+            rate = Decimal(0)
+        return [ChargePart(rate=to_decimal(rate), net=excl, gross=incl)]
+    reported = sum((amount for _, amount in merged.values()), Decimal("0.00"))
+    if reported != incl - excl:
+        raise MoneyError(f"the VAT per rate ({reported}) does not add up to incl. − excl. "
+                         f"({incl} − {excl})")
+    nets = {key: (cents(amount * HUNDRED / rate) if rate else Decimal("0.00"))
+            for key, (rate, amount) in merged.items()}
+    rest = excl - sum(nets.values(), Decimal("0.00"))
+    zero = [key for key, (rate, _) in merged.items() if rate == 0]
+    taker = zero[0] if zero else max(nets, key=lambda k: (nets[k], merged[k][0]))
+    nets[taker] += rest
+    return [ChargePart(rate=rate, net=nets[key], gross=nets[key] + amount)
+            for key, (rate, amount) in sorted(merged.items(), key=lambda kv: -kv[1][0])]
+
+
 # --------------------------------------------------------------------------- QBO replica
 
 
@@ -231,8 +292,11 @@ def _allocate_last_takes_rest(total: Decimal, weights: list[Decimal]) -> list[De
     return shares + [total - sum(shares, Decimal(0))]
 
 
-def predict_qbo_totals(lines: Iterable[TaxableLine], mode: GlobalTaxCalculation) -> QboTotals:
-    """Replicate QBO's ``TotalAmt`` / ``TxnTaxDetail`` for ``lines`` (see the module doc)."""
+def predict_qbo_totals(lines: Iterable[TaxableLine], mode: GlobalTaxCalculation,
+                       supplied: dict[str, Decimal] | None = None) -> QboTotals:
+    """Replicate QBO's ``TotalAmt`` / ``TxnTaxDetail`` for ``lines`` (see the module doc);
+    ``supplied`` (``rate_key`` → tax) is the tax the request supplies per rate, which QBO
+    keeps instead of its own (Intuit: "you may supply it when adding a transaction")."""
     if mode not in GLOBAL_TAX_CALCULATIONS:
         raise MoneyError(f"unknown GlobalTaxCalculation {mode!r}")
     lines = list(lines)
@@ -265,6 +329,8 @@ def predict_qbo_totals(lines: Iterable[TaxableLine], mode: GlobalTaxCalculation)
             amount = inclusive_tax - tax_on_net(share, rate)
         else:
             amount = tax_on_net(taxable, rate)
+        if supplied and rate_key(rate) in supplied:
+            amount = cents(supplied[rate_key(rate)])
         tax_lines.append(TaxLineTotal(rate=rate, net_amount_taxable=taxable, amount=amount))
     return QboTotals(net_total=net_total, discount=discount, tax_lines=tuple(tax_lines))
 

@@ -42,16 +42,19 @@ from koppel.domain.money import (
     QboTotals,
     RoundingPolicy,
     TaxableLine,
+    ChargePart,
     allocate,
     cents,
     net_from_gross,
     predict_qbo_totals,
     rate_key,
     rounding_adjustment,
+    split_charge,
     to_decimal,
     unit_price_for,
 )
 from koppel.domain.records import MappedAddress, MappedOrder, MappedOrderLine
+from koppel.domain.verify import Expected
 
 MAX_DOC_NUMBER = 21
 MAX_PRIVATE_NOTE = 4000
@@ -125,6 +128,10 @@ class OrderRefs:
     fallback_item_id: str | None = None
     shipping_item_id: str | None = None
     discount_item_id: str | None = None
+    payment_fee_item_id: str | None = None
+    #: TaxCode id → the id of its one TaxRate (codes with several rates are left out):
+    #: what a supplied ``TxnTaxDetail.TaxLine`` names
+    tax_rate_ids: Mapping[str, str] = field(default_factory=dict)
     payment_method_id: str | None = None
     term_id: str | None = None
     deposit_account_id: str | None = None
@@ -143,6 +150,9 @@ class DocumentOptions:
     #: Send ``CurrencyRef`` (multi-currency companies only).
     multicurrency: bool = False
     refund_suffix: str = "-R"
+    #: supply the shop's VAT per rate in ``TxnTaxDetail`` (``settings.vat_amounts: shop``)
+    #: instead of letting QuickBooks compute it
+    supply_vat: bool = True
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,8 @@ class BuiltDocument:
     shop_total: Decimal
     rounding_difference: Decimal = Decimal("0.00")
     notes: tuple[str, ...] = ()
+    #: the shop's figures the document QuickBooks returns must carry (koppel.domain.verify)
+    expected: Expected | None = None
 
 
 @dataclass
@@ -277,24 +289,79 @@ def _order_lines(order: MappedOrder, refs: OrderRefs, mode: GlobalTaxCalculation
     return lines
 
 
-def _shipping_line(
-    order: MappedOrder, refs: OrderRefs, mode: GlobalTaxCalculation, net: Decimal, gross: Decimal
-) -> _Line | None:
-    if net == 0 and gross == 0:
-        return None
-    if not refs.shipping_item_id:
-        raise PayloadError("the order charges shipping but no shipping item is configured", "shipping_excl")
-    return _sales_line(
-        item_id=refs.shipping_item_id,
-        quantity=Decimal(1),
-        net=net,
-        gross=gross,
-        rate=order.shipping_tax_rate,
-        description=order.shipping_name or "Shipping",
-        mode=mode,
-        refs=refs,
-        field_name="shipping_tax_rate",
-    )
+def _charge_lines(
+    parts: list[ChargePart],
+    *,
+    item_id: str | None,
+    description: str,
+    refs: OrderRefs,
+    mode: GlobalTaxCalculation,
+    field_name: str,
+    missing_item: str,
+) -> list[_Line]:
+    """A charge (shipping, payment fee) as one line per VAT rate on its item."""
+    if not parts:
+        return []
+    if not item_id:
+        raise PayloadError(missing_item, field_name)
+    several = len(parts) > 1
+    return [
+        _sales_line(
+            item_id=item_id,
+            quantity=Decimal(1),
+            net=part.net,
+            gross=part.gross,
+            rate=part.rate,
+            description=f"{description} ({rate_key(part.rate)}% VAT)" if several else description,
+            mode=mode,
+            refs=refs,
+            field_name=field_name,
+        )
+        for part in parts
+    ]
+
+
+def shipping_parts(order: MappedOrder, share: Decimal = Decimal(1)) -> list[ChargePart]:
+    """The order's shipping per VAT rate (``share`` of it, for partial refunds)."""
+    excl, incl = order.shipping_excl or Decimal(0), order.shipping_incl or Decimal(0)
+    taxes = [(t.rate, t.amount) for t in order.shipping_taxes]
+    try:
+        parts = split_charge(excl, incl, taxes, order.shipping_tax_rate)
+    except MoneyError as exc:
+        raise PayloadError(f"shipping: {exc}", field="shipping_taxes") from None
+    return parts
+
+
+def payment_fee_parts(order: MappedOrder) -> list[ChargePart]:
+    """The order's payment fee per VAT rate."""
+    excl, incl = order.payment_fee_excl or Decimal(0), order.payment_fee_incl or Decimal(0)
+    taxes = [(t.rate, t.amount) for t in order.payment_fee_taxes]
+    try:
+        return split_charge(excl, incl, taxes)
+    except MoneyError as exc:
+        raise PayloadError(f"payment fee: {exc}", field="payment_fee_taxes") from None
+
+
+def _shipping_lines(order: MappedOrder, refs: OrderRefs, mode: GlobalTaxCalculation) -> list[_Line]:
+    description = order.shipping_name or "Shipping"
+    discount = order.shipping_discount_incl if mode != "NotApplicable" or not order.shipping_discount_excl \
+        else order.shipping_discount_excl
+    if discount:
+        description = f"{description} (discount {cents(abs(discount))})"
+    return _charge_lines(shipping_parts(order), item_id=refs.shipping_item_id,
+                         description=description, refs=refs, mode=mode,
+                         field_name="shipping_excl",
+                         missing_item="the order charges shipping but no shipping item is configured")
+
+
+def _payment_fee_lines(order: MappedOrder, refs: OrderRefs, mode: GlobalTaxCalculation) -> list[_Line]:
+    name = order.payment_fee_name or order.payment_method
+    description = f"Payment fee ({name})" if name else "Payment fee"
+    return _charge_lines(payment_fee_parts(order), item_id=refs.payment_fee_item_id,
+                         description=description, refs=refs, mode=mode,
+                         field_name="payment_fee_excl",
+                         missing_item="the order charges a payment fee but no payment fee item is "
+                                      "configured (settings.payment_fee_item)")
 
 
 def separate_order_discount(order: MappedOrder) -> tuple[Decimal, Decimal] | None:
@@ -392,6 +459,35 @@ def _rounding_line(
     )
 
 
+def _supplied_vat(
+    lines: list[_Line], refs: OrderRefs, shop_vat: Mapping[str, Decimal]
+) -> dict[str, tuple[str, Decimal]]:
+    """``rate_key`` → (TaxRate id, the shop's VAT) for each rate the document supplies.
+
+    A rate is supplied when the shop reports its VAT and every line at that percentage
+    carries a tax code of one and the same single TaxRate (Intuit: a tax line's rate must
+    be a rate of the codes on the lines, each rate listed once). The shop's VAT at a rate
+    no line carries cannot be booked: an error that names the rate.
+    """
+    rate_ids: dict[str, set[str | None]] = {}
+    for line in lines:
+        if line.taxable.rate is None:
+            continue
+        code = ((line.json.get("SalesItemLineDetail") or {}).get("TaxCodeRef") or {}).get("value")
+        rate_ids.setdefault(rate_key(line.taxable.rate), set()).add(refs.tax_rate_ids.get(str(code)))
+    supplied = {}
+    for key, amount in shop_vat.items():
+        if key not in rate_ids:
+            if cents(amount) != 0:
+                raise PayloadError(f"the shop reports {cents(amount)} VAT at {key}% but no line "
+                                   "carries that rate", field="tax_lines")
+            continue
+        ids = rate_ids[key]
+        if len(ids) == 1 and None not in ids:
+            supplied[key] = (next(iter(ids)), cents(amount))  # type: ignore[arg-type]
+    return supplied
+
+
 def _finish(
     *,
     entity: str,
@@ -402,15 +498,32 @@ def _finish(
     refs: OrderRefs,
     policy: RoundingPolicy,
     notes: list[str],
+    shop_vat: Mapping[str, Decimal] | None = None,
+    supply_vat: bool = True,
+    currency: str | None = None,
 ) -> BuiltDocument:
-    predicted = predict_qbo_totals((line.taxable for line in lines), mode)
+    """Totals, the supplied VAT, the rounding line and the figures to verify.
+
+    ``shop_vat`` (``rate_key`` → VAT) is the VAT per rate on the customer's invoice; with
+    ``supply_vat`` it is sent as ``TxnTaxDetail`` so QuickBooks books exactly that VAT.
+    A cent the nets still differ by (QuickBooks derives a tax-inclusive line's net per
+    line) goes on the rounding line, at 0 % VAT: the VAT stays the shop's.
+    """
+    taxed = mode != "NotApplicable"
+    supplied = _supplied_vat(lines, refs, shop_vat) if taxed and supply_vat and shop_vat else {}
+    amounts = {key: amount for key, (_, amount) in supplied.items()}
+
+    def predict() -> QboTotals:
+        return predict_qbo_totals((line.taxable for line in lines), mode, amounts)
+
+    predicted = predict()
     decision = rounding_adjustment(shop_total, predicted, policy)
     if decision.error:
         raise PayloadError(decision.error, field="total_incl")
     difference = Decimal("0.00")
     if decision.add_line:
         lines.append(_rounding_line(decision.difference, refs, mode, policy))
-        predicted = predict_qbo_totals((line.taxable for line in lines), mode)
+        predicted = predict()
         difference = decision.difference
         notes.append(f"rounding line of {difference} added")
     elif decision.difference != 0:
@@ -418,6 +531,27 @@ def _finish(
         notes.append(f"QBO total differs from the shop total by {difference} (rounding disabled)")
     payload = dict(header)
     payload["Line"] = [line.json for line in lines]
+    if supplied:
+        nets = {rate_key(t.rate): t.net_amount_taxable for t in predicted.tax_lines}
+        payload["TxnTaxDetail"] = {
+            "TotalTax": money_json(predicted.total_tax),
+            "TaxLine": [
+                {"Amount": money_json(amount), "DetailType": "TaxLineDetail",
+                 "TaxLineDetail": {"TaxRateRef": ref(rate_id), "PercentBased": True,
+                                   "TaxPercent": money_json(to_decimal(key)),
+                                   "NetAmountTaxable": money_json(nets.get(key, Decimal(0)))}}
+                for key, (rate_id, amount) in supplied.items()
+            ],
+        }
+    if not taxed:
+        expected_vat: dict[str, Decimal] = {}
+    elif shop_vat:
+        expected_vat = {key: cents(amount) for key, amount in shop_vat.items()}
+    else:
+        expected_vat = {}
+        for tax_line in predicted.tax_lines:
+            key = rate_key(tax_line.rate)
+            expected_vat[key] = expected_vat.get(key, Decimal("0.00")) + tax_line.amount
     return BuiltDocument(
         entity=entity,
         payload=payload,
@@ -425,7 +559,18 @@ def _finish(
         shop_total=cents(shop_total),
         rounding_difference=difference,
         notes=tuple(notes),
+        expected=Expected(total=cents(shop_total), vat=expected_vat, currency=currency),
     )
+
+
+def shop_vat_per_rate(order: MappedOrder) -> dict[str, Decimal]:
+    """The order's VAT per rate as the shop reports it (``tax_lines``: Lightspeed's
+    ``taxRates``), summed per ``rate_key``; empty when the shop reports none."""
+    vat: dict[str, Decimal] = {}
+    for tax in order.tax_lines:
+        key = rate_key(tax.rate)
+        vat[key] = vat.get(key, Decimal("0.00")) + cents(tax.amount)
+    return vat
 
 
 def _trace_note(order: MappedOrder, extra: str | None = None) -> str:
@@ -472,19 +617,14 @@ def build_sales_document(order: MappedOrder, refs: OrderRefs, options: DocumentO
     mode = options.tax_calculation
     notes: list[str] = []
     lines = _order_lines(order, refs, mode)
-    shipping = _shipping_line(
-        order, refs, mode, order.shipping_excl or Decimal(0), order.shipping_incl or Decimal(0)
-    )
-    if shipping:
-        lines.append(shipping)
+    shipping = _shipping_lines(order, refs, mode)
+    lines.extend(shipping)
+    fees = _payment_fee_lines(order, refs, mode)
+    lines.extend(fees)
     discount = separate_order_discount(order)
     if discount:
-        shipping_rates = (
-            frozenset({rate_key(order.shipping_tax_rate)})
-            if shipping and order.shipping_tax_rate is not None
-            else frozenset()
-        )
-        lines.extend(_discount_lines(order, refs, mode, *discount, shipping_rates=shipping_rates))
+        charged_rates = frozenset(rate_key(p.rate) for p in shipping_parts(order) + payment_fee_parts(order))
+        lines.extend(_discount_lines(order, refs, mode, *discount, shipping_rates=charged_rates))
     elif order.discount_incl or order.discount_excl:
         notes.append("order discount already contained in the row amounts")
     header = _document_header(
@@ -513,6 +653,9 @@ def build_sales_document(order: MappedOrder, refs: OrderRefs, options: DocumentO
         refs=refs,
         policy=options.rounding,
         notes=notes,
+        shop_vat=shop_vat_per_rate(order),
+        supply_vat=options.supply_vat,
+        currency=order.currency if options.multicurrency else None,
     )
 
 
@@ -578,11 +721,9 @@ def build_refund_document(
         )
         shop_total += gross
     if refund_shipping:
-        shipping = _shipping_line(
-            order, refs, mode, order.shipping_excl or Decimal(0), order.shipping_incl or Decimal(0)
-        )
+        shipping = _shipping_lines(order, refs, mode)
         if shipping:
-            lines.append(shipping)
+            lines.extend(shipping)
             shop_total += cents(order.shipping_incl or 0)
     if not lines:
         raise PayloadError("nothing refunded", field="lines")
@@ -611,6 +752,7 @@ def build_refund_document(
         refs=refs,
         policy=options.rounding,
         notes=[],
+        currency=order.currency if options.multicurrency else None,
     )
 
 

@@ -155,6 +155,30 @@ class MappedOrderLine(_Record):
         return value
 
 
+class MappedTax(_Record):
+    """VAT at one rate as the shop reports it (``taxRates``, ``shipmentTaxRates``,
+    ``paymentTaxRates`` entries): ``rate`` a percentage, ``amount`` the VAT in money."""
+
+    rate: Decimal
+    amount: Decimal
+
+    @field_validator("rate", "amount", mode="before")
+    @classmethod
+    def _as_decimal(cls, value: Any) -> Any:
+        return _decimal_or_none(value)
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_range(cls, value: Decimal) -> Decimal:
+        if not Decimal(0) <= value < Decimal(100):
+            raise ValueError("rate is a percentage between 0 and 100")
+        return value
+
+
+def _taxes_or_empty(value: Any) -> Any:
+    return [] if value is None or value is False else value
+
+
 class MappedOrder(_Record):
     source_id: str
     number: str
@@ -173,11 +197,30 @@ class MappedOrder(_Record):
     shipping_incl: Decimal | None = None
     shipping_tax_rate: Decimal | None = None
     shipping_name: str | None = None
+    #: VAT of the shipping charge per rate (several when the shop splits it pro rata over
+    #: the goods' rates); when empty, ``shipping_tax_rate`` carries the one rate
+    shipping_taxes: list[MappedTax] = Field(default_factory=list)
+    #: shipment discount (positive); ``shipping_excl``/``shipping_incl`` are after it
+    shipping_discount_excl: Decimal | None = None
+    shipping_discount_incl: Decimal | None = None
+    #: payment fee (iDEAL, achteraf betalen, rembours …) and its VAT per rate
+    payment_fee_excl: Decimal | None = None
+    payment_fee_incl: Decimal | None = None
+    payment_fee_taxes: list[MappedTax] = Field(default_factory=list)
+    payment_fee_name: str | None = None
     discount_excl: Decimal | None = None
     discount_incl: Decimal | None = None
     total_excl: Decimal
     total_incl: Decimal
+    #: the order's VAT per rate: what the customer's invoice shows
+    tax_lines: list[MappedTax] = Field(default_factory=list)
+    is_company: bool = False
     memo: str | None = None
+
+    @field_validator("shipping_taxes", "payment_fee_taxes", "tax_lines", mode="before")
+    @classmethod
+    def _taxes(cls, value: Any) -> Any:
+        return _taxes_or_empty(value)
 
     @field_validator("source_id", "number", mode="before")
     @classmethod
@@ -188,6 +231,10 @@ class MappedOrder(_Record):
         "shipping_excl",
         "shipping_incl",
         "shipping_tax_rate",
+        "shipping_discount_excl",
+        "shipping_discount_incl",
+        "payment_fee_excl",
+        "payment_fee_incl",
         "discount_excl",
         "discount_incl",
         "total_excl",
@@ -217,8 +264,12 @@ class MappedOrder(_Record):
     @model_validator(mode="after")
     def _shipping_rate_needed(self) -> "MappedOrder":
         charged = (self.shipping_excl or 0) != 0 or (self.shipping_incl or 0) != 0
-        if charged and self.shipping_tax_rate is None:
-            raise ValueError("shipping_tax_rate is required when shipping is charged")
+        if charged and self.shipping_tax_rate is None and not self.shipping_taxes:
+            raise ValueError("shipping_tax_rate (or shipping_taxes) is required when "
+                             "shipping is charged")
+        fee = (self.payment_fee_excl or 0) != 0 or (self.payment_fee_incl or 0) != 0
+        if fee and not self.payment_fee_taxes and self.payment_fee_excl != self.payment_fee_incl:
+            raise ValueError("payment_fee_taxes are required when a payment fee carries VAT")
         return self
 
 

@@ -200,7 +200,7 @@ class OrdersProcess(Process):
 
     def _helper_items(self) -> list[str]:
         s = self.settings
-        return [n for n in (s.shipping_item, s.discount_item,
+        return [n for n in (s.shipping_item, s.payment_fee_item, s.discount_item,
                             s.rounding.item if s.rounding.enabled else None) if n]
 
     def _refs(self):
@@ -249,6 +249,14 @@ class OrdersProcess(Process):
             order = self._order(record)
             row = existing.get(number)
             if row is not None:
+                mismatch = adoption_mismatch(row, order)
+                if mismatch:
+                    result.end(record, "conflict", target_type=self.entity,
+                               target_id=str(row["Id"]), reason=(
+                                   f"{self.entity} {row['Id']} in QuickBooks has DocNumber "
+                                   f"{number} but {mismatch}; not adopted, not booked again"),
+                               details={"verification": True, "doc_number": number})
+                    continue
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
                                          self.entity, str(row["Id"]), record.state["hash"])
                 self._decide_booked(record, order, self.entity, str(row["Id"]),
@@ -367,7 +375,7 @@ class OrdersProcess(Process):
                                     tax_code_id=refs.tax_code_id(s.rounding.tax_code)
                                     or refs.tax_code_id(s.tax_codes.get("0"))),
             doc_number_prefix=s.doc_number_prefix, timezone=s.timezone,
-            multicurrency=s.multicurrency)
+            multicurrency=s.multicurrency, supply_vat=s.vat_amounts == "shop")
 
     def _build(self, records, refs, result: StepResult) -> dict[str, Any]:
         from koppel.domain.qbo_payloads import OrderRefs, PayloadError
@@ -389,9 +397,11 @@ class OrdersProcess(Process):
                 order_refs = OrderRefs(
                     customer_id=record.state["customer"]["customer_id"], item_ids=item_ids,
                     tax_code_ids={k: v for k, v in tax_codes.items() if v},
+                    tax_rate_ids=refs.tax_rate_ids(),
                     fallback_item_id=record.state.get("fallback_item_id"),
                     shipping_item_id=refs.item_id(s.shipping_item),
                     discount_item_id=refs.item_id(s.discount_item),
+                    payment_fee_item_id=refs.item_id(s.payment_fee_item),
                     payment_method_id=refs.payment_method_id(pm_name),
                     term_id=refs.term_id(term_name),
                     deposit_account_id=refs.deposit_account_id())
@@ -472,7 +482,14 @@ class OrdersProcess(Process):
                 self._booked(record, answer.value, doc, "created", result)
             elif isinstance(answer.fault, DuplicateDocNumber) or getattr(answer.fault, "code", 0) == 6140:
                 rows = hook.query_in(self.entity, "DocNumber", [record.state["doc_number"]])
-                if rows:
+                mismatch = adoption_mismatch(rows[0], self._order(record)) if rows else None
+                if rows and mismatch:
+                    result.end(record, "conflict", target_type=self.entity,
+                               target_id=str(rows[0]["Id"]), reason=(
+                                   f"{self.entity} {rows[0]['Id']} in QuickBooks has DocNumber "
+                                   f"{record.state['doc_number']} but {mismatch}; not adopted"),
+                               details={"verification": True})
+                elif rows:
                     self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
                                              self.entity, str(rows[0]["Id"]), record.state["hash"])
                     result.end(record, "skipped", target_type=self.entity,
@@ -484,22 +501,19 @@ class OrdersProcess(Process):
                 result.fail(record, RecordError(str(answer.fault)))
 
     def _booked(self, record, value, doc, action, result: StepResult) -> None:
+        """A document QuickBooks wrote: cross-referenced (never booked twice), then
+        verified against the shop's figures from QuickBooks' own answer."""
         target_id = str(value["Id"])
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, doc.entity,
                                  target_id, record.state["hash"])
-        total = Decimal(str(value.get("TotalAmt", doc.predicted.total_amt)))
         details = {"doc_number": record.state["doc_number"],
                    "customer": record.state["customer"]["action"]}
         reason = None
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
             reason = f"rounding line {doc.rounding_difference} closes QuickBooks' rounding"
-        if total != doc.shop_total:
-            details["total_mismatch"] = str(total - doc.shop_total)
-            reason = f"QuickBooks total {total} differs from the shop total {doc.shop_total}"
-        result.end(record, action, target_type=doc.entity, target_id=target_id,
-                   content_hash=record.state["hash"], amount=total, reason=reason,
-                   details=details)
+        end_verified(result, record, value, doc, action, details=details, reason=reason,
+                     content_hash=record.state["hash"])
 
     def _current_documents(self, records) -> dict[str, dict]:
         ids = [r.state["target_id"] for r in records]
@@ -581,6 +595,43 @@ class OrdersProcess(Process):
                 if _systemic(exc):
                     raise
                 result.fail(record, RecordError(f"void failed: {exc}"))
+
+
+def end_verified(result: StepResult, record: Record, value: dict[str, Any], doc, action: str,
+                 *, details: dict[str, Any], reason: str | None = None, **kw: Any) -> None:
+    """End ``record`` with the document QuickBooks returned for ``doc``: ``action`` when
+    its total and VAT per rate are the shop's to the cent, else a ``conflict`` that names
+    both figures (``details["verification"]``: counted by the error threshold, alerted)."""
+    from koppel.domain.verify import booked_figures, describe, differences
+
+    target_id = str(value["Id"])
+    booked = booked_figures(value)
+    problems = differences(doc.expected, value) if doc.expected else []
+    if problems:
+        details = {**details, "verification": True,
+                   "booked": {"total": str(booked.total),
+                              "vat": {k: str(v) for k, v in booked.vat.items()}},
+                   "shop": {"total": str(doc.expected.total),
+                            "vat": {k: str(v) for k, v in doc.expected.vat.items()}}}
+        action, reason = "conflict", describe(f"{action} {doc.entity} {target_id}", problems)
+    result.end(record, action, target_type=doc.entity, target_id=target_id,
+               amount=booked.total, reason=reason, details=details, **kw)
+
+
+def adoption_mismatch(row: dict[str, Any], order) -> str | None:
+    """Why a QuickBooks document with an order's DocNumber is not that order's booking
+    (total, or billing e-mail when both have one), or None when it is."""
+    from koppel.domain.emails import usable_email
+    from koppel.domain.money import cents
+
+    total = cents(row.get("TotalAmt") or 0)
+    if total != cents(order.total_incl):
+        return f"total {total} (shop {cents(order.total_incl)})"
+    billed = usable_email((row.get("BillEmail") or {}).get("Address"))
+    email = usable_email(order.customer.email) if order.customer else None
+    if billed and email and billed.casefold() != email.casefold():
+        return "another customer's e-mail address"
+    return None
 
 
 def _build_document(order, order_refs, options):

@@ -53,6 +53,18 @@ class QboRefs:
         row = self._find(self.items, name)
         return str(row["Id"]) if row else None
 
+    def tax_rate_ids(self) -> dict[str, str]:
+        """TaxCode id → the id of its one sales TaxRate (codes with none or several rates
+        are left out): the rate a supplied ``TxnTaxDetail.TaxLine`` names."""
+        out = {}
+        for row in self.tax_codes.values():
+            details = (row.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
+            ids = {str((d.get("TaxRateRef") or {}).get("value")) for d in details
+                   if (d.get("TaxRateRef") or {}).get("value") is not None}
+            if len(ids) == 1:
+                out[str(row["Id"])] = ids.pop()
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """A compact copy (ids and names) to stage between a run's tasks."""
         return {name: {key: {f: row[f] for f in _KEPT_FIELDS if f in row}
@@ -71,7 +83,7 @@ class QboRefs:
 
 
 #: the fields of reference rows koppel uses (what a staged copy keeps)
-_KEPT_FIELDS = ("Id", "Name", "AccountSubType", "Active")
+_KEPT_FIELDS = ("Id", "Name", "AccountSubType", "Active", "SalesTaxRateList")
 _TABLES = {"tax_codes": "TaxCode", "payment_methods": "PaymentMethod", "terms": "Term",
            "accounts": "Account"}
 

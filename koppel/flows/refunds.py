@@ -252,7 +252,7 @@ class RefundsProcess(Process):
                                     tax_code_id=refs.tax_code_id(s.rounding.tax_code)
                                     or refs.tax_code_id(s.tax_codes.get("0"))),
             doc_number_prefix=s.doc_number_prefix, timezone=s.timezone,
-            multicurrency=s.multicurrency, refund_suffix=f"-R{sequence}")
+            multicurrency=s.multicurrency, supply_vat=s.vat_amounts == "shop", refund_suffix=f"-R{sequence}")
 
     def _build(self, records, refs, result: StepResult) -> dict[str, Any]:
         from koppel.domain.qbo_payloads import (OrderRefs, OriginalDocument, PayloadError,
@@ -280,6 +280,7 @@ class RefundsProcess(Process):
                 order_refs = OrderRefs(
                     customer_id=original.customer_id, item_ids=items,
                     tax_code_ids={k: v for k, v in tax_codes.items() if v},
+                    tax_rate_ids=refs.tax_rate_ids(),
                     shipping_item_id=refs.item_id(s.shipping_item),
                     payment_method_id=original.payment_method_id,
                     deposit_account_id=account)
@@ -347,20 +348,28 @@ class RefundsProcess(Process):
         target_id = str(value["Id"])
         self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id, doc.entity,
                                  target_id, record.state["hash"])
-        total = Decimal(str(value.get("TotalAmt", doc.predicted.total_amt)))
+        from dataclasses import replace
+
+        from koppel.domain.verify import booked_figures, describe, differences
+
         credit = Decimal(record.data["credit"]["total_incl"])
         original = record.state["original"]
         details = {"doc_number": record.state["doc_number"],
                    "original": f"{original['entity']} {original['id']}",
                    "credit_total": str(credit)}
         reason = f"refund of {original['entity']} {original['doc_number']}"
+        action = "refunded"
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
-        if total != credit:
-            details["total_mismatch"] = str(total - credit)
-            reason = f"QuickBooks total {total} differs from the Lightspeed credit {credit}"
-        self._end(result, record, "refunded", target_type=doc.entity, target_id=target_id,
-                  content_hash=record.state["hash"], amount=total, reason=reason,
+        # verified against QuickBooks' answer: the credit's total, the lines' VAT per rate
+        problems = differences(replace(doc.expected, total=credit), value)
+        booked = booked_figures(value)
+        if problems:
+            action = "conflict"
+            details.update(verification=True, booked_total=str(booked.total))
+            reason = describe(f"refunded as {doc.entity} {target_id}", problems)
+        self._end(result, record, action, target_type=doc.entity, target_id=target_id,
+                  content_hash=record.state["hash"], amount=booked.total, reason=reason,
                   details=details)
 
     # -- helpers ---------------------------------------------------------------------------

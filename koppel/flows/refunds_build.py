@@ -92,12 +92,36 @@ def credited_order(order, credit: dict[str, Any]):
         raise RecordError(f"credited rows {', '.join(sorted(unknown))} are not on the order",
                           field="lines")
     created = parse_timestamp(credit.get("created_at")) or order.created_at
+    shipping_incl, shipping_excl = Decimal(credit["shipping_incl"]), Decimal(credit["shipping_excl"])
+    shipping_taxes = credited_shipping_taxes(order, shipping_incl)
+    if shipping_taxes is not order.shipping_taxes:
+        shipping_excl = shipping_incl - sum((t.amount for t in shipping_taxes), Decimal(0))
+    # a credit refunds rows and shipping; the payment fee and the order's VAT per rate
+    # (tax_lines) belong to the order, the credit's VAT follows from its own lines
     return order.model_copy(update={
         "lines": lines, "created_at": created,
-        "shipping_incl": Decimal(credit["shipping_incl"]),
-        "shipping_excl": Decimal(credit["shipping_excl"]),
+        "shipping_incl": shipping_incl, "shipping_excl": shipping_excl,
+        "shipping_taxes": shipping_taxes, "shipping_discount_excl": None,
+        "shipping_discount_incl": None,
+        "payment_fee_excl": None, "payment_fee_incl": None, "payment_fee_taxes": [],
+        "tax_lines": [],
         "discount_incl": None, "discount_excl": None,
         "total_incl": Decimal(credit["total_incl"]), "total_excl": Decimal(credit["total_excl"])})
+
+
+def credited_shipping_taxes(order, shipping_incl: Decimal) -> list:
+    """The VAT per rate of ``shipping_incl`` refunded of ``order``'s shipping: the order's
+    own split when all of it is refunded, else the same split pro rata (each share's VAT
+    from its gross)."""
+    from koppel.domain.money import allocate, tax_in_gross
+    from koppel.domain.qbo_payloads import shipping_parts
+    from koppel.domain.records import MappedTax
+
+    if len(order.shipping_taxes) <= 1 or shipping_incl == (order.shipping_incl or 0):
+        return order.shipping_taxes
+    parts = shipping_parts(order)
+    grosses = allocate(shipping_incl, [p.gross for p in parts])
+    return [MappedTax(rate=p.rate, amount=tax_in_gross(g, p.rate)) for p, g in zip(parts, grosses)]
 
 
 def row_items(order, original: Original) -> dict[str, str]:

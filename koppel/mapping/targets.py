@@ -52,6 +52,11 @@ ORDER_LINE = {
     "tax_rate": "decimal",
 }
 
+TAX_AMOUNT = {
+    "rate": "decimal",
+    "amount": "decimal",
+}
+
 ORDER = {
     "source_id": "str",
     "number": "str",
@@ -70,10 +75,19 @@ ORDER = {
     "shipping_incl": "decimal",
     "shipping_tax_rate": "decimal",
     "shipping_name": "str",
+    "shipping_taxes": [TAX_AMOUNT],
+    "shipping_discount_excl": "decimal",
+    "shipping_discount_incl": "decimal",
+    "payment_fee_excl": "decimal",
+    "payment_fee_incl": "decimal",
+    "payment_fee_taxes": [TAX_AMOUNT],
+    "payment_fee_name": "str",
     "discount_excl": "decimal",
     "discount_incl": "decimal",
     "total_excl": "decimal",
     "total_incl": "decimal",
+    "tax_lines": [TAX_AMOUNT],
+    "is_company": "bool",
     "memo": "str",
 }
 

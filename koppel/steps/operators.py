@@ -296,10 +296,32 @@ class FinalizeOperator(KoppelStepOperator):
         # it first failed and stays on the dashboard's list; it does not alert every run
         attempts = {f["source_id"]: f["attempts"] for f in run.store.failed(self.tenant, self.flow)}
         new = [r for r in failures if attempts.get(r["source_id"], 1) <= 1]
+        # documents whose booked figures differ from the shop's (koppel.domain.verify):
+        # each is reported once, when it is booked, counts like a failure and is alerted
+        differing = [r for r in rows if r["action"] == "conflict"
+                     and (r.get("details") or {}).get("verification")]
+        new += differing
         summary["new_failures"] = len(new)
+        summary["booking_conflicts"] = len(differing)
+        if differing and not run.dry_run:
+            _alert_conflicts(run.tenant, self.flow, context, differing)
         exceeded = error_threshold_exceeded(run.tenant, len(new), sum(counts.values()))
         if exceeded:
             first = "; ".join(f"{r['source_type']} {r['source_id']}: {r['reason']}"
                               for r in new[:5])
             raise RuntimeError(f"{self.tenant}/{self.flow}: {exceeded}. First errors: {first}")
         return summary
+
+
+def _alert_conflicts(tenant, flow: str, context, rows: list[dict[str, Any]]) -> None:
+    """Books that differ from the shop are sent to the tenant's alert channels at once
+    (the run itself may still succeed); a channel that fails is logged, not raised."""
+    from koppel.alerts import notifiers_for
+
+    lines = [f"{r['source_type']} {r['source_id']}: {r['reason']}" for r in rows[:20]]
+    for notifier in notifiers_for(tenant, flow):
+        try:
+            notifier.notify_conflicts(context, lines, total=len(rows))
+        except Exception:
+            log.exception("koppel %s/%s: the conflict alert could not be sent",
+                          tenant.tenant, flow)

@@ -356,14 +356,17 @@ class Settings(_Model):
     default_customer: DefaultCustomer = Field(default_factory=DefaultCustomer)
     unknown_sku: Literal["fail", "fallback_item", "create_item"] = "fail"
     fallback_item_sku: Optional[str] = Field(default=None, min_length=1, max_length=100)
-    shipping_item: QboName = Field(default="Verzendkosten", description="QBO item for shipping lines.")
-    discount_item: Optional[QboName] = Field(default=None, description="QBO item for order discounts spanning VAT rates.")
+    shipping_item: QboName = Field(default="Verzendkosten", description="QBO item for shipping lines (one line per VAT rate; created when missing).")
+    payment_fee_item: QboName = Field(default="Betaalkosten", description="QBO item for payment fees (iDEAL, achteraf betalen, rembours …; one line per VAT rate; created when missing).")
+    discount_item: Optional[QboName] = Field(default="Korting", description="QBO item for order discounts (one line per VAT rate; created when missing). null: a DiscountLineDetail, only for single-rate orders.")
     payment_methods: dict[str, QboName] = Field(default_factory=dict, description="Lightspeed payment title → QBO PaymentMethod name.")
     payment_terms: dict[str, QboName] = Field(default_factory=dict, description="Lightspeed payment title → QBO Term name (invoices).")
     default_payment_term: Optional[QboName] = None
     tax_codes: dict[RateKey, QboName] = Field(default_factory=dict, description="VAT rate ('21', '9', '0') → QBO TaxCode name.")
     countries: dict[str, CountryCode] = Field(default_factory=dict, description="Extra country names → ISO 3166 alpha-2.")
     prices_include_tax: bool = True
+    vat_amounts: Literal["shop", "quickbooks"] = Field(
+        default="shop", description="'shop': the VAT per rate on the customer's invoice is supplied to QuickBooks (TxnTaxDetail) and booked as is; 'quickbooks': QuickBooks computes the VAT. Either way the booked VAT is checked against the shop's.")
     multicurrency: bool = False
     rounding: Rounding = Field(default_factory=Rounding)
     error_threshold: ErrorThreshold = Field(default_factory=ErrorThreshold)

@@ -38,6 +38,23 @@ Discounts (``DiscountLineDetail``)
 
 ``SubTotalLineDetail`` lines get ``Amount`` = the sum of the item lines above them.
 
+Tax supplied by the client (VAT companies)
+  Intuit's reference for ``TxnTaxDetail`` on Invoice, SalesReceipt, CreditMemo and
+  RefundReceipt: "This can be calculated by QuickBooks business logic or you may supply
+  it when adding a transaction"; a ``TaxLine``'s ``TaxRateRef`` "must also be one of the
+  rates in the referenced tax code's rate list ... Any given rate may only be listed
+  once"; ``TaxLineDetail.OverrideDeltaAmount`` "holds the difference between the actual
+  tax and overridden amount supplied by the user" (docs/vendor-facts.md, topic 1). So a
+  request's ``TxnTaxDetail.TaxLine[]`` (``DetailType: "TaxLineDetail"``, else 2020)
+  replaces the computed tax of its rate: the rate must be one the document's lines use
+  (else 6000), listed once (else 6000); the stored line keeps the supplied ``Amount``
+  and gets ``OverrideDeltaAmount`` = supplied − computed. Rates without a supplied line
+  keep the computed tax. ``TotalTax`` = the sum of the tax lines and ``TotalAmt`` = net
+  total after discount + ``TotalTax``, also on ``TaxInclusive`` documents (assumed:
+  Intuit does not say how an override combines with tax-inclusive lines; see
+  docs/sandbox-fidelity.md). An update without ``TxnTaxDetail`` recomputes the tax
+  (Intuit: "when updating Amount, remove the TxnTaxDetail element").
+
 US companies (automated sales tax)
   Line ``TaxCodeRef`` is ``TAX`` or ``NON``. The rate is that of the tax code in
   ``TxnTaxDetail.TxnTaxCodeRef`` or else the company's default automated-tax code; tax =
@@ -181,14 +198,41 @@ def _subtotals(doc_lines: list[dict]) -> None:
             line.setdefault("SubTotalLineDetail", {})
 
 
-def _tax_line(rate: Rate, amount: Decimal, net: Decimal) -> dict[str, Any]:
-    return {"Amount": num(amount), "DetailType": "TaxLineDetail",
-            "TaxLineDetail": {"TaxRateRef": {"value": rate.id, "name": rate.name},
+def _tax_line(rate: Rate, amount: Decimal, net: Decimal,
+              delta: Decimal | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"TaxRateRef": {"value": rate.id, "name": rate.name},
                               "PercentBased": True, "TaxPercent": num(rate.percent),
-                              "NetAmountTaxable": num(net)}}
+                              "NetAmountTaxable": num(net)}
+    if delta is not None:
+        detail["OverrideDeltaAmount"] = num(delta)
+    return {"Amount": num(amount), "DetailType": "TaxLineDetail", "TaxLineDetail": detail}
 
 
-def compute_vat_document(doc: dict, rates_for_code: RatesForCode) -> None:
+def _supplied_tax(sent_tax: dict | None, used: dict[str, "_Group"]) -> dict[str, Decimal]:
+    """The client's tax per rate id from ``TxnTaxDetail.TaxLine`` (see the module doc)."""
+    supplied: dict[str, Decimal] = {}
+    for number, line in enumerate((sent_tax or {}).get("TaxLine") or [], 1):
+        if not isinstance(line, dict):
+            continue
+        if line.get("DetailType") != "TaxLineDetail":
+            raise faults.required(f"TxnTaxDetail.TaxLine[{number}].DetailType")
+        rate_id = str(((line.get("TaxLineDetail") or {}).get("TaxRateRef") or {}).get("value", ""))
+        if rate_id not in used:
+            raise faults.business(
+                f"TaxRateRef {rate_id or '(none)'} of tax line {number} is not a rate of the "
+                "tax codes on the transaction's lines", "TxnTaxDetail.TaxLine.TaxRateRef")
+        if rate_id in supplied:
+            raise faults.business(f"TaxRateRef {rate_id} is listed more than once",
+                                  "TxnTaxDetail.TaxLine.TaxRateRef")
+        amount = dec(line.get("Amount"))
+        if amount is None:
+            raise faults.required(f"TxnTaxDetail.TaxLine[{number}].Amount")
+        supplied[rate_id] = q2(amount)
+    return supplied
+
+
+def compute_vat_document(doc: dict, rates_for_code: RatesForCode,
+                         sent_tax: dict | None = None) -> None:
     """Fill a VAT company's sales document: lines, ``TxnTaxDetail``, ``TotalAmt``."""
     mode = doc.get("GlobalTaxCalculation") or "TaxExcluded"
     if mode not in ("TaxExcluded", "TaxInclusive", "NotApplicable"):
@@ -220,6 +264,7 @@ def compute_vat_document(doc: dict, rates_for_code: RatesForCode) -> None:
     discount = _discount(discounts, net_total)
     _subtotals(doc.get("Line", []))
     ordered = list(groups.values())
+    supplied = _supplied_tax(sent_tax, groups) if mode != "NotApplicable" else {}
     shares = _allocate(discount, [g.net for g in ordered]) if discount else [ZERO] * len(ordered)
     tax_lines, total_tax = [], ZERO
     for group, share in zip(ordered, shares):
@@ -228,8 +273,11 @@ def compute_vat_document(doc: dict, rates_for_code: RatesForCode) -> None:
             amount = group.inclusive_tax - q2(share * group.rate.percent / HUNDRED)
         else:
             amount = q2(net * group.rate.percent / HUNDRED)
+        delta = None
+        if group.rate.id in supplied:
+            delta, amount = supplied[group.rate.id] - amount, supplied[group.rate.id]
         total_tax += amount
-        tax_lines.append(_tax_line(group.rate, amount, net))
+        tax_lines.append(_tax_line(group.rate, amount, net, delta))
     detail: dict[str, Any] = {"TotalTax": num(total_tax)}
     if tax_lines:
         detail["TaxLine"] = tax_lines
