@@ -125,7 +125,12 @@ def desired_customer(
     policy: CustomerPolicy | None = None,
 ) -> dict[str, Any]:
     """The Customer body koppel wants in QBO for ``customer``."""
+    from koppel.domain.vat import normalise_vat_number
+
     company = _clean(customer.company_name)
+    notes = customer.notes
+    if customer.coc_number:  # QuickBooks has no field for a KvK number
+        notes = "\n".join(n for n in (notes, f"KvK {customer.coc_number}") if n)
     return customer_payload(
         display_name=display_name,
         company_name=company,
@@ -136,10 +141,11 @@ def desired_customer(
         phone=_clean(customer.phone),
         bill_addr=customer.bill_addr,
         ship_addr=customer.ship_addr,
-        notes=customer.notes,
+        notes=notes,
         parent_id=parent_id,
         bill_with_parent=policy.bill_with_parent if policy else True,
         currency=policy.currency if policy else None,
+        tax_identifier=normalise_vat_number(customer.vat_number),
     )
 
 
@@ -230,6 +236,13 @@ def _address_differs(existing: Mapping[str, Any] | None, desired: Mapping[str, A
     return False
 
 
+def _same_tax_identifier(have: Any, want: str) -> bool:
+    """QuickBooks masks a tax identifier it returns (all but the last characters): the
+    visible tail must match the end of the wanted number."""
+    visible = str(have or "").lstrip("Xx*•")
+    return bool(visible) and want.upper().endswith(visible.upper())
+
+
 def customer_changes(
     existing: Mapping[str, Any], customer: MappedCustomer, *, policy: CustomerPolicy | None = None
 ) -> dict[str, Any] | None:
@@ -255,6 +268,9 @@ def customer_changes(
     for key in ("BillAddr", "ShipAddr"):
         if key in desired and _address_differs(existing.get(key), desired[key]):
             changes[key] = desired[key]
+    if "PrimaryTaxIdentifier" in desired and not _same_tax_identifier(
+            existing.get("PrimaryTaxIdentifier"), desired["PrimaryTaxIdentifier"]):
+        changes["PrimaryTaxIdentifier"] = desired["PrimaryTaxIdentifier"]
     if not changes:
         return None
     return sparse_update(existing, changes)

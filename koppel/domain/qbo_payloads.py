@@ -132,6 +132,8 @@ class OrderRefs:
     #: TaxCode id → the id of its one TaxRate (codes with several rates are left out):
     #: what a supplied ``TxnTaxDetail.TaxLine`` names
     tax_rate_ids: Mapping[str, str] = field(default_factory=dict)
+    #: row index → TaxCode id for rows whose code is not their rate's (exempt rows)
+    row_tax_code_ids: Mapping[int, str] = field(default_factory=dict)
     payment_method_id: str | None = None
     term_id: str | None = None
     deposit_account_id: str | None = None
@@ -283,6 +285,7 @@ def _order_lines(order: MappedOrder, refs: OrderRefs, mode: GlobalTaxCalculation
                 description=_row_description(row),
                 mode=mode,
                 refs=refs,
+                tax_code_id=refs.row_tax_code_ids.get(index),
                 field_name=f"lines.{index}",
             )
         )
@@ -760,6 +763,7 @@ def build_refund_document(
 
 
 MAX_CUSTOMER_NOTES = 2000
+MAX_TAX_IDENTIFIER = 20
 MAX_PHONE = 30
 
 
@@ -790,8 +794,12 @@ def customer_payload(
     parent_id: str | None = None,
     bill_with_parent: bool = True,
     currency: str | None = None,
+    tax_identifier: str | None = None,
 ) -> dict[str, Any]:
-    """A Customer create body (only fields with values). ``parent_id`` makes a sub-customer."""
+    """A Customer create body (only fields with values). ``parent_id`` makes a sub-customer.
+
+    ``tax_identifier`` (the customer's VAT number) goes in ``PrimaryTaxIdentifier``, the
+    field Intuit has for it (minor version 4; masked when read back)."""
     payload: dict[str, Any] = {"DisplayName": _name(display_name)}
     # QBO's limits: names 100 characters without ``:``/tab/newline, notes 2000, a phone
     # number 30 (fault 2050 past them). Shops allow longer values; they are cut
@@ -818,6 +826,8 @@ def customer_payload(
         payload["BillWithParent"] = bill_with_parent
     if currency:
         payload["CurrencyRef"] = ref(currency)
+    if tax_identifier:
+        payload["PrimaryTaxIdentifier"] = tax_identifier[:MAX_TAX_IDENTIFIER]
     return payload
 
 

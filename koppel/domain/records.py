@@ -119,6 +119,8 @@ class MappedOrderLine(_Record):
     discount_excl: Decimal | None = None
     discount_incl: Decimal | None = None
     tax_rate: Decimal
+    #: the name of the row's tax in the shop ("BTW 0%", "Vrijgesteld"): tells exempt 0 %
+    tax_name: str | None = None
 
     @field_validator("source_id", mode="before")
     @classmethod

@@ -380,23 +380,24 @@ class OrdersProcess(Process):
     def _build(self, records, refs, result: StepResult) -> dict[str, Any]:
         from koppel.domain.qbo_payloads import OrderRefs, PayloadError
 
+        from koppel.domain.vat import TreatmentError, decide
+
         s = self.settings
         options = self._options(refs)
-        tax_codes = {rate: refs.tax_code_id(name) for rate, name in s.tax_codes.items()}
+        codes = treatment_codes(s, refs)
         built = {}
         for record in records:
             order = self._order(record)
             try:
-                missing = sorted(rate for rate, code in tax_codes.items() if code is None)
-                if missing:
-                    raise RecordError(f"QuickBooks has no tax code named "
-                                      f"{s.tax_codes[missing[0]]!r}", field="settings.tax_codes")
+                treatment = decide(order, codes)
+                record.state["vat_treatment"] = treatment.treatment
+                record.state["vat_treatment_reason"] = treatment.reason
                 pm_name = order.payment_method
                 term_name = s.payment_terms.get(order.payment_method or "") or s.default_payment_term
                 item_ids = dict(record.state["item_ids"])
                 order_refs = OrderRefs(
                     customer_id=record.state["customer"]["customer_id"], item_ids=item_ids,
-                    tax_code_ids={k: v for k, v in tax_codes.items() if v},
+                    tax_code_ids=treatment.codes, row_tax_code_ids=treatment.row_codes,
                     tax_rate_ids=refs.tax_rate_ids(),
                     fallback_item_id=record.state.get("fallback_item_id"),
                     shipping_item_id=refs.item_id(s.shipping_item),
@@ -410,7 +411,10 @@ class OrdersProcess(Process):
                                       "(settings.payment_methods)", field="payment_method")
                 doc = _build_document(order, order_refs, options)
                 built[record.source_id] = doc
-            except (RecordError, PayloadError) as exc:
+            except (RecordError, PayloadError, TreatmentError) as exc:
+                if isinstance(exc, PayloadError) and "no QBO tax code" in str(exc):
+                    exc = RecordError(f"{exc} ({unresolved_tax_codes(s, refs)})",
+                                      field=exc.field)
                 result.fail(record, exc if isinstance(exc, RecordError)
                             else RecordError(str(exc), field=getattr(exc, "field", None)))
         return built
@@ -507,7 +511,8 @@ class OrdersProcess(Process):
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, doc.entity,
                                  target_id, record.state["hash"])
         details = {"doc_number": record.state["doc_number"],
-                   "customer": record.state["customer"]["action"]}
+                   "customer": record.state["customer"]["action"],
+                   "vat_treatment": record.state.get("vat_treatment")}
         reason = None
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
@@ -595,6 +600,37 @@ class OrdersProcess(Process):
                 if _systemic(exc):
                     raise
                 result.fail(record, RecordError(f"void failed: {exc}"))
+
+
+def treatment_codes(settings, refs):
+    """The tenant's tax codes per VAT treatment, resolved to QuickBooks ids (a name
+    QuickBooks lacks stays unresolved; an order that needs it fails naming it)."""
+    from koppel.domain.vat import TreatmentCodes
+
+    t = settings.vat_treatments
+    names = {f"tax_codes.{rate}": name for rate, name in settings.tax_codes.items()}
+    names.update({"vat_treatments.intra_eu_b2b": t.intra_eu_b2b, "vat_treatments.export": t.export,
+                  "vat_treatments.exempt": t.exempt})
+    for country, rates in t.oss.items():
+        names.update({f"vat_treatments.oss.{country}.{rate}": name for rate, name in rates.items()})
+    domestic = {rate: code for rate, name in settings.tax_codes.items()
+                if (code := refs.tax_code_id(name))}
+    oss = {country: {rate: code for rate, name in rates.items() if (code := refs.tax_code_id(name))}
+           for country, rates in t.oss.items()}
+    return TreatmentCodes(
+        domestic=domestic, intra_eu_b2b=refs.tax_code_id(t.intra_eu_b2b),
+        export=refs.tax_code_id(t.export), exempt=refs.tax_code_id(t.exempt),
+        exempt_tax_names=tuple(t.exempt_tax_names), oss=oss, shop_country=t.shop_country,
+        names={k: v for k, v in names.items() if v})
+
+
+def unresolved_tax_codes(settings, refs) -> str:
+    """Which of the tenant's domestic tax codes QuickBooks lacks, for an error message."""
+    missing = [f"{name!r} (settings.tax_codes.{rate})" for rate, name in settings.tax_codes.items()
+               if not refs.tax_code_id(name)]
+    if missing:
+        return "QuickBooks has no tax code named " + ", ".join(missing)
+    return "settings.tax_codes maps no tax code for it"
 
 
 def end_verified(result: StepResult, record: Record, value: dict[str, Any], doc, action: str,

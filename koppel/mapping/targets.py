@@ -50,6 +50,7 @@ ORDER_LINE = {
     "discount_excl": "decimal",
     "discount_incl": "decimal",
     "tax_rate": "decimal",
+    "tax_name": "str",
 }
 
 TAX_AMOUNT = {

@@ -344,6 +344,19 @@ def _iso2(value: Any) -> Any:
 CountryCode = Annotated[str, BeforeValidator(_iso2)]
 
 
+class VatTreatments(_Model):
+    """QuickBooks tax codes per VAT treatment (decision table: docs/accounting.md). Rates
+    of domestic sales are in ``tax_codes``; these name the codes a 0 % (or foreign) line
+    books on when the order is an export, an intra-EU supply to a business or an OSS sale."""
+
+    shop_country: CountryCode = Field(default="NL", description="The country the shop is established in (its VAT return).")
+    intra_eu_b2b: Optional[QboName] = Field(default="0% ICP", description="Tax code for intra-EU supplies to businesses with a VAT number (reverse charge, BTW-aangifte 3b, ICP-opgave).")
+    export: Optional[QboName] = Field(default="0% Export", description="Tax code for 0 % lines delivered outside the EU (BTW-aangifte 3a).")
+    exempt: Optional[QboName] = Field(default=None, description="Tax code for exempt rows (0 % rows whose shop tax is named in exempt_tax_names).")
+    exempt_tax_names: list[str] = Field(default_factory=list, max_length=20, description="Names (parts, any case) of the shop's taxes that mean exempt, e.g. 'vrijgesteld'.")
+    oss: dict[CountryCode, dict[RateKey, QboName]] = Field(default_factory=dict, description="One-Stop-Shop: country → its VAT rate → tax code, for B2C distance sales taxed in the customer's country.")
+
+
 class Settings(_Model):
     """Tenant settings (all optional; defaults suit a Dutch webshop on a VAT company)."""
 
@@ -364,6 +377,7 @@ class Settings(_Model):
     default_payment_term: Optional[QboName] = None
     tax_codes: dict[RateKey, QboName] = Field(default_factory=dict, description="VAT rate ('21', '9', '0') → QBO TaxCode name.")
     countries: dict[str, CountryCode] = Field(default_factory=dict, description="Extra country names → ISO 3166 alpha-2.")
+    vat_treatments: VatTreatments = Field(default_factory=VatTreatments)
     prices_include_tax: bool = True
     vat_amounts: Literal["shop", "quickbooks"] = Field(
         default="shop", description="'shop': the VAT per rate on the customer's invoice is supplied to QuickBooks (TxnTaxDetail) and booked as is; 'quickbooks': QuickBooks computes the VAT. Either way the booked VAT is checked against the shop's.")
