@@ -662,6 +662,42 @@ def build_sales_document(order: MappedOrder, refs: OrderRefs, options: DocumentO
     )
 
 
+def payment_payload(
+    *,
+    invoice: Mapping[str, Any],
+    amount: Decimal,
+    txn_date: str,
+    reference: str,
+    payment_method_id: str | None = None,
+    deposit_account_id: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """A Payment of ``amount`` applied to ``invoice`` (the Invoice as QuickBooks returned
+    it: its ``Id``, ``CustomerRef`` and ``CurrencyRef`` are used)."""
+    amount = cents(amount)
+    if amount <= 0:
+        raise PayloadError(f"a payment needs a positive amount, got {amount}", field="payment")
+    payload: dict[str, Any] = {
+        "CustomerRef": ref(str((invoice.get("CustomerRef") or {}).get("value"))),
+        "TotalAmt": money_json(amount),
+        "TxnDate": txn_date,
+        "PaymentRefNum": reference[:MAX_DOC_NUMBER],
+        "Line": [{"Amount": money_json(amount),
+                  "LinkedTxn": [{"TxnId": str(invoice["Id"]), "TxnType": "Invoice"}]}],
+    }
+    if invoice.get("CurrencyRef"):
+        payload["CurrencyRef"] = dict(invoice["CurrencyRef"])
+        if invoice.get("ExchangeRate") is not None:
+            payload["ExchangeRate"] = invoice["ExchangeRate"]
+    if payment_method_id:
+        payload["PaymentMethodRef"] = ref(payment_method_id)
+    if deposit_account_id:
+        payload["DepositToAccountRef"] = ref(deposit_account_id)
+    if note:
+        payload["PrivateNote"] = note[:MAX_PRIVATE_NOTE]
+    return payload
+
+
 # --------------------------------------------------------------------------- refunds
 
 

@@ -121,8 +121,10 @@ class MappedOrderLine(_Record):
     tax_rate: Decimal
     #: the name of the row's tax in the shop ("BTW 0%", "Vrijgesteld"): tells exempt 0 %
     tax_name: str | None = None
+    #: the Lightspeed variant the row was ordered as (names the cause of an unknown SKU)
+    variant_id: str | None = None
 
-    @field_validator("source_id", mode="before")
+    @field_validator("source_id", "variant_id", mode="before")
     @classmethod
     def _ids_as_text(cls, value: Any) -> Any:
         return _id_text(value)

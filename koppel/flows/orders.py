@@ -166,13 +166,39 @@ class OrdersProcess(Process):
                 continue
             self._decide_booked(record, order, xref.target_type, xref.target_id,
                                 xref.content_hash, xref.state, result)
-        docs, items = self._lookup(unknown, list(unknown.values()) + list(result.passed))
+        docs, items, refs = self._lookup(unknown, list(unknown.values()) + list(result.passed))
         if unknown:
             self._check_doc_numbers(unknown, result, docs)
         to_book = [r for r in result.passed if r.state["action"] in ("create", "update")]
         if to_book:
+            self._check_currency(to_book, result, refs)
+            to_book = [r for r in to_book if r in result.passed]
             self._resolve_items(to_book, result, items)
         return result
+
+    def _check_currency(self, records: list[Record], result: StepResult, refs) -> None:
+        """An order in a currency other than the company's home currency is booked in its
+        own currency, which QuickBooks allows only with multicurrency on: otherwise it
+        fails here, naming the currency — before any customer is made for it — and is
+        never booked as another currency."""
+        home = refs.home_currency if refs is not None else None
+        if home is None:
+            return
+        keep = []
+        for record in list(result.passed):
+            order = self._order(record) if record in records else None
+            currency = (order.currency or "").upper() if order is not None else ""
+            if order is None or not currency or currency == home or refs.multicurrency:
+                if order is not None:
+                    record.state["currency"] = currency or home
+                    record.state["home_currency"] = home
+                keep.append(record)
+                continue
+            result.fail(record, RecordError(
+                f"the order is in {currency}, the QuickBooks company's home currency is {home} "
+                f"and multicurrency is off: turn multicurrency on and enable {currency} in "
+                "QuickBooks (it is never booked as another currency)", field="currency"))
+        result.passed = keep
 
     def _lookup(self, unknown: dict[str, Record], candidates: list[Record]):
         """One batch request (per 30 queries) for what the exists-check needs from
@@ -194,9 +220,11 @@ class OrdersProcess(Process):
         rows = query_batch(self.run.quickbooks, queries)
         docs = [row for name, found in rows.items() if name.startswith("d") for row in found]
         items = [row for name, found in rows.items() if name.startswith("s") for row in found]
+        refs = None
         if candidates:
-            stage_refs(self.run, refs_from_rows(rows))
-        return docs, items
+            refs = refs_from_rows(rows)
+            stage_refs(self.run, refs)
+        return docs, items, refs
 
     def _helper_items(self) -> list[str]:
         s = self.settings
@@ -207,6 +235,26 @@ class OrdersProcess(Process):
         from koppel.flows.qbo_refs import run_refs
 
         return run_refs(self.run, self._helper_items())
+
+    def _pays(self, order, target_type: str | None = None) -> bool:
+        """Whether the order's invoice gets a Payment (invoice mode, order paid)."""
+        return ((target_type or self.entity) == "Invoice"
+                and self.settings.payments.apply_to_invoices
+                and order.payment_status == "paid")
+
+    def _deposit_account(self, refs, order) -> str | None:
+        """The account a payment of ``order`` goes to: mapped per payment title, else the
+        tenant's default, else Undeposited Funds. A name QuickBooks lacks is an error."""
+        p = self.settings.payments
+        name = next((p.deposit_accounts[k] for k in (order.payment_fee_name, order.payment_method)
+                     if k and k in p.deposit_accounts), None) or p.default_deposit_account
+        if name is None:
+            return refs.deposit_account_id()
+        account = refs.account_id(name)
+        if account is None:
+            raise RecordError(f"QuickBooks has no account named {name!r} "
+                              "(settings.payments.deposit_accounts)", field="payment_method")
+        return account
 
     def _bookable(self, order) -> str | None:
         """Why this order is not booked (tenant's statuses), or None."""
@@ -226,6 +274,10 @@ class OrdersProcess(Process):
                        reason=f"already voided ({target_type} {target_id})")
         elif cancelled:
             record.state["action"] = "void"
+            result.passed.append(record)
+        elif (booked_hash is None or booked_hash == record.state["hash"]) \
+                and self._pays(order, target_type) and state == "active":
+            record.state["action"] = "pay"  # an invoice booked open, the order paid since
             result.passed.append(record)
         elif booked_hash is None or booked_hash == record.state["hash"]:
             result.end(record, "skipped", target_type=target_type, target_id=target_id,
@@ -302,9 +354,13 @@ class OrdersProcess(Process):
                         create.append(index)
                     elif policy in ("fallback_item", "create_item") and len(fallback) == 1:
                         record.state.setdefault("fallback_lines", []).append(index)
+                    elif policy in ("fallback_item", "create_item") and not fallback \
+                            and self.settings.fallback_item_sku:
+                        # the fallback item is a helper item: created at load when missing
+                        record.state.setdefault("fallback_lines", []).append(index)
+                        record.state["create_fallback"] = True
                     else:
-                        what = f"unknown SKU {line.sku!r}" if line.sku else "row has no SKU"
-                        raise RecordError(f"{what} (unknown-SKU policy: {policy})",
+                        raise RecordError(self._unknown_sku_reason(line, policy, fallback),
                                           field=f"lines[{index}].sku")
                 record.state["item_ids"] = item_ids
                 record.state["create_items"] = create
@@ -315,14 +371,45 @@ class OrdersProcess(Process):
                 result.fail(record, exc)
         result.passed = keep
 
+    def _unknown_sku_reason(self, line, policy: str, fallback: list) -> str:
+        """The real cause of a row without a QuickBooks item: a SKU Lightspeed variants
+        share (the products flow refuses to sync it), a fallback item QuickBooks lacks,
+        or an unknown SKU under the tenant's policy."""
+        from koppel.flows.products import DUPLICATE_SKU_MARK
+
+        what = f"unknown SKU {line.sku!r}" if line.sku else "row has no SKU"
+        if line.variant_id:
+            latest = self.run.store.activity(tenant=self.run.tenant_id, flow="products",
+                                             source_id=line.variant_id, limit=1)
+            if latest and latest[0]["action"] == "conflict" \
+                    and DUPLICATE_SKU_MARK in (latest[0]["reason"] or ""):
+                return (f"SKU {line.sku!r} of variant {line.variant_id} is a "
+                        f"{latest[0]['reason'].split(': ', 1)[-1]}")
+        if policy in ("fallback_item", "create_item") and self.settings.fallback_item_sku:
+            sku = self.settings.fallback_item_sku
+            if not fallback:
+                return (f"{what}, and the fallback item (SKU {sku!r}, "
+                        "settings.fallback_item_sku) does not exist in QuickBooks")
+            return (f"{what}, and the fallback SKU {sku!r} matches {len(fallback)} QuickBooks "
+                    "items")
+        return f"{what} (unknown-SKU policy: {policy})"
+
     # -- customer upsert -------------------------------------------------------------------
     def customer_upsert(self, records: list[Record]) -> StepResult:
         from koppel.flows.customer_upsert import CustomerUpserter
 
         result = StepResult()
         needing = [r for r in records if r.state.get("action") in ("create", "update")]
-        outcomes = CustomerUpserter(self.run).upsert(
-            {r.source_id: self._order(r).customer for r in needing})
+        outcomes: dict[str, Any] = {}
+        by_currency: dict[str | None, list[Record]] = {}
+        for r in needing:  # QuickBooks fixes a customer's currency: one upsert per currency
+            currency = r.state.get("currency")
+            foreign = bool(currency) and currency != r.state.get("home_currency")
+            by_currency.setdefault(currency if foreign else None, []).append(r)
+        for currency, group in sorted(by_currency.items(), key=lambda kv: kv[0] or ""):
+            upserter = CustomerUpserter(self.run) if currency is None else CustomerUpserter(
+                self.run, currency=currency, home_currency=group[0].state.get("home_currency"))
+            outcomes.update(upserter.upsert({r.source_id: self._order(r).customer for r in group}))
         for record in records:
             if record not in needing:
                 result.passed.append(record)
@@ -354,11 +441,14 @@ class OrdersProcess(Process):
         creates = [r for r in records if r.state["action"] == "create"]
         updates = [r for r in records if r.state["action"] == "update"]
         voids = [r for r in records if r.state["action"] == "void"]
+        pays = [r for r in records if r.state["action"] == "pay"]
         self._create_missing_items(creates + updates, refs, result)
         built = self._build(creates + updates, refs, result)
-        self._write_creates([r for r in creates if r.source_id in built], built, result)
+        to_pay = self._write_creates([r for r in creates if r.source_id in built], built, result)
         self._write_updates([r for r in updates if r.source_id in built], built, result)
         self._void(voids, result)
+        to_pay += self._invoices_to_pay(pays, result)
+        self._pay(to_pay, refs, result)
         return result
 
     def _options(self, refs):
@@ -375,7 +465,8 @@ class OrdersProcess(Process):
                                     tax_code_id=refs.tax_code_id(s.rounding.tax_code)
                                     or refs.tax_code_id(s.tax_codes.get("0"))),
             doc_number_prefix=s.doc_number_prefix, timezone=s.timezone,
-            multicurrency=s.multicurrency, supply_vat=s.vat_amounts == "shop")
+            multicurrency=s.multicurrency or refs.multicurrency,
+            supply_vat=s.vat_amounts == "shop")
 
     def _build(self, records, refs, result: StepResult) -> dict[str, Any]:
         from koppel.domain.qbo_payloads import OrderRefs, PayloadError
@@ -405,7 +496,7 @@ class OrdersProcess(Process):
                     payment_fee_item_id=refs.item_id(s.payment_fee_item),
                     payment_method_id=refs.payment_method_id(pm_name),
                     term_id=refs.term_id(term_name),
-                    deposit_account_id=refs.deposit_account_id())
+                    deposit_account_id=self._deposit_account(refs, order))
                 if self.entity == "SalesReceipt" and pm_name and order_refs.payment_method_id is None:
                     raise RecordError(f"QuickBooks has no payment method named {pm_name!r} "
                                       "(settings.payment_methods)", field="payment_method")
@@ -420,15 +511,21 @@ class OrdersProcess(Process):
         return built
 
     def _create_missing_items(self, records, refs, result: StepResult) -> None:
-        """Unknown SKUs under the ``create_item`` policy: one NonInventory item each."""
+        """Unknown SKUs under the ``create_item`` policy: one NonInventory item each; the
+        tenant's fallback item (``settings.fallback_item_sku``) when QuickBooks lacks it."""
+        from types import SimpleNamespace
+
         from koppel.hooks.quickbooks import BatchOp
 
         wanted: dict[str, Any] = {}
+        fallback_sku = self.settings.fallback_item_sku
         for record in records:
             order = self._order(record)
             for index in record.state.get("create_items", []):
                 line = order.lines[index]
                 wanted.setdefault(line.sku, line)
+            if record.state.get("create_fallback") and fallback_sku:
+                wanted.setdefault(fallback_sku, SimpleNamespace(name="Onbekend artikel"))
         if not wanted:
             return
         account = refs.account_id(self.settings.products.accounts.income)
@@ -461,28 +558,36 @@ class OrdersProcess(Process):
                 sku = self._order(record).lines[index].sku
                 if sku in ids:
                     record.state["item_ids"][sku] = ids[sku]
+            if record.state.get("create_fallback") and fallback_sku in ids:
+                record.state["fallback_item_id"] = ids[fallback_sku]
 
-    def _write_creates(self, records, built, result: StepResult) -> None:
+    def _write_creates(self, records, built, result: StepResult) -> list:
         from koppel.hooks.errors import DuplicateDocNumber
         from koppel.hooks.quickbooks import BatchOp
 
         if not records:
-            return
+            return []
         if self.run.dry_run:
             for r in records:
                 doc = built[r.source_id]
                 result.end(r, "skipped", reason=f"dry run: would create {doc.entity} "
                            f"{r.state['doc_number']} (total {doc.predicted.total_amt})")
-            return
+            return []
         hook = self.run.quickbooks
         ops = [BatchOp(bid=f"d{i}", operation="create", entity=built[r.source_id].entity,
                        payload=built[r.source_id].payload) for i, r in enumerate(records)]
         answers = hook.batch(ops, request_id=hook.request_id(
             self.run.tenant_id, self.entity, "create",
             *[f"{r.source_id}:{r.state['hash']}" for r in records]))
+        to_pay = []
         for i, record in enumerate(records):
             answer, doc = answers[f"d{i}"], built[record.source_id]
-            if answer.ok:
+            if answer.ok and self._pays(self._order(record), doc.entity):
+                # booked (cross-referenced now, so never twice); ended once it is paid
+                self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
+                                         doc.entity, str(answer.value["Id"]), record.state["hash"])
+                to_pay.append((record, answer.value, doc))
+            elif answer.ok:
                 self._booked(record, answer.value, doc, "created", result)
             elif isinstance(answer.fault, DuplicateDocNumber) or getattr(answer.fault, "code", 0) == 6140:
                 rows = hook.query_in(self.entity, "DocNumber", [record.state["doc_number"]])
@@ -503,17 +608,99 @@ class OrdersProcess(Process):
                     result.fail(record, RecordError(str(answer.fault), field="number"))
             else:
                 result.fail(record, RecordError(str(answer.fault)))
+        return to_pay
 
-    def _booked(self, record, value, doc, action, result: StepResult) -> None:
+    def _invoices_to_pay(self, records, result: StepResult) -> list:
+        """Invoices booked open whose orders are paid now: their current state."""
+        if not records:
+            return []
+        current = self._current_documents(records)
+        out = []
+        for record in records:
+            row = current.get(record.state["target_id"])
+            if row is None:
+                result.fail(record, RecordError(f"booked Invoice {record.state['target_id']} "
+                                                "is gone from QuickBooks"))
+            else:
+                out.append((record, row, None))
+        return out
+
+    def _pay(self, pending, refs, result: StepResult) -> None:
+        """A Payment applied to each invoice in ``pending`` (``(record, invoice as
+        QuickBooks returned it, built document or None)``), in batches of 30 with
+        deterministic request ids; an invoice QuickBooks already shows as paid gets none.
+        A failed payment fails the record (its invoice stays booked; the next run pays)."""
+        from koppel.domain.money import cents
+        from koppel.domain.qbo_payloads import PayloadError, payment_payload, txn_date
+        from koppel.hooks.quickbooks import BatchOp
+
+        if not pending:
+            return
+        ops, waiting = [], []
+        for record, invoice, doc in pending:
+            order = self._order(record)
+            balance = cents(invoice.get("Balance", invoice.get("TotalAmt")) or 0)
+            if balance <= 0:
+                self._paid(record, invoice, doc, None, result)
+                continue
+            when = order.updated_at if doc is None and order.updated_at else order.created_at
+            try:
+                payload = payment_payload(
+                    invoice=invoice, amount=balance,
+                    txn_date=txn_date(when, self.settings.timezone),
+                    reference=record.state.get("doc_number") or order.number,
+                    payment_method_id=refs.payment_method_id(order.payment_method),
+                    deposit_account_id=self._deposit_account(refs, order),
+                    note=f"Lightspeed order {order.number} (id {order.source_id}) paid")
+            except (RecordError, PayloadError) as exc:
+                result.fail(record, RecordError(f"Invoice {invoice['Id']} booked; its payment "
+                                                f"cannot be made: {exc}", field="payment"))
+                continue
+            if self.run.dry_run:
+                result.end(record, "skipped", reason=f"dry run: would apply a payment of "
+                           f"{balance} to Invoice {invoice['Id']}")
+                continue
+            ops.append(BatchOp(bid=f"p{len(ops)}", operation="create", entity="Payment",
+                               payload=payload))
+            waiting.append((record, invoice, doc))
+        if not ops:
+            return
+        hook = self.run.quickbooks
+        answers = hook.batch(ops, request_id=hook.request_id(
+            self.run.tenant_id, "Payment", "create",
+            *[f"{r.source_id}:{inv['Id']}" for r, inv, _ in waiting]))
+        for i, (record, invoice, doc) in enumerate(waiting):
+            answer = answers[f"p{i}"]
+            if answer.ok:
+                self._paid(record, invoice, doc, answer.value, result)
+            else:
+                result.fail(record, RecordError(f"Invoice {invoice['Id']} booked; its payment "
+                                                f"failed: {answer.fault}", field="payment"))
+
+    def _paid(self, record, invoice, doc, payment, result: StepResult) -> None:
+        self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, "Invoice",
+                                 str(invoice["Id"]), record.state["hash"], state="paid")
+        note = (f"payment {payment['Id']} of {payment.get('TotalAmt')} applied" if payment
+                else "already paid in QuickBooks")
+        if doc is not None:
+            self._booked(record, invoice, doc, "created", result, payment_note=note,
+                         xref_state="paid")
+        else:
+            result.end(record, "updated", target_type="Invoice", target_id=str(invoice["Id"]),
+                       reason=f"order paid: {note} to Invoice {invoice['Id']}",
+                       details={"payment": payment["Id"] if payment else None})
+
+    def _booked(self, record, value, doc, action, result: StepResult, *,
+                payment_note: str | None = None, xref_state: str = "active") -> None:
         """A document QuickBooks wrote: cross-referenced (never booked twice), then
         verified against the shop's figures from QuickBooks' own answer."""
         target_id = str(value["Id"])
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, doc.entity,
-                                 target_id, record.state["hash"])
+                                 target_id, record.state["hash"], state=xref_state)
         details = {"doc_number": record.state["doc_number"],
                    "customer": record.state["customer"]["action"],
                    "vat_treatment": record.state.get("vat_treatment")}
-        reason = None
+        reason = payment_note
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
             reason = f"rounding line {doc.rounding_difference} closes QuickBooks' rounding"

@@ -26,6 +26,17 @@ class QboRefs:
     terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → row
+    #: ``Preferences.CurrencyPrefs`` (``HomeCurrency``, ``MultiCurrencyEnabled``)
+    currency_prefs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def home_currency(self) -> str | None:
+        home = (self.currency_prefs.get("HomeCurrency") or {}).get("value")
+        return str(home).upper() if home else None
+
+    @property
+    def multicurrency(self) -> bool:
+        return bool(self.currency_prefs.get("MultiCurrencyEnabled"))
 
     @staticmethod
     def _find(table: dict[str, dict[str, Any]], name: str | None) -> dict[str, Any] | None:
@@ -67,13 +78,16 @@ class QboRefs:
 
     def to_json(self) -> dict[str, Any]:
         """A compact copy (ids and names) to stage between a run's tasks."""
-        return {name: {key: {f: row[f] for f in _KEPT_FIELDS if f in row}
-                       for key, row in getattr(self, name).items()}
-                for name in (*_TABLES, "items")}
+        out: dict[str, Any] = {name: {key: {f: row[f] for f in _KEPT_FIELDS if f in row}
+                                      for key, row in getattr(self, name).items()}
+                               for name in (*_TABLES, "items")}
+        out["currency_prefs"] = dict(self.currency_prefs)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "QboRefs":
-        return cls(**{name: dict(data.get(name) or {}) for name in (*_TABLES, "items")})
+        return cls(**{name: dict(data.get(name) or {}) for name in (*_TABLES, "items")},
+                   currency_prefs=dict(data.get("currency_prefs") or {}))
 
     def deposit_account_id(self) -> str | None:
         for row in self.accounts.values():
@@ -95,6 +109,7 @@ def ref_queries(item_names: Iterable[str], prefix: str = "ref:") -> dict[str, st
 
     queries = {f"{prefix}{table}": f"SELECT * FROM {entity} MAXRESULTS 1000"
                for table, entity in _TABLES.items()}
+    queries[f"{prefix}prefs"] = "SELECT * FROM Preferences"
     names = sorted({n for n in item_names if n})
     if names:
         queries[f"{prefix}items"] = ("SELECT * FROM Item WHERE Name IN ("
@@ -107,11 +122,13 @@ def refs_from_rows(rows: dict[str, list[dict[str, Any]]], prefix: str = "ref:") 
     def table(name: str) -> dict[str, dict[str, Any]]:
         return {str(r.get("Name", "")).casefold(): r for r in rows.get(prefix + name, [])}
 
-    return QboRefs(**{name: table(name) for name in (*_TABLES, "items")})
+    prefs = next(iter(rows.get(prefix + "prefs") or []), {})
+    return QboRefs(**{name: table(name) for name in (*_TABLES, "items")},
+                   currency_prefs=dict(prefs.get("CurrencyPrefs") or {}))
 
 
 def load_refs(hook, item_names: Iterable[str]) -> QboRefs:
-    """Everything in one batch request (five small queries)."""
+    """Everything in one batch request (six small queries)."""
     from koppel.flows.products_target import query_batch
 
     return refs_from_rows(query_batch(hook, ref_queries(item_names)))

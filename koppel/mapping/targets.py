@@ -51,6 +51,7 @@ ORDER_LINE = {
     "discount_incl": "decimal",
     "tax_rate": "decimal",
     "tax_name": "str",
+    "variant_id": "str",
 }
 
 TAX_AMOUNT = {

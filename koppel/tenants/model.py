@@ -344,6 +344,17 @@ def _iso2(value: Any) -> Any:
 CountryCode = Annotated[str, BeforeValidator(_iso2)]
 
 
+class PaymentSettings(_Model):
+    """Where payments are booked. With ``document_type: invoice`` a paid order's invoice
+    gets a Payment applied (also when the order is paid later); sales receipts are paid
+    documents themselves. ``deposit_accounts`` picks the account per Lightspeed payment
+    title (a bank or payment-provider clearing account); unmapped: Undeposited Funds."""
+
+    apply_to_invoices: bool = Field(default=True, description="Invoice mode: apply a Payment to the invoice of every paid order (books unpaid orders as open invoices when booked.payment_status allows them).")
+    deposit_accounts: dict[str, QboName] = Field(default_factory=dict, description="Lightspeed payment title → QBO account the money is deposited to (receipts and payments).")
+    default_deposit_account: Optional[QboName] = Field(default=None, description="Deposit account for unmapped payment methods (null: Undeposited Funds).")
+
+
 class VatTreatments(_Model):
     """QuickBooks tax codes per VAT treatment (decision table: docs/accounting.md). Rates
     of domestic sales are in ``tax_codes``; these name the codes a 0 % (or foreign) line
@@ -378,6 +389,7 @@ class Settings(_Model):
     tax_codes: dict[RateKey, QboName] = Field(default_factory=dict, description="VAT rate ('21', '9', '0') → QBO TaxCode name.")
     countries: dict[str, CountryCode] = Field(default_factory=dict, description="Extra country names → ISO 3166 alpha-2.")
     vat_treatments: VatTreatments = Field(default_factory=VatTreatments)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
     prices_include_tax: bool = True
     vat_amounts: Literal["shop", "quickbooks"] = Field(
         default="shop", description="'shop': the VAT per rate on the customer's invoice is supplied to QuickBooks (TxnTaxDetail) and booked as is; 'quickbooks': QuickBooks computes the VAT. Either way the booked VAT is checked against the shop's.")
