@@ -8,6 +8,7 @@ import email
 import email.policy
 import html
 import json
+from decimal import Decimal
 import re
 import socket
 import threading
@@ -235,3 +236,47 @@ def test_the_webhook_still_gets_the_alert_when_the_mail_server_is_down(
     assert len(webhook_server.posts) == 1
     text = json.loads(webhook_server.posts[0]["body"])["text"]
     assert f"run: {run.run_id}" in text.splitlines()
+
+
+def test_a_document_booked_with_other_figures_than_the_shops_is_a_conflict_and_alerted(
+        alerting_tenant, smtp_server, webhook_server):
+    """``vat_amounts: quickbooks`` on a tax-exclusive tenant: QuickBooks rounds VAT per rate
+    (round(4.55 × 9 %) = 0.41) where the customer's invoice says 5 × 0.08 = 0.40. The
+    document QuickBooks returns is checked against the shop's figures: a conflict naming
+    both, counted by the error threshold, and an alert — the run itself succeeds."""
+    tenant = alerting_tenant(settings={"unknown_sku": "create_item", "prices_include_tax": False,
+                                       "vat_amounts": "quickbooks",
+                                       "error_threshold": {"max_count": 5, "max_fraction": None}},
+                             orders=0)
+    made = tenant.shop.control.post("/orders", json={"orders": [{
+        "person": {"email": "drop@example.nl", "firstname": "Jan", "lastname": "Drop"},
+        "lines": [{"sku": f"DROP-{n}", "title": "Drop", "price_incl": "0.33",
+                   "tax_rate": "0.09", "quantity": 3} for n in range(5)],
+        "shipping_incl": "0", "payment_fee_incl": "0", "status": "completed_shipped",
+        "payment_status": "paid"}]}).json()["orders"][0]
+    assert [(Decimal(str(t["rate"])), Decimal(str(t["amount"]))) for t in made["taxRates"]] \
+        == [(Decimal("0.09"), Decimal("0.40"))]
+
+    run = tenant.run("orders")
+    assert run.state == "success"
+    (entry,) = [r for r in tenant.activity("orders", run.run_id) if r["source_id"] == str(made["id"])]
+    assert entry["action"] == "conflict"
+    assert entry["reason"] == (f"created SalesReceipt {entry['target_id']} differs from the "
+                               "shop: VAT 9% 0.41 (shop 0.40)")
+    # QuickBooks would book 5.0 + 0.41: a rounding line (0 % VAT) keeps the total
+    assert entry["details"]["booked"] == {"total": "4.95", "vat": {"9": "0.41", "0": "0.00"}}
+    assert entry["details"]["shop"] == {"total": "4.95", "vat": {"9": "0.40"}}
+    (doc,) = [d for d in tenant.entities("SalesReceipt") if d["Id"] == entry["target_id"]]
+    assert doc["TotalAmt"] == 4.95
+    recipients, message, text = _delivered(smtp_server, webhook_server)
+    assert "1 document(s) in QuickBooks differ from the shop" in text
+    assert f"order {made['id']}: created SalesReceipt {entry['target_id']} differs from the " \
+           "shop: VAT 9% 0.41 (shop 0.40)" in text
+    assert not EMAIL.search(text) and "Drop" not in text
+
+    # reported once: the next run finds it booked and neither books nor alerts again
+    smtp_server.messages.clear()
+    webhook_server.posts.clear()
+    assert tenant.run("orders").state == "success"
+    assert len(tenant.entities("SalesReceipt")) == 1
+    assert not smtp_server.messages and not webhook_server.posts
