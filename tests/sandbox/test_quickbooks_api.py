@@ -116,7 +116,8 @@ def test_vendor_employee_and_customer_names_clash_6240(qb):
 
 @pytest.mark.parametrize("payload, code, element", [
     ({}, 2020, "DisplayName"),
-    ({"DisplayName": "x" * 101}, 2050, "DisplayName"),
+    # DisplayName: "maximum of 500 chars" (developer.intuit.com … most-commonly-used/customer)
+    ({"DisplayName": "x" * 501}, 2050, "DisplayName"),
     ({"DisplayName": "Eve", "PrimaryEmailAddr": {"Address": "not-an-email"}}, 2210,
      "PrimaryEmailAddr.Address"),
     ({"DisplayName": "Sub", "ParentRef": {"value": "999"}}, 2500, "ParentRef"),
@@ -195,7 +196,7 @@ def test_seeded_lists_and_list_entities(qb):
     accounts = {a.Name: a.AccountType for a in Account.all(qb=qb)}
     assert accounts["Undeposited Funds"] == "Other Current Asset"
     assert {c.Name for c in TaxCode.all(qb=qb)} >= {"21%", "9%", "0%", "Exempt"}
-    assert sorted(float(r.RateValue) for r in TaxRate.all(qb=qb)) == [0, 0, 9, 21]
+    assert sorted(float(r.RateValue) for r in TaxRate.all(qb=qb)) == [0, 0, 0, 0, 9, 21]
     term = Term()
     term.Name, term.DueDays = "Net 7", 7
     assert term.save(qb=qb).DueDays == 7

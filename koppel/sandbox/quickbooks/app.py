@@ -1,5 +1,13 @@
 """The QuickBooks Online sandbox app: Accounting API v3 under ``/v3/company/{realmId}``,
-Intuit OAuth 2, and the ``/_sandbox`` control plane."""
+Intuit OAuth 2, and the ``/_sandbox`` control plane.
+
+Multicurrency on the control plane (QBO turns it on in its UI only, never through the API):
+``POST /_sandbox/realms`` takes ``{"multicurrency": true, "currencies": ["USD", "GBP"]}``;
+``GET|PUT /_sandbox/realms/{id}/multicurrency`` (``{"enabled": true, "currencies": [...]}``;
+turning it off is 409, as in QBO); ``GET|PUT /_sandbox/realms/{id}/exchange-rates``
+(``{"source": "USD", "rate": 0.9, "as_of": "2025-06-01"}``: home units per unit of
+``source`` from that day on). ``InvoiceLink`` (``include=invoiceLink``) points at
+``/_sandbox/realms/{id}/invoice-link/{invoice id}``."""
 
 from __future__ import annotations
 
@@ -11,20 +19,21 @@ import threading
 from datetime import timedelta
 from typing import Any, Callable, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from koppel.sandbox.control import ControlMiddleware, SandboxControl, control_router
-from koppel.sandbox.quickbooks import entities, faults, operations, query, seed
+from koppel.sandbox.quickbooks import currencies, entities, faults, operations, query, seed
 from koppel.sandbox.quickbooks.oauth import DISCOVERY_PATH, OAuthServer, oauth_router
 from koppel.sandbox.quickbooks.store import Realm, Store, parse_time, utcnow
 
 MIN_MINOR_VERSION = 75
 MAX_BATCH_ITEMS = 30
 CDC_MAX_DAYS = 30
-SPECIAL_QUERY_ENTITIES = {"companyinfo": "CompanyInfo", "preferences": "Preferences"}
+SPECIAL_QUERY_ENTITIES = {"companyinfo": "CompanyInfo", "preferences": "Preferences",
+                          "exchangerate": "ExchangeRate"}
 
 
 class SandboxState:
@@ -45,9 +54,13 @@ class SandboxState:
             self.add_realm("NL", "Koppel Demo B.V.")
             self.add_realm("US", "Koppel Demo Inc.")
 
-    def add_realm(self, region: str, name: str) -> Realm:
+    def add_realm(self, region: str, name: str, multicurrency: bool = False,
+                  currency_codes: tuple[str, ...] = ()) -> Realm:
         realm = Realm(id=self.store.new_realm_id(), region=region, name=name)
-        return self.store.add(seed.seed_realm(realm))
+        realm = self.store.add(seed.seed_realm(realm))
+        if multicurrency:
+            enable_multicurrency(realm, currency_codes)
+        return realm
 
     def public_base(self, request: Request) -> str:
         return self.base_url or str(request.base_url).rstrip("/")
@@ -58,6 +71,44 @@ class SandboxState:
                 "realm_id": realm.id, "region": realm.region,
                 "refresh_token": self.oauth.issue_refresh_token(realm.id),
                 "discovery_url": base + DISCOVERY_PATH, "api_base_url": base + "/v3"}
+
+
+def enable_multicurrency(realm: Realm, currency_codes: tuple[str, ...] | list[str] = ()) -> None:
+    """Turn multicurrency on (for good, as in QBO) and add company currencies."""
+    with realm.lock:
+        realm.multicurrency = True
+        for code in currency_codes:
+            if code.upper() != realm.home_currency:
+                operations.add_company_currency(realm, code)
+
+
+def currency_state(realm: Realm) -> dict[str, Any]:
+    return {"realm_id": realm.id, "home_currency": realm.home_currency,
+            "multicurrency": realm.multicurrency,
+            "currencies": [{"Id": c["Id"], "Code": c["Code"], "Active": c.get("Active", True)}
+                           for c in realm.all("CompanyCurrency")]}
+
+
+def invoice_link(base: str, realm: Realm, invoice: dict) -> str | None:
+    """``InvoiceLink`` (``include=invoiceLink``): Intuit generates it "only for invoices with
+    online payment enabled and having a valid customer email address". The sandbox treats
+    online payment as enabled; the e-mail is ``BillEmail`` or the customer's."""
+    email = (invoice.get("BillEmail") or {}).get("Address")
+    if not email:
+        customer = realm.get("Customer", (invoice.get("CustomerRef") or {}).get("value"))
+        email = ((customer or {}).get("PrimaryEmailAddr") or {}).get("Address")
+    if not email or not entities.EMAIL.match(str(email).split(",")[0].strip()):
+        return None
+    return f"{base}/_sandbox/realms/{realm.id}/invoice-link/{invoice['Id']}"
+
+
+def _with_links(base: str | None, realm: Realm, invoice: dict) -> dict:
+    link = invoice_link(base, realm, invoice) if base else None
+    return {**invoice, "InvoiceLink": link} if link else invoice
+
+
+def _wants_link(params: dict[str, str]) -> bool:
+    return "invoicelink" in params.get("include", "").lower()
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
@@ -137,13 +188,18 @@ def _query_entity(name: str) -> str:
     return entity
 
 
-def run_query(realm: Realm, text: str) -> dict[str, Any]:
+def run_query(realm: Realm, text: str, link_base: str | None = None) -> dict[str, Any]:
+    """``link_base``: add ``InvoiceLink`` to Invoice rows (``include=invoiceLink``)."""
     parsed = query.parse(text)
     entity = _query_entity(parsed.entity)
     if entity == "CompanyInfo":
         rows = [seed.company_info(realm)]
     elif entity == "Preferences":
         rows = [seed.preferences(realm)]
+    elif entity == "ExchangeRate":
+        as_of = next((str(c.value) for c in parsed.conditions
+                      if c.field.lower() == "asofdate" and c.op == "="), None)
+        rows = operations.exchange_rate_rows(realm, as_of)
     else:
         rows = realm.all(entity)
     result = query.run(parsed, rows, entity in entities.HAS_ACTIVE)
@@ -151,6 +207,8 @@ def run_query(realm: Realm, text: str) -> dict[str, Any]:
         return {"totalCount": result}
     if not result:
         return {}
+    if entity == "Invoice" and link_base:
+        result = [_with_links(link_base, realm, row) for row in result]
     return {entity: result, "startPosition": parsed.start_position, "maxResults": len(result)}
 
 
@@ -304,8 +362,15 @@ def api_router(state: SandboxState) -> APIRouter:
     @router.api_route("/query", methods=["GET", "POST"])
     async def run_query_route(realm_id: str, request: Request) -> Response:
         text = request.query_params.get("query") or (await request.body()).decode()
+        base = state.public_base(request) if _wants_link(_params(request)) else None
         return await _call(state, request, realm_id,
-                           lambda realm: {"QueryResponse": run_query(realm, text)})
+                           lambda realm: {"QueryResponse": run_query(realm, text, base)})
+
+    @router.get("/exchangerate")
+    async def exchange_rate(realm_id: str, request: Request) -> Response:
+        params = _params(request)
+        return await _call(state, request, realm_id, lambda realm: operations.exchange_rate(
+            realm, params.get("sourcecurrencycode"), params.get("asofdate")))
 
     @router.post("/batch")
     async def batch(realm_id: str, request: Request) -> Response:
@@ -336,19 +401,26 @@ def api_router(state: SandboxState) -> APIRouter:
 
     @router.get("/{entity_name}/{obj_id}")
     async def read(realm_id: str, entity_name: str, obj_id: str, request: Request) -> Response:
+        base = state.public_base(request) if _wants_link(_params(request)) else None
+
         def work(realm: Realm) -> dict:
             entity = operations.resolve_entity(entity_name)
             stats.count(f"entity:{entity}")
-            return {entity: operations.read(realm, entity, obj_id)}
+            obj = operations.read(realm, entity, obj_id)
+            if entity == "Invoice" and base:
+                obj = _with_links(base, realm, obj)
+            return {entity: obj}
         return await _call(state, request, realm_id, work)
 
     @router.post("/{entity_name}")
     async def write(realm_id: str, entity_name: str, request: Request) -> Response:
         raw = await request.body()
         params = _params(request)
+        base = state.public_base(request) if _wants_link(params) else None
 
         def work(realm: Realm) -> dict:
-            entity = operations.resolve_entity(entity_name)
+            special = entity_name.lower() == "exchangerate"
+            entity = "ExchangeRate" if special else operations.resolve_entity(entity_name)
             stats.count(f"entity:{entity}")
             try:
                 payload = json.loads(raw or b"{}")
@@ -358,8 +430,13 @@ def api_router(state: SandboxState) -> APIRouter:
                 payload = payload[entity]
             if not isinstance(payload, dict):
                 raise faults.business("The request body must be a JSON object.")
-            return {entity: operations.write(realm, entity, params.get("operation"),
-                                             params.get("include", ""), payload, params)}
+            if special:
+                return operations.set_exchange_rate(realm, payload)
+            obj = operations.write(realm, entity, params.get("operation"),
+                                   params.get("include", ""), payload, params)
+            if entity == "Invoice" and base and obj.get("Id") and "status" not in obj:
+                obj = _with_links(base, realm, obj)
+            return {entity: obj}
         return await _call(state, request, realm_id, work, idempotent=True)
 
     return router
@@ -368,6 +445,28 @@ def api_router(state: SandboxState) -> APIRouter:
 class NewRealm(BaseModel):
     region: Literal["NL", "US"] = "NL"
     name: str = Field("Sandbox Company", min_length=1, max_length=100)
+    #: create the company with multicurrency on (QBO: only in the UI, never through the API)
+    multicurrency: bool = False
+    #: company currencies to add (ISO codes; needs ``multicurrency``)
+    currencies: list[str] = Field(default_factory=list)
+
+
+class MulticurrencyBody(BaseModel):
+    enabled: bool = True
+    currencies: list[str] = Field(default_factory=list)
+
+
+class ExchangeRateBody(BaseModel):
+    source: str = Field(min_length=3, max_length=3)
+    rate: float = Field(gt=0)
+    as_of: str | None = None  # yyyy-mm-dd, today when absent
+
+
+def _check_codes(codes: list[str]) -> tuple[str, ...]:
+    unknown = [c for c in codes if not currencies.known(c)]
+    if unknown:
+        raise HTTPException(422, f"unknown currency codes: {', '.join(unknown)}")
+    return tuple(c.upper() for c in codes)
 
 
 class TokenSettings(BaseModel):
@@ -400,12 +499,75 @@ def sandbox_router(state: SandboxState) -> APIRouter:
     @router.get("/realms")
     def realms() -> list[dict[str, str]]:
         return [{"realm_id": r.id, "region": r.region, "name": r.name,
-                 "default": str(r.id == state.store.default_realm_id).lower()}
+                 "default": str(r.id == state.store.default_realm_id).lower(),
+                 "home_currency": r.home_currency,
+                 "multicurrency": str(r.multicurrency).lower()}
                 for r in state.store.realms.values()]
 
     @router.post("/realms", status_code=201)
     def add_realm(body: NewRealm, request: Request) -> dict[str, str]:
-        return state.credentials(state.add_realm(body.region, body.name), request)
+        codes = _check_codes(body.currencies)
+        if codes and not body.multicurrency:
+            raise HTTPException(422, "currencies need multicurrency: true")
+        realm = state.add_realm(body.region, body.name, body.multicurrency, codes)
+        return state.credentials(realm, request)
+
+    @router.get("/realms/{realm_id}/multicurrency")
+    def multicurrency_state(realm_id: str) -> dict[str, Any]:
+        realm = realm_or_404(realm_id)
+        with realm.lock:
+            return currency_state(realm)
+
+    @router.put("/realms/{realm_id}/multicurrency")
+    def multicurrency(realm_id: str, body: MulticurrencyBody) -> dict[str, Any]:
+        """Turn multicurrency on (and add company currencies); QBO can't turn it off."""
+        realm = realm_or_404(realm_id)
+        codes = _check_codes(body.currencies)
+        if not body.enabled:
+            if realm.multicurrency:
+                raise HTTPException(409, "multicurrency can't be turned off once it is on")
+            if codes:
+                raise HTTPException(422, "currencies need enabled: true")
+            return currency_state(realm)
+        enable_multicurrency(realm, codes)
+        with realm.lock:
+            return currency_state(realm)
+
+    @router.get("/realms/{realm_id}/exchange-rates")
+    def exchange_rates(realm_id: str) -> dict[str, Any]:
+        realm = realm_or_404(realm_id)
+        with realm.lock:
+            return {"home_currency": realm.home_currency,
+                    "rates": [{"source": code, "as_of": day, "rate": float(entry["Rate"])}
+                              for code, days in sorted(realm.exchange_rates.items())
+                              for day, entry in sorted(days.items())]}
+
+    @router.put("/realms/{realm_id}/exchange-rates")
+    def set_exchange_rate(realm_id: str, body: ExchangeRateBody) -> dict[str, Any]:
+        """Set the rate (home units per unit of ``source``) from ``as_of`` on."""
+        realm = realm_or_404(realm_id)
+        if not realm.multicurrency:
+            raise HTTPException(409, "turn multicurrency on first")
+        payload = {"SourceCurrencyCode": body.source, "Rate": body.rate,
+                   "AsOfDate": body.as_of or utcnow().date().isoformat()}
+        try:
+            return operations.set_exchange_rate(realm, payload)
+        except faults.QBOFault as fault:
+            raise HTTPException(422, fault.detail) from fault
+
+    @router.get("/realms/{realm_id}/invoice-link/{invoice_id}")
+    def invoice_page(realm_id: str, invoice_id: str) -> HTMLResponse:
+        """Where ``InvoiceLink`` points: a stand-in for Intuit's pay-online page."""
+        realm = realm_or_404(realm_id)
+        with realm.lock:
+            invoice = realm.get("Invoice", invoice_id)
+        if invoice is None:
+            raise _NotFound(invoice_id)
+        currency = (invoice.get("CurrencyRef") or {}).get("value", realm.home_currency)
+        return HTMLResponse(
+            f"<!doctype html><title>Invoice {invoice.get('DocNumber', '')}</title>"
+            f"<h1>{realm.name}: invoice {invoice.get('DocNumber', '')}</h1>"
+            f"<p>Balance due: {invoice.get('Balance', 0)} {currency}</p>")
 
     @router.put("/tokens")
     def tokens(body: TokenSettings) -> dict[str, float]:

@@ -15,6 +15,29 @@ Choices where QBO is undocumented or ambiguous:
 - ``DocNumber`` longer than 21 characters is 2050 (string too long); a duplicate within the
   same transaction type is 6140 unless ``include=allowduplicatedocnum``. Without
   ``DocNumber`` the document is numbered from 1001 (``CustomTxnNumbers`` is off).
+
+Names (Customer, Vendor and Employee pages, "Business Rules" and field maxima:
+https://developer.intuit.com/app/developer/qbo/docs/api/accounting/most-commonly-used/customer,
+…/all-entities/vendor, …/all-entities/employee):
+- ``DisplayName``, ``Title``, ``GivenName``, ``MiddleName``, ``FamilyName``, ``Suffix`` and
+  ``PrintOnCheckName`` must not contain a colon, tab or newline (6000, code assumed).
+- Maxima (2050): DisplayName 500, Title 16, GivenName/MiddleName/FamilyName 100, Suffix 16,
+  CompanyName 100, PrintOnCheckName 110, Notes 2000 (Customer page; Vendor and Employee
+  assumed the same).
+- Item ``Name``: ≤ 100 (Item page); a colon, tab or newline is refused as well (assumed:
+  the Item page does not list it, but ``FullyQualifiedName`` joins levels with colons).
+
+Currencies (multicurrency; sources in :mod:`koppel.sandbox.quickbooks.currencies`):
+- Customer ``CurrencyRef``: the home currency when absent; a foreign one needs
+  multicurrency and is added to the company currencies when missing (Customer page: "If
+  specified currency is not currently in the company's currency list, it is added");
+  fixed once created ("Once set, it cannot be changed").
+- Sales documents and payments: ``CurrencyRef`` absent means the home currency (assumed;
+  Intuit: "This must be defined if multicurrency is enabled"); a foreign one needs
+  multicurrency and an active CompanyCurrency; it must equal the customer's currency.
+  ``ExchangeRate`` is 1 in the home currency, else the one sent or the rate table's for
+  ``TxnDate``; with multicurrency on, ``HomeTotalAmt = round(TotalAmt × ExchangeRate, 2)``
+  ("Applicable if multicurrency is enabled for the company").
 """
 
 from __future__ import annotations
@@ -25,16 +48,17 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
-from koppel.sandbox.quickbooks import faults, money, seed
+from koppel.sandbox.quickbooks import currencies, faults, money, seed
 from koppel.sandbox.quickbooks.store import Realm, utcnow
 
 PEOPLE = ("Customer", "Vendor", "Employee")
 SALES_DOCS = ("SalesReceipt", "Invoice", "CreditMemo", "RefundReceipt")
 TRANSACTIONS = SALES_DOCS + ("Payment", "InventoryAdjustment")
-LISTS = PEOPLE + ("Item", "Account", "Term", "PaymentMethod", "TaxCode", "TaxRate")
+LISTS = PEOPLE + ("Item", "Account", "Term", "PaymentMethod", "TaxCode", "TaxRate", "Class",
+                  "CustomerType", "CompanyCurrency")
 ENTITIES = LISTS + TRANSACTIONS + ("Attachable",)
 URL_NAMES = {name.lower(): name for name in ENTITIES}
-CREATABLE = set(ENTITIES) - {"TaxCode", "TaxRate"}
+CREATABLE = set(ENTITIES) - {"TaxCode", "TaxRate", "CustomerType"}
 DELETABLE = set(TRANSACTIONS) | {"Attachable"}
 VOIDABLE = {"Invoice", "SalesReceipt", "Payment"}
 HAS_ACTIVE = set(LISTS)
@@ -44,6 +68,15 @@ MAX_CUSTOMER_LEVELS = 5
 SHIPPING_ITEM_ID = "SHIPPING_ITEM_ID"
 DELETED_SUFFIX = " (deleted)"
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+#: Customer/Vendor/Employee: "must not contain colon (:), tab (\\t), or newline (\\n)"
+INVALID_NAME_CHARACTERS = (":", "\t", "\n")
+PERSON_NAME_FIELDS = ("DisplayName", "Title", "GivenName", "MiddleName", "FamilyName",
+                      "Suffix", "PrintOnCheckName")
+PERSON_MAX_LENGTHS = (("Title", 16), ("GivenName", 100), ("MiddleName", 100),
+                      ("FamilyName", 100), ("Suffix", 16), ("CompanyName", 100),
+                      ("PrintOnCheckName", 110), ("Notes", 2000))
+MAX_DISPLAY_NAME = 500
+MAX_ITEM_NAME = 100
 
 COMMON_READ_ONLY = {"Id", "SyncToken", "MetaData", "domain", "sparse", "time", "status"}
 READ_ONLY = {
@@ -53,6 +86,10 @@ READ_ONLY = {
     "Account": {"FullyQualifiedName", "CurrentBalance", "CurrentBalanceWithSubAccounts"},
     **{doc: {"TotalAmt", "Balance", "HomeTotalAmt", "HomeBalance", "RemainingCredit",
              "TxnTaxDetail"} for doc in SALES_DOCS},
+    "Invoice": {"TotalAmt", "Balance", "HomeTotalAmt", "HomeBalance", "RemainingCredit",
+                "TxnTaxDetail", "InvoiceLink"},
+    "CompanyCurrency": {"Name"},
+    "Class": {"FullyQualifiedName"},
     "Payment": {"UnappliedAmt"},
     "Attachable": {"TempDownloadUri", "Size"},
 }
@@ -77,6 +114,15 @@ def _max_len(obj: dict, element: str, limit: int) -> None:
     value = obj.get(element)
     if isinstance(value, str) and len(value) > limit:
         raise faults.too_long(element, limit, len(value))
+
+
+def _max_name_len(obj: dict, element: str, limit: int) -> None:
+    """A name's maximum, not counting the " (deleted)" QBO appends to inactive names."""
+    value = obj.get(element)
+    if isinstance(value, str):
+        base = value[: -len(DELETED_SUFFIX)] if value.endswith(DELETED_SUFFIX) else value
+        if len(base) > limit:
+            raise faults.too_long(element, limit, len(base))
 
 
 def _email(obj: dict, element: str) -> None:
@@ -121,6 +167,96 @@ def _currency(realm: Realm, obj: dict) -> None:
                                    "name": realm.settings["currency_name"]})
 
 
+def _no_invalid_characters(obj: dict, element: str) -> None:
+    value = obj.get(element)
+    if not isinstance(value, str):
+        return
+    for char in INVALID_NAME_CHARACTERS:
+        if char in value:
+            raise faults.invalid_characters(element, char)
+
+
+# -- currencies ----------------------------------------------------------------------------
+def company_currency(realm: Realm, code: str) -> dict | None:
+    """The CompanyCurrency with ``code`` (active or not), if the company has it."""
+    for obj in realm.table("CompanyCurrency").values():
+        if str(obj.get("Code", "")).upper() == code.upper():
+            return obj
+    return None
+
+
+def _usable_currency(realm: Realm, element: str, code: str, may_add: bool = False) -> None:
+    """Refuse an unknown code, a foreign code without multicurrency and (unless ``may_add``)
+    a foreign code that is not an active company currency."""
+    if not currencies.known(code):
+        raise faults.unknown_currency(element, code)
+    if code == realm.home_currency:
+        return
+    if not realm.multicurrency:
+        raise faults.multicurrency_off(element, code, realm.home_currency)
+    existing = company_currency(realm, code)
+    if existing is not None and existing.get("Active") is False:
+        raise faults.currency_not_active(element, code)
+    if existing is None and not may_add:
+        raise faults.currency_not_active(element, code)
+
+
+def _customer_currency(realm: Realm, obj: dict, old: dict | None) -> None:
+    sent = currencies.code_of(obj.get("CurrencyRef"))
+    if old is not None:
+        current = currencies.code_of(old.get("CurrencyRef")) or realm.home_currency
+        if sent is not None and sent != current:
+            raise faults.business("You can't change the currency of a customer.", "CurrencyRef")
+        obj["CurrencyRef"] = currencies.ref(current)
+        return
+    code = sent or realm.home_currency
+    _usable_currency(realm, "CurrencyRef", code, may_add=True)  # added by operations
+    obj["CurrencyRef"] = currencies.ref(code)
+
+
+def rate_on(realm: Realm, code: str, day: str | None) -> tuple[Decimal, dict | None]:
+    """(home units per unit of ``code`` on ``day`` (today when None), the stored rate it
+    comes from: the latest set on or before ``day``; None for the sandbox default)."""
+    wanted = (currencies.as_date(day) or utcnow().date()).isoformat()
+    if code == realm.home_currency:
+        return Decimal(1), None
+    set_rates = realm.exchange_rates.get(code, {})
+    earlier = [d for d in set_rates if d <= wanted]
+    if earlier:
+        stored = set_rates[max(earlier)]
+        return Decimal(str(stored["Rate"])), stored
+    return currencies.default_rate(code, realm.home_currency), None
+
+
+def _document_currency(realm: Realm, obj: dict, customer: dict | None) -> None:
+    """CurrencyRef and ExchangeRate of a sales document or payment (TxnDate already set)."""
+    code = currencies.code_of(obj.get("CurrencyRef")) or realm.home_currency
+    _usable_currency(realm, "CurrencyRef", code)
+    if customer is not None:
+        customer_code = currencies.code_of(customer.get("CurrencyRef")) or realm.home_currency
+        if customer_code != code:
+            raise faults.currency_mismatch(code, customer_code)
+    obj["CurrencyRef"] = currencies.ref(code)
+    if code == realm.home_currency:
+        obj["ExchangeRate"] = 1
+        return
+    sent = money.dec(obj.get("ExchangeRate"))
+    if sent is not None and sent < 0:
+        raise faults.business("ExchangeRate must be a positive number.", "ExchangeRate")
+    rate = sent if sent else rate_on(realm, code, obj.get("TxnDate"))[0]
+    obj["ExchangeRate"] = money.num(rate)
+
+
+def _home_amounts(realm: Realm, obj: dict) -> None:
+    """``HomeTotalAmt`` (multicurrency companies only)."""
+    if not realm.multicurrency:
+        obj.pop("HomeTotalAmt", None)
+        return
+    rate = money.dec(obj.get("ExchangeRate")) or Decimal(1)
+    obj["HomeTotalAmt"] = money.num(money.q2((money.dec(obj.get("TotalAmt")) or money.ZERO)
+                                             * rate))
+
+
 # -- names ----------------------------------------------------------------------------------
 def _name_clash(realm: Realm, entities: tuple[str, ...], field: str, name: str,
                 self_key: tuple[str, str] | None) -> bool:
@@ -135,10 +271,11 @@ def _name_clash(realm: Realm, entities: tuple[str, ...], field: str, name: str,
 
 
 def _prepare_person(realm: Realm, entity: str, obj: dict, old: dict | None) -> None:
-    for element, limit in (("GivenName", 100), ("MiddleName", 100), ("FamilyName", 100),
-                           ("CompanyName", 100), ("Title", 16), ("Suffix", 16),
-                           ("PrintOnCheckName", 110), ("Notes", 2000)):
+    _max_name_len(obj, "DisplayName", MAX_DISPLAY_NAME)
+    for element, limit in PERSON_MAX_LENGTHS:
         _max_len(obj, element, limit)
+    for element in PERSON_NAME_FIELDS:
+        _no_invalid_characters(obj, element)
     if not obj.get("DisplayName"):
         parts = [obj.get(k) for k in ("Title", "GivenName", "MiddleName", "FamilyName",
                                       "Suffix") if obj.get(k)]
@@ -148,7 +285,7 @@ def _prepare_person(realm: Realm, entity: str, obj: dict, old: dict | None) -> N
         obj["DisplayName"] = derived
     obj["Active"] = obj.get("Active", True) is not False
     obj["DisplayName"] = _active_name(obj["DisplayName"], obj["Active"])
-    _max_len(obj, "DisplayName", 100 + (0 if obj["Active"] else len(DELETED_SUFFIX)))
+    _max_name_len(obj, "DisplayName", MAX_DISPLAY_NAME)
     _email(obj, "PrimaryEmailAddr")
     phone = (obj.get("PrimaryPhone") or {}).get("FreeFormNumber")
     if phone and len(phone) > 30:
@@ -160,9 +297,7 @@ def _prepare_person(realm: Realm, entity: str, obj: dict, old: dict | None) -> N
     if entity != "Customer":
         return
     obj["BalanceWithJobs"] = (old or {}).get("BalanceWithJobs", 0)
-    _currency(realm, obj)
-    if old and old.get("CurrencyRef", {}).get("value") != obj["CurrencyRef"].get("value"):
-        raise faults.business("You can't change the currency of a customer.", "CurrencyRef")
+    _customer_currency(realm, obj, old)
     obj.setdefault("Taxable", True)
     parent = _existing(realm, "Customer", obj.get("ParentRef"), "ParentRef")
     if parent is not None:
@@ -188,7 +323,8 @@ def _prepare_person(realm: Realm, entity: str, obj: dict, old: dict | None) -> N
 def _prepare_item(realm: Realm, obj: dict, old: dict | None) -> None:
     if not obj.get("Name"):
         raise faults.required("Name")
-    _max_len(obj, "Name", 100)
+    _max_name_len(obj, "Name", MAX_ITEM_NAME)
+    _no_invalid_characters(obj, "Name")
     for element, limit in (("Sku", 100), ("Description", 4000), ("PurchaseDesc", 1000)):
         _max_len(obj, element, limit)
     item_type = obj.get("Type") or (old or {}).get("Type") or "NonInventory"
@@ -282,6 +418,41 @@ def _prepare_payment_method(realm: Realm, obj: dict, old: dict | None) -> None:
         raise faults.invalid_enum("Type", obj["Type"])
 
 
+def _prepare_class(realm: Realm, obj: dict, old: dict | None) -> None:
+    _prepare_named(realm, "Class", obj, old, 100, "class")
+    _no_invalid_characters(obj, "Name")
+    parent = _existing(realm, "Class", obj.get("ParentRef"), "ParentRef")
+    if parent is not None:
+        obj.update(SubClass=True, ParentRef={"value": parent["Id"], "name": parent["Name"]},
+                   FullyQualifiedName=f"{parent['FullyQualifiedName']}:{obj['Name']}")
+    else:
+        obj.update(SubClass=False, FullyQualifiedName=obj["Name"])
+        obj.pop("ParentRef", None)
+
+
+def _prepare_company_currency(realm: Realm, obj: dict, old: dict | None) -> None:
+    """``{"Code": "GBP"}`` → a company currency (multicurrency companies only)."""
+    if not realm.multicurrency:
+        raise faults.business("Multicurrency is not enabled for this company; company "
+                              "currencies can't be added.", "Code")
+    code = currencies.code_of(obj.get("Code")) or currencies.code_of((old or {}).get("Code"))
+    if code is None:
+        raise faults.required("Code")
+    _max_len(obj, "Code", 100)
+    if old is not None and code != old["Code"]:
+        raise faults.business("The code of a company currency can't be changed.", "Code")
+    if not currencies.known(code):
+        raise faults.unknown_currency("Code", code)
+    if code == realm.home_currency:
+        raise faults.business(f"{code} is the home currency of this company.", "Code")
+    other = company_currency(realm, code)
+    if other is not None and (old is None or other["Id"] != old["Id"]):
+        raise faults.duplicate_name("currency")
+    obj["Code"] = code
+    obj["Name"] = currencies.name(code)
+    obj["Active"] = obj.get("Active", True) is not False
+
+
 # -- transactions -------------------------------------------------------------------------
 def _doc_number(realm: Realm, entity: str, obj: dict, old: dict | None,
                 params: dict[str, str]) -> None:
@@ -312,8 +483,7 @@ def _txn_basics(realm: Realm, entity: str, obj: dict, old: dict | None,
     _max_len(obj, "PrivateNote", 4000)
     _existing(realm, "PaymentMethod", obj.get("PaymentMethodRef"), "PaymentMethodRef")
     _email(obj, "BillEmail")
-    _currency(realm, obj)
-    obj.setdefault("ExchangeRate", 1)
+    _document_currency(realm, obj, customer)
 
 
 def _rates_for(realm: Realm) -> Callable[[str], list[money.Rate]]:
@@ -390,12 +560,13 @@ def _prepare_sales_doc(realm: Realm, entity: str, obj: dict, old: dict | None,
     _prepare_sales_lines(realm, obj)
     rates = _rates_for(realm)
     if realm.vat:
-        money.compute_vat_document(obj, rates)
+        money.compute_vat_document(obj, rates, sent_tax)
     else:
         code = _ref_value((sent_tax or {}).get("TxnTaxCodeRef"))
         if code is not None and realm.get("TaxCode", code) is None:
             raise faults.invalid_reference("TxnTaxDetail.TxnTaxCodeRef", "TaxCode", code)
         money.compute_us_document(obj, rates, realm.default_sales_tax_code, sent_tax)
+    _home_amounts(realm, obj)
     if entity in ("SalesReceipt", "RefundReceipt"):
         default = seed.UNDEPOSITED_FUNDS if entity == "SalesReceipt" else seed.CHECKING
         obj.setdefault("DepositToAccountRef", {"value": default})
@@ -511,6 +682,10 @@ def prepare(realm: Realm, entity: str, obj: dict, old: dict | None, params: dict
         _prepare_term(realm, obj, old)
     elif entity == "PaymentMethod":
         _prepare_payment_method(realm, obj, old)
+    elif entity == "Class":
+        _prepare_class(realm, obj, old)
+    elif entity == "CompanyCurrency":
+        _prepare_company_currency(realm, obj, old)
     elif entity in SALES_DOCS:
         _prepare_sales_doc(realm, entity, obj, old, params, sent_tax)
     elif entity == "Payment":

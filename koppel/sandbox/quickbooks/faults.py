@@ -8,6 +8,13 @@ application not authorised for the realm, 3200 authentication failed, 4000 query
 error, 4001 query validation error (unknown entity/property, MAXRESULTS > 1000), 5010
 stale object, 6000 business validation (catch-all, also batch > 30 items), 6070 amount ≠
 qty × unit price, 6140 duplicate document number, 6240 duplicate name.
+
+Names and currencies (sources in :mod:`koppel.sandbox.quickbooks.entities` and
+:mod:`koppel.sandbox.quickbooks.currencies`): a name past its documented maximum is 2050;
+a name with a colon, tab or newline is 6000 (Intuit documents the rule, not the code:
+assumed); an unknown currency code is 2500 (assumed); a foreign currency without
+multicurrency, a currency that is not an active company currency, a document whose
+currency differs from its customer's and a changed customer currency are 6000 (assumed).
 """
 
 from __future__ import annotations
@@ -109,6 +116,38 @@ def amount_mismatch(line_num: int) -> QBOFault:
 def business(detail: str, element: str = "") -> QBOFault:
     return QBOFault(6000, "A business validation error has occurred while processing your request",
                     f"Business Validation Error: {detail}", element)
+
+
+INVALID_NAME_CHARACTERS = {":": "colon (:)", "\t": "tab (\\t)", "\n": "newline (\\n)"}
+
+
+def invalid_characters(element: str, found: str) -> QBOFault:
+    """A name with a character Intuit documents as invalid (code assumed: 6000)."""
+    return business(f"{element} must not contain colon (:), tab (\\t), or newline (\\n) "
+                    f"characters; found a {INVALID_NAME_CHARACTERS.get(found, repr(found))}.",
+                    element)
+
+
+def unknown_currency(element: str, code: Any) -> QBOFault:
+    return QBOFault(2500, "Invalid Reference Id",
+                    f"Invalid Reference Id : Currency {code} is not a supported currency "
+                    f"code ({element}={code})", element)
+
+
+def multicurrency_off(element: str, code: str, home: str) -> QBOFault:
+    return business(f"Multicurrency is not enabled for this company: {element} must be the "
+                    f"home currency {home}, not {code}.", element)
+
+
+def currency_not_active(element: str, code: str) -> QBOFault:
+    return business(f"The currency {code} is not an active currency of this company; add it "
+                    f"(CompanyCurrency) or reactivate it first.", element)
+
+
+def currency_mismatch(code: str, customer_code: str) -> QBOFault:
+    return business(f"The transaction currency {code} differs from the currency of the "
+                    f"customer ({customer_code}); a customer can only have transactions in "
+                    f"its own currency.", "CurrencyRef")
 
 
 def unsupported(detail: str) -> QBOFault:

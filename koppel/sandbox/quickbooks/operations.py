@@ -12,8 +12,8 @@ from copy import deepcopy
 from decimal import Decimal
 from typing import Any
 
-from koppel.sandbox.quickbooks import entities, faults, money
-from koppel.sandbox.quickbooks.store import Realm, parse_time
+from koppel.sandbox.quickbooks import currencies, entities, faults, money
+from koppel.sandbox.quickbooks.store import Realm, parse_time, stamp, utcnow
 
 STOCK_SIGN = {"SalesReceipt": -1, "Invoice": -1, "CreditMemo": 1, "RefundReceipt": 1}
 
@@ -114,6 +114,11 @@ def _set_invoice_balance(realm: Realm, invoice: dict) -> None:
     applied = _applied(realm, invoice["Id"]) if invoice.get("Id") else Decimal(0)
     total = money.dec(invoice.get("TotalAmt")) or Decimal(0)
     invoice["Balance"] = money.num(total - applied)
+    if "HomeTotalAmt" in invoice:  # multicurrency companies
+        rate = money.dec(invoice.get("ExchangeRate")) or Decimal(1)
+        invoice["HomeBalance"] = money.num(money.q2((total - applied) * rate))
+    else:
+        invoice.pop("HomeBalance", None)
     links = [{"TxnId": p["Id"], "TxnType": "Payment"} for p in realm.all("Payment")
              if invoice.get("Id") in _invoice_ids(p)]
     if links:
@@ -124,6 +129,12 @@ def _set_invoice_balance(realm: Realm, invoice: dict) -> None:
 
 def _side_effects(realm: Realm, entity: str, old: dict | None, new: dict | None) -> None:
     _apply_stock(realm, entity, old, new)
+    if entity == "Customer" and new is not None:
+        # "If specified currency is not currently in the company's currency list, it is
+        # added." (Customer.CurrencyRef, Intuit's Customer page)
+        code = currencies.code_of(new.get("CurrencyRef"))
+        if code and code != realm.home_currency:
+            add_company_currency(realm, code)
     if entity == "Payment":
         _refresh_invoices(realm, _invoice_ids(old) | _invoice_ids(new))
 
@@ -235,8 +246,9 @@ def void(realm: Realm, entity: str, payload: dict) -> dict:
             voided["Line"] = []
             voided["UnappliedAmt"] = 0
         voided["TotalAmt"] = 0
-        if "Balance" in voided:
-            voided["Balance"] = 0
+        for key in ("Balance", "HomeTotalAmt", "HomeBalance"):
+            if key in voided:
+                voided[key] = 0
         if "TxnTaxDetail" in voided:
             voided["TxnTaxDetail"] = {"TotalTax": 0}
         voided["PrivateNote"] = "Voided"
@@ -283,4 +295,110 @@ def changed_since(realm: Realm, entity: str, since: Any) -> list[dict[str, Any]]
                 if (parse_time(obj["MetaData"]["LastUpdatedTime"]) or since) > since]
         rows += [t.as_cdc() for t in realm.tombstones if t.entity == entity
                  and t.deleted_at > since]
+        return rows
+
+
+# -- multicurrency ------------------------------------------------------------------------
+def add_company_currency(realm: Realm, code: str) -> dict:
+    """The company currency ``code``, added (active) when the company lacks it."""
+    with realm.lock:
+        existing = entities.company_currency(realm, code)
+        if existing is not None:
+            return deepcopy(existing)
+        obj = realm.insert("CompanyCurrency", {"Code": code.upper(), "Name": currencies.name(code),
+                                               "Active": True})
+        return deepcopy(obj)
+
+
+def _rate_object(realm: Realm, code: str, as_of: str, rate: Decimal, target: str,
+                 stored: dict | None) -> dict[str, Any]:
+    return {"SyncToken": str((stored or {}).get("SyncToken", "0")), "domain": "QBO",
+            "AsOfDate": as_of, "SourceCurrencyCode": code, "Rate": money.num(rate),
+            "sparse": False, "TargetCurrencyCode": target,
+            "MetaData": {"LastUpdatedTime": (stored or {}).get("LastUpdatedTime")
+                         or stamp(realm.created)}}
+
+
+def _require_multicurrency(realm: Realm) -> None:
+    if not realm.multicurrency:
+        raise faults.business("Multicurrency is not enabled for this company; exchange rates "
+                              "are not available.")
+
+
+def exchange_rate(realm: Realm, code: str | None, as_of: str | None) -> dict[str, Any]:
+    """``GET /exchangerate?sourcecurrencycode=&asofdate=``: ``{"ExchangeRate": {...}}``, or
+    ``{}`` for a code neither the company nor the global list has (Intuit: "an empty
+    response is returned")."""
+    _require_multicurrency(realm)
+    if not code:
+        raise faults.required("sourcecurrencycode")
+    if as_of is not None and currencies.as_date(as_of) is None:
+        raise faults.QBOFault(2170, "Invalid Enumeration", f"Invalid asofdate : {as_of}",
+                              "asofdate")
+    code = code.upper()
+    if not currencies.known(code):
+        return {}
+    day = (currencies.as_date(as_of) or utcnow().date()).isoformat()
+    with realm.lock:
+        rate, stored = entities.rate_on(realm, code, day)
+        return {"ExchangeRate": _rate_object(realm, code, day, rate, realm.home_currency,
+                                             stored)}
+
+
+def set_exchange_rate(realm: Realm, payload: dict[str, Any]) -> dict[str, Any]:
+    """``POST /exchangerate`` (also the control plane): SourceCurrencyCode, Rate and AsOfDate
+    are mandatory, TargetCurrencyCode defaults to the home currency, the home currency can't
+    be the source, and source = target sets the rate to 1."""
+    _require_multicurrency(realm)
+    payload = entities.clean(payload)
+    for element in ("SourceCurrencyCode", "Rate", "AsOfDate"):
+        if element not in payload:
+            raise faults.required(element)
+    code = currencies.code_of(payload["SourceCurrencyCode"]) or ""
+    target = currencies.code_of(payload.get("TargetCurrencyCode")) or realm.home_currency
+    for element, value in (("SourceCurrencyCode", code), ("TargetCurrencyCode", target)):
+        if not currencies.known(value):
+            raise faults.unknown_currency(element, value)
+    if code == realm.home_currency:
+        raise faults.business(f"{code} is the home currency; its exchange rate is always 1.",
+                              "SourceCurrencyCode")
+    if target != realm.home_currency and target != code:
+        raise faults.business("Exchange rates are set against the home currency "
+                              f"{realm.home_currency}.", "TargetCurrencyCode")
+    day = currencies.as_date(payload["AsOfDate"])
+    if day is None:
+        raise faults.QBOFault(2170, "Invalid Enumeration",
+                              f"Invalid AsOfDate : {payload['AsOfDate']}", "AsOfDate")
+    rate = money.dec(payload["Rate"])
+    if rate is None or rate <= 0:
+        raise faults.business("Rate must be a positive number.", "Rate")
+    if target == code:  # stored nowhere: a currency is always worth 1 of itself
+        return {"ExchangeRate": _rate_object(realm, code, day.isoformat(), Decimal(1), code,
+                                             None)}
+    with realm.lock:
+        per_code = realm.exchange_rates.setdefault(code, {})
+        previous = per_code.get(day.isoformat())
+        if previous is not None and "SyncToken" in payload \
+                and str(payload["SyncToken"]) != previous["SyncToken"]:
+            raise faults.stale("ExchangeRate", f"{code}/{day.isoformat()}")
+        stored = {"Rate": str(rate), "TargetCurrencyCode": realm.home_currency,
+                  "SyncToken": str(int(previous["SyncToken"]) + 1) if previous else "0",
+                  "LastUpdatedTime": stamp(utcnow())}
+        per_code[day.isoformat()] = stored
+        return {"ExchangeRate": _rate_object(realm, code, day.isoformat(), rate,
+                                             realm.home_currency, stored)}
+
+
+def exchange_rate_rows(realm: Realm, as_of: str | None) -> list[dict[str, Any]]:
+    """Rows for ``select * from exchangerate``: each active company currency's rate on
+    ``as_of`` (today when the query names no ``AsOfDate``)."""
+    _require_multicurrency(realm)
+    day = (currencies.as_date(as_of) or utcnow().date()).isoformat()
+    with realm.lock:
+        rows = []
+        for obj in realm.all("CompanyCurrency"):
+            if obj.get("Active") is False:
+                continue
+            rate, stored = entities.rate_on(realm, obj["Code"], day)
+            rows.append(_rate_object(realm, obj["Code"], day, rate, realm.home_currency, stored))
         return rows

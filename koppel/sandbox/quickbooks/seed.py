@@ -47,9 +47,16 @@ PAYMENT_METHODS = [("Cash", "NON_CREDIT_CARD"), ("Check", "NON_CREDIT_CARD"),
                    ("American Express", "CREDIT_CARD"), ("Discover", "CREDIT_CARD"),
                    ("PayPal", "NON_CREDIT_CARD")]
 
-NL_RATES = [("1", "21% BTW", 21), ("2", "9% BTW", 9), ("3", "0% BTW", 0), ("4", "Vrijgesteld", 0)]
+# A Dutch VAT company's sales tax codes: one per rate, plus the zero-rated treatments the
+# BTW-aangifte keeps apart (3a export outside the EU, 3b intra-EU supplies to businesses).
+# The names are the sandbox's choice (assumed, docs/sandbox-fidelity.md): a company names
+# its own codes and a tenant maps them in settings.tax_codes / settings.vat_treatments.
+NL_RATES = [("1", "21% BTW", 21), ("2", "9% BTW", 9), ("3", "0% BTW", 0), ("4", "Vrijgesteld", 0),
+            ("5", "0% ICP (verlegd)", 0), ("6", "0% Export buiten EU", 0)]
 NL_CODES = [("1", "21%", "BTW hoog tarief", "1"), ("2", "9%", "BTW laag tarief", "2"),
-            ("3", "0%", "BTW nultarief", "3"), ("4", "Exempt", "Vrijgesteld van BTW", "4")]
+            ("3", "0%", "BTW nultarief", "3"), ("4", "Exempt", "Vrijgesteld van BTW", "4"),
+            ("5", "0% ICP", "Intracommunautaire levering, BTW verlegd", "5"),
+            ("6", "0% Export", "Uitvoer buiten de EU", "6")]
 US_RATES = [("1", "California State", 6), ("2", "Alameda County District", 2.25),
             ("3", "Out of state", 0)]
 US_CODES = [("2", "California", "California combined sales tax", ["1", "2"]),
@@ -187,7 +194,7 @@ def preferences(realm: Realm) -> dict[str, Any]:
                                 "ETransactionEnabledStatus": "NotApplicable",
                                 "DefaultTerms": _ref("3"), "UsingPriceLevels": False,
                                 "AllowServiceDate": False, "AllowEstimates": True},
-            "CurrencyPrefs": {"MultiCurrencyEnabled": False,
+            "CurrencyPrefs": {"MultiCurrencyEnabled": realm.multicurrency,
                               "HomeCurrency": _ref(currency)},
             "ProductAndServicesPrefs": {"ForSales": True, "ForPurchase": True,
                                         "QuantityWithPriceAndRate": True,

@@ -68,6 +68,19 @@ class Realm:
     _doc_numbers: dict[str, itertools.count] = field(default_factory=dict)
     default_sales_tax_code: str = ""
     created: datetime = field(default_factory=utcnow)
+    #: ``Preferences.CurrencyPrefs.MultiCurrencyEnabled``: off by default, turned on only
+    #: through the control plane (QBO: in the UI, never through the API), never off again
+    multicurrency: bool = False
+    #: rates set through ``POST /exchangerate`` or the control plane:
+    #: ``{source code: {"yyyy-mm-dd": {"Rate", "TargetCurrencyCode", "SyncToken",
+    #: "LastUpdatedTime"}}}`` (see :mod:`koppel.sandbox.quickbooks.currencies`)
+    exchange_rates: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Snapshots from before a field existed restore with its default."""
+        state.setdefault("multicurrency", False)
+        state.setdefault("exchange_rates", {})
+        self.__dict__.update(state)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -76,6 +89,11 @@ class Realm:
     @property
     def vat(self) -> bool:
         return bool(self.settings["vat"])
+
+    @property
+    def home_currency(self) -> str:
+        """``Preferences.CurrencyPrefs.HomeCurrency``: EUR for NL realms, USD for US."""
+        return str(self.settings["currency"])
 
     # -- objects ------------------------------------------------------------------------
     def table(self, entity: str) -> dict[str, dict]:
