@@ -15,6 +15,13 @@ Rules
   and unique across Customer, Vendor and Employee in QBO: on a clash koppel first tries
   a suffix derived from the e-mail address (the same customer always gets the same
   name), then `` (2)``, `` (3)``… — it never fails an order over a name.
+* Currencies (multicurrency companies): QuickBooks fixes a customer's currency when it is
+  created (``CurrencyRef``, "Once set, it cannot be changed") and a sales document must
+  be in its customer's currency. So an order only lands on a customer in the order's
+  currency (:attr:`CustomerPolicy.wanted_currency`): customers in other currencies are
+  not matches. When the e-mail address (or the company) is in QuickBooks only in other
+  currencies, a second customer is made, named ``<name> (<CUR>)`` — deterministic, the
+  usual clash handling on top. Updates never touch ``CurrencyRef``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,15 @@ from typing import Any, Literal, Mapping, Sequence
 
 from koppel.domain.countries import same_country
 from koppel.domain.emails import email_key, usable_email
-from koppel.domain.names import MAX_NAME, Taken, qbo_name, resolve_name, stable_tag, truncate_at_word
+from koppel.domain.names import (
+    MAX_NAME,
+    Taken,
+    qbo_name,
+    resolve_name,
+    stable_tag,
+    truncate_at_word,
+    with_suffix,
+)
 from koppel.domain.qbo_payloads import customer_payload, sparse_update
 from koppel.domain.records import MappedCustomer
 
@@ -91,13 +106,56 @@ def pick_lowest_id(candidates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]
     return min(candidates, key=lambda record: _id_order(record["Id"]))
 
 
+def currency_code(value: Any) -> str | None:
+    """An ISO currency code, upper case (``None`` for nothing)."""
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    text = str(value).strip().upper() if value is not None else ""
+    return text or None
+
+
+def customer_currency(record: Mapping[str, Any], home_currency: str | None = None) -> str | None:
+    """The currency of a QBO customer: its ``CurrencyRef``, else the home currency (a
+    company without multicurrency may leave it out)."""
+    return currency_code(record.get("CurrencyRef")) or currency_code(home_currency)
+
+
+def currency_display_name(base: str, currency: str, limit: int = MAX_DISPLAY_NAME) -> str:
+    """``<base> (<CUR>)``: the name of a customer's second customer in another currency
+    (``base`` is cut at a word boundary so the whole fits ``limit``)."""
+    return with_suffix(base, currency_code(currency) or str(currency), limit)
+
+
 @dataclass(frozen=True)
 class CustomerPolicy:
-    """Tenant settings for customers."""
+    """Tenant settings for customers.
+
+    ``currency``: the ``CurrencyRef`` new customers get (a foreign currency; ``None``
+    creates them in the home currency, QuickBooks' default). ``home_currency``: the
+    company's home currency, when known. Only customers in :attr:`wanted_currency` are
+    matches; when neither is known every customer is (a company without multicurrency).
+    """
 
     default_customer_id: str
     bill_with_parent: bool = True
     currency: str | None = None
+    home_currency: str | None = None
+
+    @property
+    def wanted_currency(self) -> str | None:
+        """The currency an order's customer must have (``None``: not known, any)."""
+        return currency_code(self.currency) or currency_code(self.home_currency)
+
+    @property
+    def foreign(self) -> bool:
+        """Whether customers are made in a currency other than the home currency."""
+        cur = currency_code(self.currency)
+        return cur is not None and cur != currency_code(self.home_currency)
+
+    def accepts(self, record: Mapping[str, Any]) -> bool:
+        """Whether the QBO customer ``record`` may take this policy's orders (its currency)."""
+        wanted = self.wanted_currency
+        return wanted is None or customer_currency(record, self.home_currency) == wanted
 
 
 @dataclass(frozen=True)
@@ -163,6 +221,8 @@ def decide_customer(
     (the caller queries; compared again case-insensitively here). ``company_match``: the
     QBO company customer whose ``CompanyName``/``DisplayName`` equals the mapped company
     name, if any. ``taken``: display names used by other customers, vendors, employees.
+    Matches and the company in another currency than ``policy.wanted_currency`` are not
+    used (QuickBooks books a document only in its customer's currency).
     """
     if customer is None:
         return CustomerDecision("use_default", policy.default_customer_id, reason="order has no customer")
@@ -172,11 +232,12 @@ def decide_customer(
         return CustomerDecision("use_default", policy.default_customer_id, reason=reason)
 
     key = email_key(email)
-    matches = [
+    same_address = [
         record
         for record in email_matches
         if email_key(str((record.get("PrimaryEmailAddr") or {}).get("Address", ""))) == key
     ]
+    matches = [record for record in same_address if policy.accepts(record)]
     if matches:
         chosen = pick_lowest_id(matches)
         warnings: tuple[str, ...] = ()
@@ -193,21 +254,39 @@ def decide_customer(
             "use_existing", str(chosen["Id"]), update=update, reason="matched by e-mail", warnings=warnings
         )
 
+    # Only in other currencies: the address (or the company) needs a customer of its own
+    # in this currency, named "<name> (<CUR>)".
+    elsewhere = bool(same_address)
     company = _clean(customer.company_name)
+    if company_match is not None and not policy.accepts(company_match):
+        company_match, company_elsewhere = None, True
+    else:
+        company_elsewhere = False
+    note = (f" ({policy.wanted_currency} customer; the address is in QuickBooks only in "
+            "other currencies)") if elsewhere else ""
     if company and company_match is not None:
         base = display_name_for(customer, contact_of_company=True) or company
+        if elsewhere:
+            base = currency_display_name(base, str(policy.wanted_currency))
         name = resolve_display_name(base, email=email, taken=taken)
         payload = desired_customer(
             customer, display_name=name, parent_id=str(company_match["Id"]), policy=policy
         )
         return CustomerDecision(
-            "create_sub", payload=payload, reason="another contact of a known company: sub-customer"
+            "create_sub", payload=payload,
+            reason="another contact of a known company: sub-customer" + note,
         )
 
     base = display_name_for(customer) or email
+    if elsewhere or (company and company_elsewhere):
+        base = currency_display_name(base, str(policy.wanted_currency))
+        if not elsewhere:
+            note = (f" ({policy.wanted_currency} customer; the company is in QuickBooks only "
+                    "in other currencies)")
     name = resolve_display_name(base, email=email, taken=taken)
     payload = desired_customer(customer, display_name=name, policy=policy)
-    return CustomerDecision("create", payload=payload, reason="new company" if company else "new person")
+    return CustomerDecision("create", payload=payload,
+                            reason=("new company" if company else "new person") + note)
 
 
 # --------------------------------------------------------------------------- updates
@@ -250,7 +329,8 @@ def customer_changes(
 
     Only fields the mapped customer has a value for are compared (an empty shop field
     never blanks QBO data); e-mail compares case-insensitively, countries alpha-2 vs
-    alpha-3, whitespace is normalised.
+    alpha-3, whitespace is normalised. ``CurrencyRef`` is never part of an update:
+    QuickBooks refuses to change a customer's currency.
     """
     desired = desired_customer(customer, display_name=str(existing.get("DisplayName", "")), policy=policy)
     changes: dict[str, Any] = {}

@@ -6,6 +6,15 @@ versus person, sub-customers for further contacts, the default customer, determi
 display names) are :mod:`koppel.domain.customers`; this module does the I/O in few
 calls — one batch of look-up queries, one batch of creates, one of updates, per 30
 customers — under a per-tenant lock, so parallel tasks never create one customer twice.
+
+Currencies: QuickBooks fixes a customer's currency at creation and books a document only
+in its customer's currency. An upserter works for one currency — ``CustomerUpserter(run,
+currency="GBP", home_currency="EUR")`` for a GBP shop on a EUR company — and only ever
+answers customers in it: found by e-mail, by an earlier run's link or as a company parent
+only when their ``CurrencyRef`` is that currency, created with it, the default customer
+``<default name> (GBP)``. Links (cross-references) of foreign-currency customers are kept
+per currency (target type ``Customer:GBP``); home-currency links stay ``Customer``.
+``CustomerUpserter(run)`` (currency and home currency unknown) matches as before.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from typing import Any, Iterable, Mapping
 from koppel.domain.customers import (
     CustomerDecision,
     CustomerPolicy,
+    currency_code,
+    currency_display_name,
     decide_customer,
     display_name_for,
     email_suffix,
@@ -58,10 +69,21 @@ class _Group:
 
 
 class CustomerUpserter:
-    def __init__(self, run) -> None:
+    """The customers of one currency. ``currency``: the orders' currency; ``home_currency``:
+    the company's. A ``currency`` other than the home currency is *foreign*: customers are
+    matched and created in it. Otherwise (``None`` or the home currency) new customers get
+    QuickBooks' default, the home currency, and — when ``home_currency`` is known —
+    customers in other currencies are never matched."""
+
+    def __init__(self, run, currency: str | None = None,
+                 home_currency: str | None = None) -> None:
         self.run = run
         self.hook = run.quickbooks
         self._default_id: str | None = None
+        self.home_currency = currency_code(home_currency)
+        wanted = currency_code(currency)
+        #: the foreign currency of this upsert (None: the home currency)
+        self.currency = wanted if wanted != self.home_currency else None
 
     # -- public ----------------------------------------------------------------------------
     def upsert(self, customers: Mapping[str, MappedCustomer | None]
@@ -101,25 +123,41 @@ class CustomerUpserter:
     def policy(self) -> CustomerPolicy:
         """The rules for customers with a usable e-mail: they never fall back to the
         default customer, so it is neither looked up nor created for them."""
-        return CustomerPolicy(default_customer_id=self._default_id or "")
+        return CustomerPolicy(default_customer_id=self._default_id or "",
+                              currency=self.currency, home_currency=self.home_currency)
+
+    @property
+    def link_type(self) -> str:
+        """The cross-reference target type of this currency's links: ``Customer`` (the
+        home currency, as ever) or ``Customer:<CUR>`` (one link per foreign currency, so
+        a GBP order never follows the link to a shop customer's EUR customer)."""
+        return f"Customer:{self.currency}" if self.currency else "Customer"
+
+    def default_name(self) -> str:
+        """The default customer's display name: ``<name> (<CUR>)`` in a foreign currency."""
+        name = self.run.tenant.settings.default_customer.display_name
+        return currency_display_name(name, self.currency) if self.currency else name
 
     def _default_payload(self) -> dict[str, Any]:
         settings = self.run.tenant.settings.default_customer
-        payload: dict[str, Any] = {"DisplayName": settings.display_name,
+        payload: dict[str, Any] = {"DisplayName": self.default_name(),
                                    "Notes": "koppel: default customer for orders "
                                             "without usable customer data"}
         if settings.email:
             payload["PrimaryEmailAddr"] = {"Address": settings.email}
+        if self.currency:
+            payload["CurrencyRef"] = {"value": self.currency}
         return payload
 
     def _known_ids(self, groups: list[_Group]) -> dict[str, str]:
-        """``group key → QBO customer id`` for shop customers an earlier run linked."""
+        """``group key → QBO customer id`` for shop customers an earlier run linked (in
+        this upsert's currency)."""
         ids = {g.key: g.customer.source_id for g in groups if g.customer.source_id}
         if not ids:
             return {}
-        xrefs = self.run.store.xrefs(self.run.tenant_id, "customer", sorted(set(ids.values())))
-        return {key: xrefs[sid].target_id for key, sid in ids.items()
-                if sid in xrefs and xrefs[sid].target_type == "Customer"}
+        xrefs = self.run.store.xrefs(self.run.tenant_id, "customer", sorted(set(ids.values())),
+                                     target_type=self.link_type)
+        return {key: xrefs[sid].target_id for key, sid in ids.items() if sid in xrefs}
 
     def _remember(self, groups: Iterable[_Group], outcomes) -> None:
         """Link shop customers to their QBO customer (the cross-reference the next look-up
@@ -129,12 +167,13 @@ class CustomerUpserter:
         ids = {g.customer.source_id: g.key for g in groups if g.customer.source_id}
         if not ids:
             return
-        known = self.run.store.xrefs(self.run.tenant_id, "customer", sorted(ids))
+        known = self.run.store.xrefs(self.run.tenant_id, "customer", sorted(ids),
+                                     target_type=self.link_type)
         for source_id, key in sorted(ids.items()):
             outcome = outcomes.get(key)
             if isinstance(outcome, CustomerOutcome) and source_id not in known:
                 self.run.store.save_xref(self.run.tenant_id, "customer", source_id,
-                                         "Customer", outcome.customer_id)
+                                         self.link_type, outcome.customer_id)
 
     # -- the work --------------------------------------------------------------------------
     def _upsert_groups(self, groups: list[_Group], need_default: bool = False
@@ -153,11 +192,13 @@ class CustomerUpserter:
         policy = self.policy()
         # Phase 1: everyone whose company (if any) is known, plus the first contact of
         # each new company. Phase 2: the further contacts of companies created in phase 1.
+        # (Known, matched: in this upsert's currency.)
         first_of_company: dict[str, str] = {}
         phase1, phase2 = [], []
         for group in groups:
             company = _company_key(group.customer)
-            if company and company not in companies and not by_email.get(group.key):
+            if company and not _in_currency(companies.get(company), policy) \
+                    and not _matched(by_email.get(group.key, ()), policy):
                 if company in first_of_company:
                     phase2.append(group)
                     continue
@@ -170,7 +211,7 @@ class CustomerUpserter:
                     break
                 decisions = {k: decide_customer(
                     g.customer, policy=policy, email_matches=by_email.get(k, ()),
-                    company_match=_company_parent(companies, g, by_email), taken=taken)
+                    company_match=_company_parent(companies, g, by_email, policy), taken=taken)
                     for k, g in pending.items()}
                 creates = {k: d for k, d in decisions.items() if d.payload is not None}
                 for k, d in decisions.items():
@@ -187,8 +228,12 @@ class CustomerUpserter:
                         action = "created_sub" if creates[k].action == "create_sub" else "created"
                         outcomes[k] = CustomerOutcome(str(result["Id"]), action, creates[k].reason)
                         company = _company_key(pending[k].customer)
-                        if company and action == "created":
-                            companies.setdefault(company, result)
+                        if company and action == "created" \
+                                and not _in_currency(companies.get(company), policy):
+                            if creates[k].payload.get("CurrencyRef"):
+                                result = {"CurrencyRef": creates[k].payload["CurrencyRef"],
+                                          **result}
+                            companies[company] = result
                         taken.add(result.get("DisplayName", ""))
                     elif getattr(result, "code", None) == 6240:
                         taken.add(creates[k].payload["DisplayName"])
@@ -223,7 +268,7 @@ class CustomerUpserter:
             ops.append(BatchOp(bid=f"i{i}", query="SELECT * FROM Customer WHERE Id IN ("
                                + ", ".join(quote(v) for v in chunk) + ") MAXRESULTS 1000"))
         company_names = sorted({c for g in groups if (c := _company_name(g.customer))})
-        candidates = sorted(_candidate_names(groups))
+        candidates = sorted(_candidate_names(groups, self.currency))
         for i, chunk in enumerate(_chunks(company_names, 50)):
             ops.append(BatchOp(bid=f"c{i}", query="SELECT * FROM Customer WHERE CompanyName IN ("
                                + ", ".join(quote(n) for n in chunk) + ") MAXRESULTS 1000"))
@@ -233,7 +278,7 @@ class CustomerUpserter:
                     f"SELECT * FROM {entity} WHERE DisplayName IN ("
                     + ", ".join(quote(n) for n in chunk) + ") MAXRESULTS 1000")))
         if want_default:
-            name = self.run.tenant.settings.default_customer.display_name
+            name = self.default_name()
             ops.append(BatchOp(bid="default", query=(
                 f"SELECT * FROM Customer WHERE DisplayName = {quote(name)}")))
         results = self.hook.batch(ops) if ops else {}
@@ -244,6 +289,7 @@ class CustomerUpserter:
         def rows(bid: str) -> list[dict[str, Any]]:
             return (results[bid].value or {}).get("Customer", []) if bid in results else []
 
+        policy = self.policy()
         by_id = {str(r["Id"]): r for bid in results if bid.startswith("i") for r in rows(bid)}
         by_email: dict[str, list[dict[str, Any]]] = {}
         relink: list[tuple[int, _Group]] = []
@@ -253,9 +299,10 @@ class CustomerUpserter:
                 continue
             row = by_id.get(known[group.key])
             address = ((row or {}).get("PrimaryEmailAddr") or {}).get("Address") or ""
-            if row is not None and email_key(address) == group.key:
+            if row is not None and email_key(address) == group.key and policy.accepts(row):
                 by_email[group.key] = [row]
-            else:  # gone, inactive or its e-mail changed in QuickBooks: ask by e-mail
+            else:  # gone, inactive, its e-mail changed in QuickBooks (or, linked before the
+                # currencies were known, in another currency): ask by e-mail
                 relink.append((i, group))
         if relink:
             again = self.hook.batch([BatchOp(bid=f"e{i}", query=(
@@ -265,6 +312,8 @@ class CustomerUpserter:
                 if again[f"e{i}"].fault is not None:
                     raise again[f"e{i}"].fault
                 by_email[group.key] = (again[f"e{i}"].value or {}).get("Customer", [])
+        # per company: the one in this currency (lowest id), else — only to tell that the
+        # company is in QuickBooks in other currencies — the lowest id of another currency
         companies: dict[str, dict[str, Any]] = {}
         for bid in sorted(results):
             if bid.startswith("c"):
@@ -272,7 +321,8 @@ class CustomerUpserter:
                     if row.get("Job") or row.get("ParentRef"):
                         continue  # a contact (sub-customer), not the company itself
                     key = (row.get("CompanyName") or "").casefold()
-                    if key and (key not in companies or int(row["Id"]) < int(companies[key]["Id"])):
+                    if key and (key not in companies or _company_rank(row, policy)
+                                < _company_rank(companies[key], policy)):
                         companies[key] = row
         taken: set[str] = set()
         for bid, result in results.items():
@@ -280,7 +330,7 @@ class CustomerUpserter:
                 value = result.value or {}
                 for entity in ("Customer", "Vendor", "Employee"):
                     taken.update(r.get("DisplayName", "") for r in value.get(entity, []))
-        found = rows("default")
+        found = [r for r in rows("default") if policy.accepts(r)]
         default_row = min(found, key=lambda r: int(r["Id"])) if found else None
         if want_default and default_row is None and self.run.dry_run:
             default_row = {"Id": "(dry run)"}  # a dry run sends nothing
@@ -295,7 +345,9 @@ class CustomerUpserter:
         ops = [BatchOp(bid=f"n{i}", operation="create", entity="Customer",
                        payload=creates[k].payload) for i, k in enumerate(keys)]
         if self.run.dry_run:
-            return {k: {"Id": "(dry run)", "DisplayName": creates[k].payload["DisplayName"]}
+            return {k: {"Id": "(dry run)", "DisplayName": creates[k].payload["DisplayName"],
+                        **({"CurrencyRef": creates[k].payload["CurrencyRef"]}
+                           if "CurrencyRef" in creates[k].payload else {})}
                     for k in keys}
         digest = hashlib.sha256(json.dumps([creates[k].payload for k in keys], sort_keys=True,
                                            default=str).encode()).hexdigest()
@@ -360,10 +412,26 @@ def _company_key(customer: MappedCustomer) -> str | None:
     return name.casefold() if name else None
 
 
-def _company_parent(companies, group: _Group, by_email) -> dict | None:
-    """The QBO company customer a new contact belongs under (never itself)."""
+def _in_currency(row: Mapping[str, Any] | None, policy: CustomerPolicy) -> bool:
+    return row is not None and policy.accepts(row)
+
+
+def _matched(rows: Iterable[Mapping[str, Any]], policy: CustomerPolicy) -> bool:
+    """Whether any of ``rows`` (a group's e-mail matches) is in the policy's currency."""
+    return any(policy.accepts(row) for row in rows)
+
+
+def _company_rank(row: Mapping[str, Any], policy: CustomerPolicy) -> tuple[bool, int]:
+    return (not policy.accepts(row), int(row["Id"]))
+
+
+def _company_parent(companies, group: _Group, by_email,
+                    policy: CustomerPolicy | None = None) -> dict | None:
+    """The QBO company customer a new contact belongs under (never itself). It may be
+    in another currency: the decision then makes the company anew in this one."""
+    policy = policy or CustomerPolicy(default_customer_id="")
     key = _company_key(group.customer)
-    if not key or by_email.get(group.key):
+    if not key or _matched(by_email.get(group.key, ()), policy):
         return None
     parent = companies.get(key)
     if parent is None:
@@ -374,8 +442,10 @@ def _company_parent(companies, group: _Group, by_email) -> dict | None:
     return parent
 
 
-def _candidate_names(groups: Iterable[_Group]) -> set[str]:
-    """Display names new customers would try first: their base name and its e-mail tag."""
+def _candidate_names(groups: Iterable[_Group], currency: str | None = None) -> set[str]:
+    """Display names new customers would try first: their base name and its e-mail tag —
+    in a foreign ``currency`` also ``<base> (<CUR>)``, the name of a customer's second
+    customer in that currency."""
     names: set[str] = set()
     for group in groups:
         for contact in (False, True):
@@ -383,6 +453,8 @@ def _candidate_names(groups: Iterable[_Group]) -> set[str]:
             if base:
                 names.add(base)
                 names.add(with_suffix(base, email_suffix(group.email), 100))
+                if currency:
+                    names.add(currency_display_name(base, currency))
     return names
 
 
