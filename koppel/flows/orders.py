@@ -407,8 +407,8 @@ class OrdersProcess(Process):
             foreign = bool(currency) and currency != r.state.get("home_currency")
             by_currency.setdefault(currency if foreign else None, []).append(r)
         for currency, group in sorted(by_currency.items(), key=lambda kv: kv[0] or ""):
-            upserter = CustomerUpserter(self.run) if currency is None else CustomerUpserter(
-                self.run, currency=currency, home_currency=group[0].state.get("home_currency"))
+            upserter = CustomerUpserter(self.run, currency=currency,
+                                        home_currency=group[0].state.get("home_currency"))
             outcomes.update(upserter.upsert({r.source_id: self._order(r).customer for r in group}))
         for record in records:
             if record not in needing:
