@@ -378,12 +378,46 @@ def separate_order_discount(order: MappedOrder) -> tuple[Decimal, Decimal] | Non
     net = abs(order.discount_excl or Decimal(0))
     if gross == 0 and net == 0:
         return None
-    rows = sum((row.amount_incl for row in order.lines), Decimal(0)) + (order.shipping_incl or 0)
+    rows = sum((row.amount_incl for row in order.lines), Decimal(0)) + (order.shipping_incl or 0) \
+        + (order.payment_fee_incl or 0)
     without = abs(order.total_incl - rows)
     with_discount = abs(order.total_incl - (rows - gross))
     if with_discount < without:
         return cents(net), cents(gross)
     return None
+
+
+def _discount_parts_from_shop_vat(order: MappedOrder, net: Decimal, gross: Decimal
+                                  ) -> list[ChargePart] | None:
+    """The order discount per VAT rate as the shop split it, read back from the VAT the
+    shop reports: per rate, the discount's VAT is what the rows, shipping and fee carry
+    minus the order's VAT (``tax_lines``). None when the shop reports no VAT per rate or
+    the figures do not fit (then the rows' nets weigh the split)."""
+    if not order.tax_lines:
+        return None
+    carried: dict[str, list[Decimal]] = {}
+
+    def add(rate: Decimal, vat: Decimal) -> None:
+        entry = carried.setdefault(rate_key(rate), [to_decimal(rate), Decimal("0.00")])
+        entry[1] += cents(vat)
+
+    for row in order.lines:
+        add(row.tax_rate, row.amount_incl - row.amount_excl)
+    for part in shipping_parts(order) + payment_fee_parts(order):
+        add(part.rate, part.tax)
+    for tax in order.tax_lines:
+        entry = carried.setdefault(rate_key(tax.rate), [to_decimal(tax.rate), Decimal("0.00")])
+        entry[1] -= cents(tax.amount)
+    taxes = [(rate, vat) for rate, vat in carried.values() if vat or rate == 0]
+    if any(vat < 0 for _, vat in taxes):
+        return None
+    try:
+        parts = split_charge(net, gross, taxes)
+    except MoneyError:
+        return None
+    if any(p.net < 0 or p.gross < 0 for p in parts):
+        return None
+    return parts
 
 
 def _discount_lines(
@@ -402,8 +436,14 @@ def _discount_lines(
         weights[key] = weights.get(key, Decimal(0)) + row.amount_excl
     keys = sorted(rates, key=lambda k: rates[k], reverse=True)
     if refs.discount_item_id:
-        net_shares = allocate(net, [weights[k] for k in keys])
-        gross_shares = allocate(gross, [weights[k] for k in keys])
+        parts = _discount_parts_from_shop_vat(order, net, gross)
+        if parts is not None:
+            keys = [rate_key(p.rate) for p in parts]
+            rates.update({rate_key(p.rate): p.rate for p in parts})
+            net_shares, gross_shares = [p.net for p in parts], [p.gross for p in parts]
+        else:
+            net_shares = allocate(net, [weights[k] for k in keys])
+            gross_shares = allocate(gross, [weights[k] for k in keys])
         result = []
         for key, net_share, gross_share in zip(keys, net_shares, gross_shares):
             if net_share == 0 and gross_share == 0:
