@@ -52,7 +52,10 @@ def test_checkout_to_order(api):
     expected = sum((dec(v["priceIncl"]) * q for v, q in ((variants[0], 2), (variants[1], 1))),
                    Decimal(0))
     assert sum(dec(r["priceIncl"]) for r in rows) == expected
-    assert dec(order["priceIncl"]) == expected + dec(order["shipmentPriceIncl"])
+    assert dec(order["priceIncl"]) == expected + dec(order["shipmentPriceIncl"]) \
+        + dec(order["paymentPriceIncl"])
+    fee = next(p for p in payments if p["id"] == "ideal")["price_incl"]
+    assert dec(order["paymentPriceIncl"]) == dec(fee)  # iDEAL: 0.29 under €50
     assert api.get(f"orders/{order['id']}.json").status_code == 200
     assert api.get("orders/count.json").json() == {"count": 61}
     assert api.post(f"checkouts/{cid}/order.json").status_code == 422  # only once

@@ -14,7 +14,7 @@ def _credits(api, order_id):
     return api.get(f"orders/{order_id}/credit.json").json()["credits"]
 
 
-def _paid_order(api, min_units=1, credited=False):
+def _paid_order(api, min_units=1, credited=False, min_row_units=1):
     for order in api.get("orders.json", params={"limit": 250}).json()["orders"]:
         if order["paymentStatus"] != "paid" or order["status"] == "cancelled":
             continue
@@ -22,6 +22,7 @@ def _paid_order(api, min_units=1, credited=False):
             continue
         rows = api.get(f"orders/{order['id']}/products.json").json()["orderProducts"]
         if sum(r["quantityOrdered"] for r in rows) >= min_units and \
+                max(r["quantityOrdered"] for r in rows) >= min_row_units and \
                 (credited or dec(order["shipmentPriceIncl"]) > 0):
             return order, rows
     raise AssertionError("no suitable order in the seeded shop")
@@ -39,7 +40,8 @@ def test_seeded_shop_has_credited_and_returned_orders(api):
         for credit in credits:
             assert credit["order"]["resource"]["id"] == order_id
             assert dec(credit["priceIncl"]) == sum(
-                (dec(p["priceIncl"]) for p in credit["products"]), ZERO) + dec(credit["shipmentPriceIncl"])
+                (dec(p["priceIncl"]) for p in credit["products"]), ZERO) + dec(
+                    credit["shipmentPriceIncl"]) + dec(credit["paymentPriceIncl"])
             assert dec(credit["priceIncl"]) - dec(credit["priceExcl"]) == sum(
                 (dec(t["amount"]) for t in credit["taxRates"]), ZERO)
             for product in credit["products"]:
@@ -81,6 +83,13 @@ def test_partial_credits_add_up_to_the_paid_total_and_limits_hold(api, control):
     ship = api.post(f"orders/{order['id']}/credit.json", json={"credit": {"shipment": True}})
     assert ship.status_code == 201
     total += dec(ship.json()["credit"]["priceIncl"])
+    if dec(order["paymentPriceIncl"]):  # a payment fee is credited on its own
+        fee = api.post(f"orders/{order['id']}/credit.json", json={"credit": {"payment": True}})
+        assert fee.status_code == 201
+        assert dec(fee.json()["credit"]["paymentPriceIncl"]) == dec(order["paymentPriceIncl"])
+        total += dec(fee.json()["credit"]["priceIncl"])
+        assert api.post(f"orders/{order['id']}/credit.json",
+                        json={"credit": {"payment": True}}).status_code == 422
     assert total == dec(order["priceIncl"])
     assert api.post(f"orders/{order['id']}/credit.json",
                     json={"credit": {"shipment": True}}).status_code == 422
@@ -88,12 +97,13 @@ def test_partial_credits_add_up_to_the_paid_total_and_limits_hold(api, control):
     after = api.get(f"orders/{order['id']}.json").json()["order"]
     assert after["updatedAt"] != before and after["updatedAt"].startswith("2030-01-01")
     assert dec(after["priceIncl"]) == dec(order["priceIncl"]), "order totals stay as ordered"
-    assert len(_credits(api, order["id"])) == sum(r["quantityOrdered"] for r in rows) + 1
+    assert len(_credits(api, order["id"])) == sum(r["quantityOrdered"] for r in rows) + 1 \
+        + bool(dec(order["paymentPriceIncl"]))
 
 
 def test_return_lifecycle_and_credit_from_a_return(api, control):
-    order, rows = _paid_order(api)
-    row = rows[0]
+    order, rows = _paid_order(api, min_row_units=2)
+    row = max(rows, key=lambda r: r["quantityOrdered"])
     opened = control.post(f"/_sandbox/orders/{order['id']}/returns",
                           json={"products": [{"id": row["id"], "quantity": 1}], "reason": "Kapot"})
     assert opened.status_code == 201

@@ -25,12 +25,13 @@ from .routers import catalog as catalog_routes
 from .routers import checkouts as checkout_routes
 from .routers import credits as credit_routes
 from .routers import customers as customer_routes
+from .routers import extras as extra_routes
 from .routers import orders as order_routes
 from .routers import sandbox as sandbox_routes
 from .routers import shop as shop_routes
 from .seed import DEFAULT_ANCHOR
 from .serialize import error_body
-from .store import ShopStore, Sizes
+from .store import ShopSettings, ShopStore, Sizes
 
 FAULT_MESSAGES = {"404": "Not found.", "429": "Too many requests.",
                   "500": "Internal server error.", "503": "Service temporarily unavailable."}
@@ -63,13 +64,19 @@ def _error(request: Request, code: int, message: str, errors=None) -> JSONRespon
 
 def create_app(seed: int = 1, base_url: str | None = None, time_scale: float = 1.0,
                orders: int = 60, products: int = 40, customers: int = 40,
-               anchor: datetime = DEFAULT_ANCHOR, clock: Clock | None = None) -> FastAPI:
+               anchor: datetime = DEFAULT_ANCHOR, clock: Clock | None = None,
+               currency: str = "EUR", shipping_tax: str = "pro_rata") -> FastAPI:
     """A seeded shop. ``base_url`` makes links absolute (default: the request's host);
     ``anchor`` is when the seeded history ends; ``clock`` stamps new and changed
-    records (default: wall clock, adjustable through ``/_sandbox/clock``)."""
+    records (default: wall clock, adjustable through ``/_sandbox/clock``);
+    ``currency`` (``EUR``, ``GBP``, ``USD``) is the shop currency in ``shop.json`` (the
+    amounts stay the same numbers); ``shipping_tax`` (``pro_rata`` or ``highest_rate``)
+    decides the VAT on shipping and payment fees of mixed-rate orders (see
+    :mod:`.pricing`)."""
     control = SandboxControl(seed)
     control.time_scale = time_scale
-    store = ShopStore(seed, Sizes(orders, products, customers), anchor=anchor, clock=clock)
+    store = ShopStore(seed, Sizes(orders, products, customers), anchor=anchor, clock=clock,
+                      settings=ShopSettings(currency=currency, shipping_tax=shipping_tax))
     state = LightspeedState(store, RateLimiter(control), control, Checkouts(store),
                             base_url.rstrip("/") if base_url else None)
 
@@ -104,7 +111,7 @@ def create_app(seed: int = 1, base_url: str | None = None, time_scale: float = 1
         return _error(request, 400, f"Bad request: {exc}")
 
     for module in (shop_routes, order_routes, customer_routes, catalog_routes,
-                   checkout_routes, credit_routes):
+                   checkout_routes, credit_routes, extra_routes):
         app.include_router(module.router)
     app.include_router(credit_routes.control_router)
     app.include_router(control_router(control))

@@ -3,7 +3,10 @@
 A checkout collects a customer (an existing one by id, or inline person data for a
 guest; ``mode: "register"`` also creates the customer), a billing and a shipping address,
 rows (variant and quantity), a shipment and a payment method. ``order.json`` turns a
-valid checkout into a real order, priced exactly like seeded orders.
+valid checkout into a real order, priced exactly like seeded orders: the shop's rules
+for shipping (free at home from €75), payment fees (``payment_methods.json`` shows the
+fee each method would add to this checkout) and VAT (an EU company outside NL with a
+VAT number, or an address outside the EU, is charged 0 %) apply.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .errors import invalid, not_found
+from .errors import ApiError, invalid, not_found
 from .money import VAT_HIGH, ZERO, excl_from_incl
 from .pricing import RowSpec, build_row
-from .seed import COUNTRIES, FREE_SHIPPING_FROM, PAYMENT_METHODS, SHIPMENT_METHODS
+from .seed import COUNTRIES, PAYMENT_METHODS, SHIPMENT_METHODS, vat_regime
 from .store import EMAIL_RE, PERSON_FIELDS, ShopStore, parse_country
 
 ADDRESS_KEYS = ("name", "company", "address1", "address2", "number", "extension", "zipcode",
@@ -23,9 +26,15 @@ CUSTOMER_KEYS = ("email", "firstname", "middlename", "lastname", "phone", "mobil
                  "companyName", "companyCoCNumber", "companyVatNumber")
 
 
-def payment_methods() -> list[dict[str, Any]]:
-    return [{"id": pid, "title": title, "price_excl": 0.0, "price_incl": 0.0}
-            for pid, title in PAYMENT_METHODS]
+def payment_methods(quotes: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The methods with the fee each adds (``quotes``: a checkout's quote per method)."""
+    out = []
+    for pid, title in PAYMENT_METHODS:
+        quote = (quotes or {}).get(pid) or {}
+        out.append({"id": pid, "title": title,
+                    "price_excl": float(quote.get("payment_price_excl", ZERO)),
+                    "price_incl": float(quote.get("payment_price_incl", ZERO))})
+    return out
 
 
 def shipment_methods() -> list[dict[str, Any]]:
@@ -181,16 +190,8 @@ class Checkouts:
         if customer is None and record["mode"] == "register":
             customer = store.create_customer({**record["customer"],
                                               **self._address_fields(record)})
-        person = {k: "" for k in PERSON_FIELDS if not k.startswith("address")}
-        person.pop("isConfirmed", None)
-        person.update({k: record["customer"].get(k, "") for k in CUSTOMER_KEYS})
-        person["isCompany"] = bool(person["companyName"])
-        person.update(self._address_fields(record))
-        specs = []
-        for line in record["products"]:
-            variant = store.variants[line["variant_id"]]
-            specs.append(store._spec(variant, store.products[line["product_id"]],
-                                     line["quantity"]))
+        person = self._person(record)
+        specs = self._specs(record)
         shipment = next(o for o in SHIPMENT_METHODS if o[0] == record["shipment_method"]["id"])
         payment = next(o for o in PAYMENT_METHODS if o[0] == record["payment_method"]["id"])
         status = "processing_awaiting_shipment" if payment[0] == "afterpay" \
@@ -203,6 +204,20 @@ class Checkouts:
         record["order_id"] = order["id"]
         record["updatedAt"] = now
         return order
+
+    def _person(self, record: dict[str, Any]) -> dict[str, Any]:
+        person = {k: "" for k in PERSON_FIELDS if not k.startswith("address")}
+        person.pop("isConfirmed", None)
+        person.update({k: record["customer"].get(k, "") for k in CUSTOMER_KEYS})
+        person["isCompany"] = bool(person["companyName"])
+        person.update(self._address_fields(record))
+        return person
+
+    def _specs(self, record: dict[str, Any]) -> list[RowSpec]:
+        store = self.store
+        return [store._spec(store.variants[line["variant_id"]],
+                            store.products[line["product_id"]], line["quantity"])
+                for line in record["products"]]
 
     @staticmethod
     def _address_fields(record: dict[str, Any]) -> dict[str, Any]:
@@ -227,17 +242,38 @@ class Checkouts:
         out["addressShippingCompany"] = (record["shipping_address"] or {}).get("company", "")
         return out
 
-    def quote(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Running totals of a checkout, computed like the order will be."""
-        rows = [build_row(0, RowSpec(None, None, "", "", "", "", "", "",
-                                     self.store.variants[l["variant_id"]]["_tax_rate"],
-                                     l["price_incl"], ZERO, l["quantity"]))
-                for l in record["products"]]
+    def quote(self, record: dict[str, Any], payment_id: str | None = None) -> dict[str, Any]:
+        """Running totals of a checkout, computed exactly as the order will be (the
+        shop's shipping, fee and VAT rules; ``payment_id`` prices another method)."""
+        store = self.store
+        try:
+            person = self._person(record)
+        except ApiError:  # an unknown country: priced as a Dutch address until valid
+            person = {"addressBillingCountry": dict(COUNTRIES["nl"]),
+                      "addressShippingCountry": dict(COUNTRIES["nl"])}
+        specs = self._specs(record)
+        if vat_regime(person, store.settings.reverse_charge) != "domestic":
+            specs = [store.gen.zero_rated(spec) for spec in specs]
+        rows = [build_row(0, spec) for spec in specs]
+        shipment = next((o for o in SHIPMENT_METHODS
+                         if record["shipment_method"]
+                         and o[0] == record["shipment_method"]["id"]), None)
+        pid = payment_id or (record["payment_method"] or {}).get("id", "")
+        order = {"addressShippingCountry": person["addressShippingCountry"],
+                 "paymentId": pid}
+        if shipment is None:  # no method chosen yet: no shipping
+            order["_charges"] = {"shipping_incl": ZERO}
+            shipment = SHIPMENT_METHODS[0]
+        store._price(order, rows, shipment, ("amount", ZERO, "", ZERO))
         sub_incl = sum((r["priceIncl"] for r in rows), ZERO)
         sub_excl = sum((r["priceExcl"] for r in rows), ZERO)
-        ship = ZERO
-        if record["shipment_method"]:
-            method = next(o for o in SHIPMENT_METHODS if o[0] == record["shipment_method"]["id"])
-            ship = ZERO if sub_incl >= FREE_SHIPPING_FROM else method[2]
         return {"products_price_excl": sub_excl, "products_price_incl": sub_incl,
-                "shipment_price_incl": ship, "price_incl": sub_incl + ship}
+                "shipment_price_excl": order["shipmentPriceExcl"],
+                "shipment_price_incl": order["shipmentPriceIncl"],
+                "payment_price_excl": order["paymentPriceExcl"],
+                "payment_price_incl": order["paymentPriceIncl"],
+                "price_excl": order["priceExcl"], "price_incl": order["priceIncl"],
+                "tax_rates": order["taxRates"]}
+
+    def payment_quotes(self, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {pid: self.quote(record, pid) for pid, _ in PAYMENT_METHODS}

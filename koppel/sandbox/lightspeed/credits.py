@@ -11,7 +11,8 @@ returns in the shop front). Order rows report ``quantityRefunded`` and
 sandbox fixes these shapes (all money incl./excl. VAT as the rest of the API):
 
 * ``POST orders/{id}/credit.json`` ``{"credit": {"products": [{"id": <orderProduct id>,
-  "quantity": n}], "shipment": bool, "restock": bool, "comment": str, "return": <id>}}``
+  "quantity": n}], "shipment": bool, "payment": bool, "restock": bool, "comment": str,
+  "return": <id>}}``
   → 201 ``{"credit": {...}}``. ``products`` may be left out when ``return`` names a
   return (its rows are credited). Crediting raises the rows' ``quantityRefunded`` and
   moves the order's ``updatedAt``; the order's own totals stay as they were ordered.
@@ -21,13 +22,17 @@ sandbox fixes these shapes (all money incl./excl. VAT as the rest of the API):
 * A credit: ``id``, ``createdAt``, ``updatedAt``, ``number`` (``CRD00001``), ``order``
   and ``return`` references (``return`` is ``false`` without one), ``restock``,
   ``comment``, ``products`` (``{id, orderProduct, quantity, taxRate, priceExcl,
-  priceIncl}``), ``shipmentPriceExcl``/``Incl``, ``priceExcl``/``priceIncl`` (the credit's
-  totals) and ``taxRates``.
+  priceIncl}``), ``shipmentPriceExcl``/``Incl``, ``paymentPriceExcl``/``Incl``,
+  ``priceExcl``/``priceIncl`` (the credit's totals) and ``taxRates``.
 * Amounts: a credited row refunds what the customer paid for those units — the row total
   after row discount, minus the row's share of the order discount (spread over the rows
   by their totals; exact to the cent), pro rata by quantity with cumulative rounding, so
   crediting every unit of a row in any number of credits refunds exactly its paid total.
-  Shipping is credited whole, once. Crediting everything refunds exactly ``priceIncl``.
+  Shipping (what was charged, after any shipment discount) is credited whole, once, and
+  so is the payment fee (``payment``); their VAT per rate is the order's
+  ``shipmentTaxRates`` / ``paymentTaxRates`` (shipping split over the goods' rates is
+  credited with the same split). Crediting every row, the shipping and the fee refunds
+  exactly ``priceIncl``.
 * ``returns``: ``id``, ``createdAt``, ``updatedAt``, ``status`` (``requested``,
   ``received``, ``credited``, ``cancelled``), ``reason``, ``comment``, ``order`` and
   ``customer`` references, ``products`` (``{orderProduct, quantity}``) and ``credit``
@@ -87,7 +92,10 @@ class CreditBook:
         shipment = bool(data.get("shipment"))
         if shipment and (order.get("_shipment_credited") or not order["shipmentPriceIncl"]):
             raise invalid({"shipment": ["Shipping costs were credited already or are zero."]})
-        if not quantities and not shipment:
+        payment = bool(data.get("payment"))
+        if payment and (order.get("_payment_credited") or not order.get("paymentPriceIncl")):
+            raise invalid({"payment": ["The payment fee was credited already or is zero."]})
+        if not quantities and not shipment and not payment:
             raise invalid({"products": ["Nothing to credit."]})
         paid = _paid_per_row(order)
         lines = []
@@ -102,10 +110,14 @@ class CreditBook:
                           "priceExcl": excl_from_incl(incl, row["taxRate"]), "priceIncl": incl})
         ship_incl = order["shipmentPriceIncl"] if shipment else ZERO
         ship_excl = order["shipmentPriceExcl"] if shipment else ZERO
+        pay_incl = order.get("paymentPriceIncl", ZERO) if payment else ZERO
+        pay_excl = order.get("paymentPriceExcl", ZERO) if payment else ZERO
         for row_id, quantity in quantities.items():
             rows[row_id]["quantityRefunded"] += quantity
         if shipment:
             order["_shipment_credited"] = True
+        if payment:
+            order["_payment_credited"] = True
         credit_id = self._next_credit
         self._next_credit += 1
         record = {
@@ -116,9 +128,10 @@ class CreditBook:
             "restock": bool(data.get("restock")), "comment": str(data.get("comment") or ""),
             "products": lines,
             "shipmentPriceExcl": ship_excl, "shipmentPriceIncl": ship_incl,
-            "priceExcl": sum((l["priceExcl"] for l in lines), ZERO) + ship_excl,
-            "priceIncl": sum((l["priceIncl"] for l in lines), ZERO) + ship_incl,
-            "taxRates": _tax_rates(lines, order, ship_incl, ship_excl),
+            "paymentPriceExcl": pay_excl, "paymentPriceIncl": pay_incl,
+            "priceExcl": sum((l["priceExcl"] for l in lines), ZERO) + ship_excl + pay_excl,
+            "priceIncl": sum((l["priceIncl"] for l in lines), ZERO) + ship_incl + pay_incl,
+            "taxRates": _tax_rates(lines, order, shipment, payment),
         }
         self.credits[credit_id] = record
         if linked is not None:
@@ -241,16 +254,16 @@ def _cumulative(total: Decimal, units: int, of: int) -> Decimal:
     return cents(total * units / of) if of else ZERO
 
 
-def _tax_rates(lines: list[dict[str, Any]], order: dict[str, Any], ship_incl: Decimal,
-               ship_excl: Decimal) -> list[dict[str, Any]]:
+def _tax_rates(lines: list[dict[str, Any]], order: dict[str, Any], shipment: bool,
+               payment: bool) -> list[dict[str, Any]]:
     amounts: dict[Decimal, Decimal] = {}
     for line in lines:
         rate = line["taxRate"]
         amounts[rate] = amounts.get(rate, ZERO) + line["priceIncl"] - line["priceExcl"]
-    if ship_incl:
-        rates = order.get("shipmentTaxRates") or []
-        rate = rates[0]["rate"] if rates else Decimal("0.21")
-        amounts[rate] = amounts.get(rate, ZERO) + ship_incl - ship_excl
+    extras = (order.get("shipmentTaxRates") or []) if shipment else []
+    extras = extras + ((order.get("paymentTaxRates") or []) if payment else [])
+    for entry in extras:
+        amounts[entry["rate"]] = amounts.get(entry["rate"], ZERO) + entry["amount"]
     return [{"name": vat_label(rate), "rate": rate, "amount": amount}
             for rate, amount in sorted(amounts.items(), reverse=True)]
 
@@ -261,38 +274,58 @@ SEED_PLANS = ("returned", "full", "twice")
 def seed_credits(store, first_index: int = 10) -> None:
     """Pinned refund cases on seeded orders, so even a small shop has them: among the
     orders from ``first_index`` on, the first paid ones that are not cancelled get (1) a
-    return of one unit, received and credited; (2) a full credit with shipping; (3) two
-    partial credits. Three days after the order (never after the seed anchor)."""
+    return of one unit, received and credited; (2) a full credit with shipping and fee;
+    (3) two partial credits. Plain orders (Dutch VAT at one rate, no fee, no shipment
+    discount, at most 10 rows) are taken first, others only when a small shop has too
+    few. Three days after the order (never after the seed anchor)."""
+    plans = list(SEED_PLANS)
+    stubs = list(store.orders.headers())[first_index:]
+    for plain_only in (True, False):
+        for stub in stubs:
+            if not plans:
+                return
+            if stub.get("_huge"):
+                continue
+            order = store.orders.get(stub["id"])
+            if order.get("_credit_seeded") or (plain_only and not _plain(order)):
+                continue
+            _seed_one(store, order, plans)
+
+
+def _plain(order: dict[str, Any]) -> bool:
+    return (order.get("_regime") == "domestic" and len(order["taxRates"]) <= 1
+            and not order["paymentPriceIncl"] and not order["shipmentDiscountIncl"]
+            and len(order["_rows"]) <= 10)
+
+
+def _seed_one(store, order: dict[str, Any], plans: list[str]) -> None:
     from datetime import timedelta
 
-    plans = list(SEED_PLANS)
-    for stub in list(store.orders.headers())[first_index:]:
-        if not plans:
-            return
-        order = store.orders.get(stub["id"])
-        units = sum(row["quantityOrdered"] for row in order["_rows"])
-        if order["paymentStatus"] != "paid" or order["status"] == "cancelled" or not units:
-            continue
-        if plans[0] == "twice" and units < 2:
-            continue
-        plan = plans.pop(0)
-        updated = order["updatedAt"]
-        when = min(store.anchor, order["createdAt"] + timedelta(days=3))
-        book: CreditBook = store.credit_book
-        first = order["_rows"][0]
-        if plan == "returned":
-            ret = book.open_return(order, {"products": [{"id": first["id"], "quantity": 1}],
-                                           "reason": "Te klein", "status": "received"}, when)
-            book.credit(order, {"return": ret["id"]}, when)
-        elif plan == "full":
-            book.credit(order, {"products": [{"id": r["id"], "quantity": r["quantityOrdered"]}
-                                              for r in order["_rows"]],
-                                "shipment": bool(order["shipmentPriceIncl"])}, when)
-        else:
-            biggest = max(order["_rows"], key=lambda r: (r["quantityOrdered"], -r["id"]))
-            second = biggest if biggest["quantityOrdered"] >= 2 else next(
-                r for r in order["_rows"] if r is not biggest)
-            book.credit(order, {"products": [{"id": biggest["id"], "quantity": 1}]}, when)
-            book.credit(order, {"products": [{"id": second["id"], "quantity": 1}]},
-                        min(store.anchor, when + timedelta(hours=2)))
-        order["updatedAt"] = max(updated, order["updatedAt"])
+    units = sum(row["quantityOrdered"] for row in order["_rows"])
+    if order["paymentStatus"] != "paid" or order["status"] == "cancelled" or not units:
+        return
+    if plans[0] in ("twice", "returned") and units < 2:
+        return  # (a return of one unit leaves the order partly credited)
+    plan = plans.pop(0)
+    order["_credit_seeded"] = True
+    updated = order["updatedAt"]
+    when = min(store.anchor, order["createdAt"] + timedelta(days=3))
+    book: CreditBook = store.credit_book
+    first = order["_rows"][0]
+    if plan == "returned":
+        ret = book.open_return(order, {"products": [{"id": first["id"], "quantity": 1}],
+                                       "reason": "Te klein", "status": "received"}, when)
+        book.credit(order, {"return": ret["id"]}, when)
+    elif plan == "full":
+        book.credit(order, {"products": [{"id": r["id"], "quantity": r["quantityOrdered"]}
+                                          for r in order["_rows"]],
+                            "shipment": bool(order["shipmentPriceIncl"]),
+                            "payment": bool(order["paymentPriceIncl"])}, when)
+    else:
+        biggest = max(order["_rows"], key=lambda r: (r["quantityOrdered"], -r["id"]))
+        second = biggest if biggest["quantityOrdered"] >= 2 else next(
+            r for r in order["_rows"] if r is not biggest)
+        book.credit(order, {"products": [{"id": biggest["id"], "quantity": 1}]}, when)
+        book.credit(order, {"products": [{"id": second["id"], "quantity": 1}]},
+                    min(store.anchor, when + timedelta(hours=2)))
+    order["updatedAt"] = max(updated, order["updatedAt"])

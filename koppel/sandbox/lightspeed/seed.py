@@ -7,6 +7,17 @@ same shop. The first records of each kind are pinned to the awkward cases a sync
 handle (missing and malformed e-mail, very long names, street and number stored
 together, duplicate and missing SKUs, every order status), so even the small default
 shop contains them; after that the cases occur at random.
+
+Money variety of a Dutch/EU webshop (:data:`PINNED_ORDERS` pins each case to one of
+orders 10-22, so every seed of 23+ orders has all of them and every seed of 20+ orders
+has split shipping and fees; :mod:`.pricing` has the arithmetic):
+payment fees (iDEAL under €50, PayPal, "Achteraf betalen", "Rembours"), mixed 21/9/0 %
+orders with shipping and fees split over the rates, shipment discounts (free-shipping
+and partial coupons, a free-shipping-from-€40 action), intra-EU B2B orders at 0 %
+(reverse charge: BE/DE/FR company with a VAT number), export orders at 0 % (CH, US,
+GB), Dutch companies at the normal rates, names with ``:``, apostrophes, Greek and
+Cyrillic letters, an emoji or more than 100 characters, unit prices such as 0.33 bought
+3 at a time, and about one order in 200 with 150 or more rows.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from contextlib import contextmanager
@@ -35,9 +46,24 @@ COUNTRIES: dict[str, dict[str, Any]] = {
     "nl": {"id": 150, "code": "nl", "code3": "nld", "title": "Netherlands"},
     "be": {"id": 21, "code": "be", "code3": "bel", "title": "Belgium"},
     "de": {"id": 80, "code": "de", "code3": "deu", "title": "Germany"},
+    "fr": {"id": 73, "code": "fr", "code3": "fra", "title": "France"},
+    "ch": {"id": 204, "code": "ch", "code3": "che", "title": "Switzerland"},
+    "gb": {"id": 222, "code": "gb", "code3": "gbr", "title": "United Kingdom"},
+    "us": {"id": 223, "code": "us", "code3": "usa", "title": "United States"},
 }
-LOCALES = {"nl": "nl_NL", "be": "nl_BE", "de": "de_DE"}
-EMAIL_DOMAINS = {"nl": "example.nl", "be": "example.be", "de": "example.de"}
+#: Countries whose sales are intra-EU (0 % reverse charge for a company with a VAT
+#: number); every other country outside this set is export (0 %).
+EU_COUNTRIES = frozenset({"nl", "be", "de", "fr"})
+LOCALES = {"nl": "nl_NL", "be": "nl_BE", "de": "de_DE", "fr": "fr_FR", "ch": "de_CH",
+           "gb": "en_GB", "us": "en_US"}
+EMAIL_DOMAINS = {"nl": "example.nl", "be": "example.be", "de": "example.de",
+                 "fr": "example.fr", "ch": "example.ch", "gb": "example.co.uk",
+                 "us": "example.com"}
+CURRENCIES = {  # shop.json ``currency`` per shop currency (amounts are the same numbers)
+    "EUR": {"shortcode": "EUR", "symbol": "€", "title": "Euro"},
+    "GBP": {"shortcode": "GBP", "symbol": "£", "title": "Pound sterling"},
+    "USD": {"shortcode": "USD", "symbol": "$", "title": "US dollar"},
+}
 
 ORDER_STATUSES = (
     "on_hold", "processing_awaiting_payment", "processing_awaiting_shipment",
@@ -47,13 +73,35 @@ ORDER_STATUSES = (
 PAYMENT_METHODS = (  # (paymentId, paymentTitle)
     ("ideal", "iDEAL"), ("paypal", "PayPal"), ("bancontact", "Bancontact"),
     ("creditcard", "Creditcard"), ("afterpay", "Achteraf betalen"),
+    ("cod", "Rembours"),
 )
+#: How often seeded orders use each method: at home (Belgians pay with Bancontact half
+#: the time) and abroad (no iDEAL, no cash on delivery).
+PAYMENT_WEIGHTS = {
+    "nl": {"ideal": 50, "paypal": 7, "bancontact": 3, "creditcard": 19, "afterpay": 9,
+           "cod": 3},
+    "abroad": {"creditcard": 65, "paypal": 30, "afterpay": 5},
+}
 SHIPMENT_METHODS = (  # (shipmentId, title, price incl, is pickup)
     ("core|postnl|standard", "PostNL Standaard", Decimal("4.95"), False),
     ("core|dhl|parcel", "DHL Parcel", Decimal("6.95"), False),
     ("core|pickup|store", "Afhalen in de winkel", Decimal("0.00"), True),
+    ("core|postnl|international", "PostNL Internationaal", Decimal("14.95"), False),
 )
-FREE_SHIPPING_FROM = Decimal("75.00")
+FREE_SHIPPING_FROM = Decimal("75.00")  # domestic (NL/BE) shipping costs nothing from here
+#: Shipment discounts: (coupon code, kind, amount incl); "free" = the whole base price,
+#: "threshold" = free shipping from SHIPPING_ACTION_FROM without a code (an action).
+SHIPMENT_PROMOS = {
+    "free": ("GRATISVERZENDING", Decimal("0")),
+    "partial": ("VERZEND250", Decimal("2.50")),
+    "threshold": ("", Decimal("0")),
+}
+SHIPPING_ACTION_FROM = Decimal("40.00")
+#: Payment fees incl. VAT (the shop's "transactiekosten"): iDEAL only under €50.
+IDEAL_FEE, IDEAL_FEE_BELOW = Decimal("0.29"), Decimal("50.00")
+PAYPAL_FEE, PAYPAL_FEE_PERCENT = Decimal("0.35"), Decimal("1.9")
+AFTERPAY_FEE = Decimal("1.95")
+COD_FEE = Decimal("4.95")
 PICKUP_STATUSES = {"processing_awaiting_pickup", "processing_ready_for_pickup",
                    "completed_picked_up"}
 
@@ -84,6 +132,149 @@ ACCENTED_LAST = ["Müller", "Çelik", "Sánchez", "Dübel", "Lefèvre", "Ødegå
 LONG_WORDS = ["Stichting", "Vereniging", "tot", "Behoud", "en", "Bevordering", "van",
               "het", "Historisch", "Erfgoed", "Landelijke", "Ambachtelijke", "Meubelmakers"]
 MIDDLE_PREFIXES = ("van der ", "van den ", "van de ", "van ", "de ", "den ", "ter ", "in 't ")
+#: Names a sync must carry unchanged (QuickBooks rejects ``:`` in DisplayName, limits
+#: names to 100 characters, …): (firstname, middlename, lastname, company name or None).
+SPECIAL_NAMES = {
+    "colon": ("Sanne", "", "Visser", "Bakkerij De Zon: Utrecht"),
+    "apostrophe": ("Seán", "", "O'Connor", "D'Hondt & Zonen"),
+    "greek": ("Γιώργος", "", "Παπαδόπουλος", None),
+    "cyrillic": ("Анна", "", "Иванова", None),
+    "emoji": ("Lotte", "", "Bloem 🌷", "Tulpenhuis 🌷"),
+    "long": ("Maria", "", "Hoogstraten", None),  # company name drawn > 100 characters
+}
+#: Seeded orders pinned to one money/person case each, so every seed with 23+ orders
+#: (20+ for the first ten) carries all of them; the rest occur at random.
+PINNED_ORDERS: dict[int, dict[str, Any]] = {
+    10: {"mixed": True, "payment": "ideal"},                       # split shipping + fee
+    11: {"kind": "b2b_eu", "country": "be", "names": "apostrophe"},  # reverse charge
+    12: {"kind": "export", "country": "ch", "names": "greek"},
+    13: {"mixed": True, "promo": "free"},                          # free-shipping coupon
+    14: {"mixed": True, "payment": "cod"},                         # Rembours 4.95
+    15: {"kind": "b2b_nl", "names": "colon"},
+    16: {"cheap": True},                                          # 0.33 x 3
+    17: {"kind": "b2b_eu", "country": "de", "names": "cyrillic"},
+    18: {"kind": "export", "country": "us", "names": "apostrophe"},
+    19: {"kind": "b2b_eu", "country": "fr", "names": "emoji"},
+    20: {"mixed": True, "promo": "partial", "payment": "paypal"},
+    21: {"kind": "b2b_nl", "names": "long", "payment": "afterpay"},
+    22: {"kind": "export", "country": "gb"},
+}
+HUGE_ORDER_INDEX = 45          # a 150-row order in every seed of 46+ orders
+HUGE_ORDER_ROWS = 150
+HUGE_ORDER_EVERY = 200         # beyond index 50, about one order in 200 has 150-240 rows
+CHEAP_PRODUCT_INDEX = 4        # this catalogue product costs 0.33 (bought 3 at a time)
+CHEAP_PRICE = Decimal("0.33")
+
+
+def is_huge_order(seed: int, index: int) -> int:
+    """Rows of seeded order ``index`` if it is a huge one, else 0 (cheap arithmetic, so
+    stubs of a million orders can reserve their row ids without drawing anything)."""
+    if index == HUGE_ORDER_INDEX:
+        return HUGE_ORDER_ROWS
+    if index < 50:
+        return 0
+    mixed = (index * 2654435761 + seed * 40503 + 12345) % 4294967296
+    if (mixed >> 7) % HUGE_ORDER_EVERY:
+        return 0
+    return HUGE_ORDER_ROWS + (mixed >> 16) % 91
+
+
+def _digits(rng: random.Random, count: int) -> str:
+    return "".join(str(rng.randrange(10)) for _ in range(count))
+
+
+def nl_vat(number: int) -> str:
+    """``NL`` + 9 digits passing the 11-test + ``B01``, from 9 drawn digits."""
+    digits = [int(c) for c in f"{number:09d}"[:8]]
+    for bump in range(10):
+        trial = digits[:7] + [(digits[7] + bump) % 10]
+        check = sum(d * (9 - i) for i, d in enumerate(trial)) % 11
+        if check < 10:
+            return "NL" + "".join(map(str, trial)) + f"{check}B01"
+    raise AssertionError("unreachable")
+
+
+def be_vat(number: str) -> str:
+    """``BE`` + 10 digits whose last two are 97 - (first eight mod 97)."""
+    head = number[:8]
+    return f"BE{head}{97 - int(head) % 97:02d}"
+
+
+def de_vat(number: int) -> str:
+    """``DE`` + 9 digits with the ISO 7064 MOD 11,10 check digit."""
+    head = f"{number:09d}"[:8]
+    product = 10
+    for char in head:
+        total = (int(char) + product) % 10 or 10
+        product = (2 * total) % 11
+    check = (11 - product) % 10
+    return f"DE{head}{check}"
+
+
+def fr_siren(rng: random.Random) -> str:
+    """Nine digits with a Luhn check digit (a French company number, SIREN)."""
+    head = str(rng.randint(1, 9)) + _digits(rng, 7)
+    total = 0
+    for i, char in enumerate(reversed(head)):
+        d = int(char) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return head + str((10 - total % 10) % 10)
+
+
+def fr_vat(siren: str) -> str:
+    """``FR`` + 2-digit key + SIREN (11 digits after ``FR``)."""
+    return f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}"
+
+
+def vat_regime(person: dict[str, Any], reverse_charge: bool = True) -> str:
+    """How the order's goods are taxed: ``domestic`` (Dutch rates; EU consumers too,
+    below the OSS threshold), ``reverse_charge`` (0 %: an EU company outside NL with a
+    VAT number) or ``export`` (0 %: billing country outside the EU)."""
+    country = person.get("addressBillingCountry") or {}
+    code = str(country.get("code") if isinstance(country, dict) else country).lower()
+    if code not in EU_COUNTRIES:
+        return "export"
+    if (reverse_charge and code != "nl" and person.get("isCompany")
+            and person.get("companyVatNumber")):
+        return "reverse_charge"
+    return "domestic"
+
+
+def shipping_base(method: tuple[str, str, Decimal, bool], goods_incl: Decimal,
+                  country: str) -> Decimal:
+    """The shipping price before discounts: free for NL/BE from FREE_SHIPPING_FROM."""
+    if method[3]:
+        return ZERO
+    if country in ("nl", "be") and goods_incl >= FREE_SHIPPING_FROM:
+        return ZERO
+    return method[2]
+
+
+def shipment_discount(promo: str | None, base: Decimal, goods_incl: Decimal) -> Decimal:
+    if not promo or not base:
+        return ZERO
+    if promo == "free":
+        return base
+    if promo == "partial":
+        return min(SHIPMENT_PROMOS["partial"][1], base)
+    if promo == "threshold":
+        return base if goods_incl >= SHIPPING_ACTION_FROM else ZERO
+    raise ValueError(f"unknown shipment promotion {promo!r}")
+
+
+def payment_fee(payment_id: str, amount_incl: Decimal) -> Decimal:
+    """The payment fee incl. VAT for an order of ``amount_incl`` (goods after discount
+    plus shipping): iDEAL 0.29 under €50, PayPal 0.35 + 1.9 %, Achteraf betalen 1.95,
+    Rembours 4.95, others nothing."""
+    if payment_id == "ideal":
+        return IDEAL_FEE if amount_incl < IDEAL_FEE_BELOW else ZERO
+    if payment_id == "paypal":
+        return cents(PAYPAL_FEE + amount_incl * PAYPAL_FEE_PERCENT / 100)
+    if payment_id == "afterpay":
+        return AFTERPAY_FEE
+    if payment_id == "cod":
+        return COD_FEE
+    return ZERO
 
 
 def ascii_fold(text: str) -> str:
@@ -188,6 +379,8 @@ class ShopGenerator:
         if country != "nl" and extension in ("2hg", "-3"):
             extension = ""
         zipcode, city = rng.choice(self.pools.cities[country])
+        if country in ("gb", "us", "ch", "fr"):
+            extension = ""
         if together:  # some shops keep the number inside the street field
             return {"street": f"{street} {number}{extension}", "number": "", "extension": "",
                     "zipcode": zipcode, "city": city}
@@ -205,13 +398,17 @@ class ShopGenerator:
             name = rng.choice(self.pools.companies[country])
         if country == "nl":
             coc, vat = f"{rng.randint(10_000_000, 99_999_999)}", \
-                f"NL{rng.randint(100_000_000, 999_999_999)}B01"
+                nl_vat(rng.randint(100_000_000, 999_999_999))
         elif country == "be":
-            number = f"0{rng.randint(200_000_000, 999_999_999)}"
-            coc, vat = f"{number[:4]}.{number[4:7]}.{number[7:]}", f"BE{number}"
+            vat = be_vat(f"0{rng.randint(200_000_000, 999_999_999)}")
+            number = vat[2:]
+            coc = f"{number[:4]}.{number[4:7]}.{number[7:]}"
+        elif country == "fr":
+            siren = fr_siren(rng)
+            coc, vat = f"{siren[:3]} {siren[3:6]} {siren[6:]}", fr_vat(siren)
         else:
             coc, vat = f"HRB {rng.randint(10_000, 99_999)}", \
-                f"DE{rng.randint(100_000_000, 999_999_999)}"
+                de_vat(rng.randint(100_000_000, 999_999_999))
         return {"name": name, "coc": coc, "vat": vat}
 
     def person(self, index: int, *, guest: bool = False) -> Person:
@@ -225,6 +422,10 @@ class ShopGenerator:
             last = last[:130] if len(last) > 101 else last + " " + "x" * (101 - len(last))
         if index == 6:
             first, last = ACCENTED_FIRST[index % len(ACCENTED_FIRST)], ACCENTED_LAST[0]
+        if index == 8:  # an apostrophe in the name
+            first, middle, last = "Anne-Marie", "van 't", "Hof"
+        if index == 9:  # no Latin letters at all
+            first, middle, last = SPECIAL_NAMES["greek"][:3]
         company: dict[str, Any] | None = None
         if not guest and (index in (2, 5, 7) or (index > 10 and rng.random() < 0.25)):
             if self._company_groups and (index == 7 or rng.random() < 0.35):
@@ -235,7 +436,7 @@ class ShopGenerator:
                 self._company_groups.append(company)
         together = index == 4 or (index > 10 and rng.random() < 0.04)
         addr = self._address(country, together)
-        local = slug(f"{first}.{middle}.{last}")[:40].strip("-").replace("-", ".")
+        local = slug(f"{first}.{middle}.{last}")[:40].strip("-").replace("-", ".") or "klant"
         email = f"{local}.{rng.randint(1, 9999)}@{EMAIL_DOMAINS[country]}"
         if index == 0 or (index > 10 and rng.random() < 0.03):
             email = ""
@@ -258,6 +459,63 @@ class ShopGenerator:
         fields.update(address_fields("Shipping", ship_addr, full, country))
         fields["addressShippingCompany"] = company["name"] if company else ""
         return Person(fields, country)
+
+    def order_person(self, country: str, *, company: bool, names: str | None = None,
+                     coc: bool = True) -> dict[str, Any]:
+        """A guest's block for an order: a consumer or a company (VAT number in the
+        country's format) in any of :data:`COUNTRIES`, optionally with special names."""
+        rng = self.rng
+        first = rng.choice(self.pools.first[country])
+        middle, last = split_last_name(rng.choice(self.pools.last[country]))
+        firm = None
+        if company:
+            firm = self._company(country, long_name=names == "long")
+            if not coc or (country != "nl" and rng.random() < 0.4):
+                firm["coc"] = ""  # foreign companies often leave the CoC number out
+        if names:
+            first, middle, last, company_name = SPECIAL_NAMES[names]
+            if firm is not None and company_name:
+                firm["name"] = company_name
+            if names == "long" and firm is None:
+                last += "-" + " ".join(LONG_WORDS)  # > 100 characters
+        addr = self._address(country, together=False)
+        local = slug(f"{first}.{last}")[:40].strip("-").replace("-", ".") or "klant"
+        full = " ".join(p for p in (first, middle, last) if p)
+        fields: dict[str, Any] = {
+            "gender": "", "birthDate": "", "nationalId": "",
+            "email": f"{local}.{rng.randint(1, 9999)}@{EMAIL_DOMAINS[country]}",
+            "firstname": first, "middlename": middle, "lastname": last,
+            "phone": rng.choice(self.pools.phones[country]), "mobile": "",
+            "isCompany": firm is not None,
+            "companyName": firm["name"] if firm else "",
+            "companyCoCNumber": firm["coc"] if firm else "",
+            "companyVatNumber": firm["vat"] if firm else "",
+        }
+        fields.update(address_fields("Billing", addr, full, country))
+        fields.update(address_fields("Shipping", addr, full, country))
+        fields["addressShippingCompany"] = firm["name"] if firm else ""
+        return fields
+
+    def order_plan(self, index: int) -> dict[str, Any]:
+        """What kind of order seeded order ``index`` is (pinned, else drawn)."""
+        if index in PINNED_ORDERS:
+            plan = dict(PINNED_ORDERS[index])
+            plan.setdefault("kind", "domestic")
+            return plan
+        rng = self.rng
+        plan: dict[str, Any] = {"kind": "domestic"}
+        if index < 10:
+            return plan
+        draw = rng.random()
+        if draw < 0.035:
+            plan["kind"] = "b2b_eu"
+            plan["country"] = rng.choices(("be", "de", "fr"), weights=(45, 35, 20))[0]
+        elif draw < 0.085:
+            plan["kind"] = "export"
+            plan["country"] = rng.choices(("ch", "gb", "us"), weights=(35, 35, 30))[0]
+        if rng.random() < 0.04:
+            plan["names"] = rng.choice(list(SPECIAL_NAMES))
+        return plan
 
     def customer(self, customer_id: int, index: int, created: datetime,
                  updated: datetime) -> dict[str, Any]:
@@ -412,6 +670,8 @@ class ShopGenerator:
                                         99, 149))) + rng.choice((Decimal("0.95"),
                                                                  Decimal("0.99"),
                                                                  Decimal("0.50")))
+        if index == CHEAP_PRODUCT_INDEX:
+            base_incl = CHEAP_PRICE  # e.g. a postcard: 0.33 each, bought by three
         if has_matrix:
             set_id = 1000 + pid
             sizes = rng.sample(SIZES, rng.randint(2, 4))
@@ -489,9 +749,28 @@ class ShopGenerator:
         count = rng.choices(range(1, 11), weights=(30, 22, 14, 9, 7, 6, 4, 3, 3, 2))[0]
         if index == 0:
             count = 10
-        return [(rng.choice(variants), rng.choices((1, 2, 3, 4, 5),
-                                                    weights=(60, 20, 10, 5, 5))[0])
-                for _ in range(count)]
+        lines = []
+        for _ in range(count):
+            variant = rng.choice(variants)
+            quantity = rng.choices((1, 2, 3, 4, 5), weights=(60, 20, 10, 5, 5))[0]
+            if variant["priceIncl"] < 1:
+                quantity = rng.choice((3, 3, 6, 9, 12))
+            lines.append((variant, quantity))
+        return lines
+
+    def huge_lines(self, rows: int, variants: list[dict[str, Any]]) -> list[tuple[dict, int]]:
+        rng = self.rng
+        return [(rng.choice(variants), rng.choice((1, 1, 2, 3))) for _ in range(rows)]
+
+    @staticmethod
+    def zero_rated(spec: RowSpec) -> RowSpec:
+        """The row as booked at 0 % (reverse charge, export): the customer pays the
+        price excl. VAT, rounded to cents per unit."""
+        if spec.tax_rate == VAT_ZERO:
+            return spec
+        unit_excl = cents(excl_from_incl(spec.base_price_incl, spec.tax_rate, places="unit"))
+        return replace(spec, tax_rate=VAT_ZERO, base_price_incl=unit_excl,
+                       discount_incl=excl_from_incl(spec.discount_incl, spec.tax_rate))
 
     def row_spec(self, variant: dict[str, Any] | None, product: dict[str, Any] | None,
                  quantity: int, brand_title: str, *, discount_incl: Decimal = ZERO,
@@ -553,7 +832,8 @@ class IdSource:
               "categories_products": 51_000_000, "images": 12_000_000, "brands": 2_200_000,
               "suppliers": 310_000, "types": 120_000, "types_attributes": 440_000,
               "attributes": 700_000, "movements": 90_000_000, "metafields": 3_000_000,
-              "checkouts": 27_000_000, "product_attributes": 5_000_000}
+              "checkouts": 27_000_000, "product_attributes": 5_000_000,
+              "shipments": 15_600_000, "webhooks": 1_900_000}
 
     def __init__(self) -> None:
         self._next = dict(self.STARTS)

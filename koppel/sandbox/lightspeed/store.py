@@ -21,10 +21,12 @@ from .credits import CreditBook, seed_credits
 from .errors import ApiError, invalid, not_found
 from .money import ZERO, cents, excl_from_incl, unit
 from .pricing import RowSpec, apply_totals, build_row
-from .seed import (COUNTRIES, DEFAULT_ANCHOR, FREE_SHIPPING_FROM, ORDER_STATUSES,
-                   PAYMENT_METHODS, PICKUP_STATUSES, SEED_SPAN, SHIPMENT_METHODS,
-                   IdSource, ShopGenerator, address_fields, shipped_quantities,
-                   statuses_for)
+from .pricing import SHIPPING_TAX_MODES
+from .seed import (COUNTRIES, CURRENCIES, DEFAULT_ANCHOR, ORDER_STATUSES, PAYMENT_METHODS,
+                   PAYMENT_WEIGHTS, PICKUP_STATUSES, SEED_SPAN, SHIPMENT_METHODS,
+                   SHIPMENT_PROMOS, SPECIAL_NAMES, IdSource, ShopGenerator, address_fields,
+                   is_huge_order, payment_fee, shipment_discount, shipped_quantities,
+                   shipping_base, statuses_for, vat_regime)
 from .serialize import Ref
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -48,6 +50,8 @@ VARIANT_FIELDS = ("sku", "ean", "articleCode", "title", "stockLevel", "stockTrac
                   "isDefault", "sortOrder", "hs")
 ORDER_WRITABLE = ("status", "paymentStatus", "shipmentStatus", "memo", "comment",
                   "deliveryDate", "shippingDate")
+#: Control-plane amounts that override the shop's rules (create and PATCH).
+MONEY_OPTIONS = ("shipping_incl", "shipment_discount_incl", "payment_fee_incl")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,37 @@ class Sizes:
     orders: int = 60
     products: int = 40
     customers: int = 40
+
+
+@dataclass
+class ShopSettings:
+    """Shop-level settings that change how orders are priced or shown.
+
+    ``currency``: the shop currency in ``shop.json`` (orders carry none; amounts are the
+    same numbers in any currency). ``shipping_tax``: how shipping and payment fees are
+    taxed when an order mixes VAT rates (``pro_rata`` or ``highest_rate``, see
+    :mod:`.pricing`). ``reverse_charge``: EU companies outside NL with a VAT number are
+    charged 0 % (intra-community supply)."""
+
+    currency: str = "EUR"
+    shipping_tax: str = "pro_rata"
+    reverse_charge: bool = True
+
+    def check(self) -> None:
+        if self.currency not in CURRENCIES:
+            raise ValueError(f"currency must be one of {', '.join(CURRENCIES)}")
+        if self.shipping_tax not in SHIPPING_TAX_MODES:
+            raise ValueError(f"shipping_tax must be one of {', '.join(SHIPPING_TAX_MODES)}")
+
+
+TAXES = (  # the shop's VAT rates (``taxes.json``)
+    (Decimal("0.21"), "21% BTW", True), (Decimal("0.09"), "9% BTW", False),
+    (Decimal("0"), "0% BTW", False),
+)
+WEBHOOK_GROUPS = ("customers", "invoices", "orders", "products", "quotes", "reviews",
+                  "returns", "shipments", "subscriptions", "tickets", "variants")
+WEBHOOK_ACTIONS = ("*", "created", "updated", "deleted")
+MAX_WEBHOOKS = 10
 
 
 def credentials_for(seed: int) -> tuple[str, str]:
@@ -136,15 +171,26 @@ class ShopStore:
     """Every table of one emulated shop, guarded by ``self.lock``."""
 
     def __init__(self, seed: int = 1, sizes: Sizes = Sizes(),
-                 anchor: datetime = DEFAULT_ANCHOR, clock: Clock | None = None) -> None:
+                 anchor: datetime = DEFAULT_ANCHOR, clock: Clock | None = None,
+                 settings: ShopSettings | None = None) -> None:
         self.lock = threading.RLock()
         self.clock = clock or Clock()
         self.anchor = anchor
+        self.settings = settings or ShopSettings()
+        self.settings.check()
         self.reset(seed, sizes)
 
     # -- seeding -----------------------------------------------------------------------
-    def reset(self, seed: int, sizes: Sizes) -> None:
+    def reset(self, seed: int, sizes: Sizes, *, currency: str | None = None,
+              shipping_tax: str | None = None) -> None:
+        """Reseed everything; ``currency``/``shipping_tax`` change the shop settings
+        (left out: kept as they were)."""
         with self.lock:
+            settings = ShopSettings(currency or self.settings.currency,
+                                    shipping_tax or self.settings.shipping_tax,
+                                    self.settings.reverse_charge)
+            settings.check()
+            self.settings = settings
             self.seed = seed
             self.sizes = sizes
             self.api_key, self.api_secret = credentials_for(seed)
@@ -158,6 +204,11 @@ class ShopStore:
             self.metafields: dict[int, dict[str, Any]] = {}
             self.movements: dict[int, dict[str, Any]] = {}
             self.checkouts: dict[int, dict[str, Any]] = {}
+            self.webhooks: dict[int, dict[str, Any]] = {}
+            self.taxes = {310_100 + i: {"id": 310_100 + i, "createdAt": self.shop["createdAt"],
+                                        "updatedAt": self.shop["createdAt"],
+                                        "isDefault": default, "rate": rate, "title": title}
+                          for i, (rate, title, default) in enumerate(TAXES)}
             self.credit_book = CreditBook()
             self.order_number = 0
             cat = self.gen.catalogue(sizes.products, self.ids)
@@ -176,8 +227,8 @@ class ShopStore:
             "id": sid, "createdAt": self.anchor - SEED_SPAN - timedelta(days=60),
             "updatedAt": self.anchor, "isLive": True, "title": "Koppel Demowinkel",
             "mainDomain": f"demowinkel-{self.seed}.webshopapp.com",
-            "currency": {"shortcode": "EUR", "symbol": "€", "title": "Euro",
-                         "isDefault": True, "currencyRate": 1},
+            "currency": {**CURRENCIES[self.settings.currency], "isDefault": True,
+                         "currencyRate": 1},
             "language": {"id": 1, "code": "nl", "locale": "nl_NL", "title": "Nederlands"},
             "languages": ["nl", "en"], "country": dict(COUNTRIES["nl"]),
             "timezone": "Europe/Amsterdam",
@@ -203,24 +254,33 @@ class ShopStore:
         self._seed_customer_ids = list(self.customers)
         self._seed_variants = list(self.variants.values())
         first_id = IdSource.STARTS["orders"]
+        huge_rows = IdSource.STARTS["order_rows"] + 10 * count + 10
         for index in range(count):
             created = start + timedelta(seconds=int(span * (index + rng.random()) / max(count, 1)))
             updated = created if rng.random() < 0.3 else min(
                 self.anchor, created + timedelta(hours=rng.randint(1, 24 * 20)))
             oid = first_id + 2 * index + rng.randint(0, 1)
-            self.orders.add_stub({"id": oid, "createdAt": created, "updatedAt": updated,
-                                  "number": f"ORD{index + 1:05d}", "_seed_index": index})
+            stub = {"id": oid, "createdAt": created, "updatedAt": updated,
+                    "number": f"ORD{index + 1:05d}", "_seed_index": index}
+            huge = is_huge_order(self.seed, index)
+            if huge:  # its rows get ids of their own, after the 10 per order
+                stub["_huge"], stub["_row_base"] = huge, huge_rows
+                huge_rows += huge
+            self.orders.add_stub(stub)
         self.order_number = count
         self.ids.skip_to("orders", first_id + 2 * count + 2)
-        self.ids.skip_to("order_rows", IdSource.STARTS["order_rows"] + 10 * count + 10)
+        self.ids.skip_to("order_rows", huge_rows)
+        self.ids.skip_to("shipments", IdSource.STARTS["shipments"] + count + 1)
 
     def _materialize(self, stub: dict[str, Any]) -> dict[str, Any]:
         index = stub["_seed_index"]
         with self.lock, self.gen.using(random.Random(f"{self.seed}/order/{index}")):
-            row_base = IdSource.STARTS["order_rows"] + 10 * index
-            return self._random_order(index, stub["createdAt"], stub["updatedAt"],
-                                      order_id=stub["id"], number=stub["number"],
-                                      row_base=row_base)
+            row_base = stub.get("_row_base", IdSource.STARTS["order_rows"] + 10 * index)
+            order = self._random_order(index, stub["createdAt"], stub["updatedAt"],
+                                       order_id=stub["id"], number=stub["number"],
+                                       row_base=row_base, huge=stub.get("_huge", 0))
+            self._sync_shipment(order, shipment_id=IdSource.STARTS["shipments"] + index)
+            return order
 
     def _before_catalogue_change(self) -> None:
         """Seeded orders snapshot customers and variants: build them before those change."""
@@ -229,60 +289,119 @@ class ShopStore:
     # -- order assembly ----------------------------------------------------------------
     def _random_order(self, index: int, created: datetime, updated: datetime, *,
                       order_id: int | None = None, number: str | None = None,
-                      row_base: int | None = None) -> dict[str, Any]:
-        rng = self.gen.rng
-        status = self.gen.order_status(index)
+                      row_base: int | None = None, huge: int = 0) -> dict[str, Any]:
+        gen = self.gen
+        rng = gen.rng
+        status = gen.order_status(index)
+        plan = gen.order_plan(index)
+        kind = plan["kind"]
+        needs_shipping = bool(plan.get("mixed") or plan.get("promo"))
+        if needs_shipping and status in PICKUP_STATUSES:
+            status = "completed_shipped"  # a pinned case that must show shipping costs
         customer_ids = self._seed_customer_ids or list(self.customers)
         guest = index == 4 or not customer_ids or (index > 10 and rng.random() < 0.2)
         customer = None if guest else self.customers[rng.choice(customer_ids)] \
             if index > 10 else self.customers[customer_ids[index % len(customer_ids)]]
-        person = self.gen.person(index + 1000, guest=True).fields if customer is None \
-            else {k: customer[k] for k in ORDER_PERSON_FIELDS if k in customer}
+        names = plan.get("names")
+        special = False
+        if kind == "b2b_nl" and not names:  # a registered Dutch company, if there is one
+            dutch = [c for c in (self.customers[i] for i in customer_ids)
+                     if c["isCompany"] and c["addressBillingCountry"]["code"] == "nl"]
+            customer = rng.choice(dutch) if dutch else None
+            special = customer is None
+        elif kind != "domestic" or names:
+            customer, special = None, True
+        if special:
+            company = kind in ("b2b_nl", "b2b_eu") or (
+                kind == "domestic" and bool(names) and SPECIAL_NAMES[names][3] is not None)
+            person = gen.order_person(plan.get("country", "nl"), company=company,
+                                      names=names)
+        elif customer is None:
+            person = gen.person(index + 1000, guest=True).fields
+        else:
+            person = {k: customer[k] for k in ORDER_PERSON_FIELDS if k in customer}
+        if needs_shipping and vat_regime(person) != "domestic":
+            customer, person = None, gen.person(index + 1000, guest=True).fields
         country = person["addressBillingCountry"]["code"]
-        payment = rng.choice(PAYMENT_METHODS)
+        weights = PAYMENT_WEIGHTS["nl" if country in ("nl", "be") else "abroad"]
+        payment_id = rng.choices(list(weights), weights=list(weights.values()))[0]
         if country == "be" and rng.random() < 0.5:
-            payment = PAYMENT_METHODS[2]
-        if index < len(PAYMENT_METHODS) * 2:
-            payment = PAYMENT_METHODS[index % len(PAYMENT_METHODS)]
+            payment_id = "bancontact"
+        if index < 10:
+            payment_id = PAYMENT_METHODS[index % 5][0]
+        payment_id = plan.get("payment", payment_id)
+        payment = next(m for m in PAYMENT_METHODS if m[0] == payment_id)
         payment_status, shipment_status = statuses_for(status, payment[0], rng)
         if index == 2:
             shipment_status = "partially_shipped"
         variants = self._seed_variants or list(self.variants.values())
-        lines = self.gen.random_lines(index, variants, self.products)
+        if huge:
+            lines = gen.huge_lines(huge, variants)
+        elif plan.get("mixed"):
+            lines = [(v, 1) for v in self._cheapest_per_rate(variants)]
+        elif plan.get("cheap") and any(v["priceIncl"] < 1 for v in variants):
+            cheap = next(v for v in variants if v["priceIncl"] < 1)
+            lines = [(cheap, 3)] + gen.random_lines(index, variants, self.products)[:1]
+        else:
+            lines = gen.random_lines(index, variants, self.products)
         specs = []
         quantities = [q for _, q in lines]
         shipped = shipped_quantities(shipment_status, quantities)
+        # pinned money cases stay plain (no unknown SKUs, row or order discounts)
+        pinned = bool(plan.get("mixed") or plan.get("cheap") or plan.get("promo"))
         for pos, ((variant, qty), qty_shipped) in enumerate(zip(lines, shipped)):
             product = self.products.get(variant["product"].id)
             unknown = None
-            if (index == 1 and pos == len(lines) - 1) or (index > 10 and rng.random() < 0.03):
+            if (index == 1 and pos == len(lines) - 1) or (
+                    index > 10 and not pinned and rng.random() < 0.03):
                 unknown = f"OUD-{rng.randint(1000, 9999)}"
             if index == 5 and pos == 0:
                 no_sku = next((v for v in variants if not v["sku"]), None)
                 if no_sku is not None:
                     variant, product = no_sku, self.products[no_sku["product"].id]
             discount = ZERO
-            if index == 6 or rng.random() < 0.12:
+            if index == 6 or (not pinned and rng.random() < 0.12):
                 pct = rng.choice((Decimal("0.10"), Decimal("0.15"), Decimal("0.20")))
                 discount = cents(variant["priceIncl"] * qty * pct)
             invoiced = qty if payment_status == "paid" else 0
             specs.append(self._spec(variant, product, qty, discount, qty_shipped, invoiced,
                                     unknown))
         discount_type, discount_pct, coupon, discount_incl = "amount", ZERO, "", ZERO
-        if index == 3 or (index > 10 and rng.random() < 0.1):
+        if index == 3 or (index > 10 and not pinned and rng.random() < 0.1):
             if rng.random() < 0.5:
                 discount_type, coupon, discount_incl = "amount", "WELKOM5", Decimal("5.00")
             else:
                 discount_type, discount_pct, coupon = "percentage", Decimal("10"), "ZOMER10"
-        shipment = SHIPMENT_METHODS[2] if status in PICKUP_STATUSES else rng.choice(
-            SHIPMENT_METHODS[:2])
+        if status in PICKUP_STATUSES:
+            shipment = SHIPMENT_METHODS[2]
+        elif country not in ("nl", "be"):
+            shipment = SHIPMENT_METHODS[3]
+        else:
+            shipment = rng.choice(SHIPMENT_METHODS[:2])
+        promo = plan.get("promo")
+        if promo is None and index > 22 and not coupon and rng.random() < 0.33:
+            promo = rng.choices(tuple(SHIPMENT_PROMOS), weights=(45, 30, 25))[0]
+        if promo and not coupon:
+            coupon = SHIPMENT_PROMOS[promo][0]
         order = self._assemble(
             created=created, updated=updated, person=person, customer=customer,
             specs=specs, status=status, payment=payment, payment_status=payment_status,
             shipment=shipment, shipment_status=shipment_status,
             discount=(discount_type, discount_pct, coupon, discount_incl),
-            order_id=order_id, number=number, row_base=row_base)
+            order_id=order_id, number=number, row_base=row_base,
+            charges={"promo": promo} if promo else None)
         return order
+
+    @staticmethod
+    def _cheapest_per_rate(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One variant per VAT rate (the cheapest), highest rate first."""
+        best: dict[Decimal, dict[str, Any]] = {}
+        priced = [v for v in variants if v["priceIncl"] >= 1] or variants
+        for variant in priced:
+            rate = variant["_tax_rate"]
+            if rate not in best or variant["priceIncl"] < best[rate]["priceIncl"]:
+                best[rate] = variant
+        return [best[rate] for rate in sorted(best, reverse=True)]
 
     def _spec(self, variant: dict[str, Any] | None, product: dict[str, Any] | None,
               quantity: int, discount: Decimal = ZERO, shipped: int = 0, invoiced: int = 0,
@@ -300,12 +419,20 @@ class ShopStore:
                   shipment: tuple[str, str, Decimal, bool], shipment_status: str,
                   discount: tuple[str, Decimal, str, Decimal], comment: str = "",
                   order_id: int | None = None, number: str | None = None,
-                  row_base: int | None = None) -> dict[str, Any]:
+                  row_base: int | None = None, charges: dict[str, Any] | None = None,
+                  regime: str | None = None) -> dict[str, Any]:
+        """An order from its parts. ``charges`` fixes amounts the shop's rules would
+        otherwise set (``shipping_incl``, ``shipment_discount_incl``,
+        ``payment_fee_incl``) or names a shipment ``promo``; ``regime`` overrides the
+        VAT treatment derived from the person (:func:`~.seed.vat_regime`)."""
         if order_id is None:
             order_id = self.ids.next("orders", gap=1 + len(self.orders) % 2)
             self.order_number += 1
             number = f"ORD{self.order_number:05d}"
         oid = order_id
+        regime = regime or vat_regime(person, self.settings.reverse_charge)
+        if regime != "domestic":
+            specs = [self.gen.zero_rated(spec) for spec in specs]
         rows = [build_row(row_base + pos if row_base is not None
                           else self.ids.next("order_rows"), spec)
                 for pos, spec in enumerate(specs)]
@@ -315,14 +442,14 @@ class ShopStore:
             "customStatusId": False, "channel": "main", "remoteIp": "", "userAgent": "",
             "referralId": False,
         }
-        self._price(order, rows, shipment, discount)
         order.update(person)
         order.update({
             "paymentId": payment[0], "paymentStatus": payment_status,
             "paymentIsPost": False, "paymentIsInvoiceExternal": payment[0] == "afterpay",
             "paymentTitle": payment[1], "paymentData": [],
             "shipmentId": shipment[0], "shipmentStatus": shipment_status,
-            "shipmentIsCashOnDelivery": False, "shipmentIsPickup": shipment[3],
+            "shipmentIsCashOnDelivery": payment[0] == "cod",
+            "shipmentIsPickup": shipment[3],
             "shipmentTitle": shipment[1], "shipmentData": [],
             "shippingDate": "", "deliveryDate": "",
             "isNewCustomer": customer is None or customer["createdAt"] >= created,
@@ -335,22 +462,190 @@ class ShopStore:
             "_rows": rows,
             "_shipment": shipment,
             "_discount": discount,
+            "_charges": dict(charges or {}),
+            "_regime": regime,
         })
+        self._price(order, rows, shipment, discount)
         self.orders[oid] = order
+        if row_base is None:  # seeded orders get their shipment in _materialize
+            self._sync_shipment(order)
         return order
 
-    @staticmethod
-    def _price(order: dict[str, Any], rows: list[dict[str, Any]],
+    def _price(self, order: dict[str, Any], rows: list[dict[str, Any]],
                shipment: tuple[str, str, Decimal, bool],
                discount: tuple[str, Decimal, str, Decimal]) -> None:
+        """Money fields from the rows and the shop's rules for shipping (free from
+        €75 at home), shipment promotions and payment fees, unless ``_charges`` fixes
+        them."""
         kind, pct, coupon, amount = discount
+        charges = order.get("_charges") or {}
         rows_incl = sum((r["priceIncl"] for r in rows), ZERO)
         discount_incl = cents(rows_incl * pct / 100) if kind == "percentage" else amount
-        ship_incl = ZERO if rows_incl >= FREE_SHIPPING_FROM else shipment[2]
-        apply_totals(order, rows, shipment_price_incl=ship_incl, discount_incl=discount_incl)
+        discount_incl = min(cents(discount_incl), rows_incl)
+        country = order["addressShippingCountry"]["code"]
+        base = charges.get("shipping_incl")
+        if base is None:
+            base = shipping_base(shipment, rows_incl, country)
+        ship_discount = charges.get("shipment_discount_incl")
+        if ship_discount is None:
+            ship_discount = shipment_discount(charges.get("promo"), base, rows_incl)
+        ship_discount = min(ship_discount, base)
+        fee = charges.get("payment_fee_incl")
+        if fee is None:
+            fee = payment_fee(order["paymentId"],
+                              rows_incl - discount_incl + base - ship_discount)
+        apply_totals(order, rows, shipment_price_incl=base, discount_incl=discount_incl,
+                     shipment_discount_incl=ship_discount, payment_price_incl=fee,
+                     shipping_tax=self.settings.shipping_tax)
         order["discountType"] = kind
         order["discountPercentage"] = pct
         order["discountCouponCode"] = coupon
+
+    # -- shipments ---------------------------------------------------------------------
+    def _sync_shipment(self, order: dict[str, Any], shipment_id: int | None = None) -> None:
+        """An order that is (partially) shipped has one shipment record (created when
+        it is first seen shipped; seeded ones get an id from their index)."""
+        if order["shipmentStatus"] not in ("shipped", "partially_shipped") \
+                or order.get("_shipment_record"):
+            return
+        if shipment_id is None:
+            shipment_id = self.ids.next("shipments")
+            when = order["updatedAt"]
+        else:
+            when = min(order["updatedAt"], order["createdAt"] + timedelta(days=1))
+        digest = hashlib.sha256(f"{self.seed}/{shipment_id}".encode()).hexdigest()
+        order["_shipment_record"] = {
+            "id": shipment_id, "createdAt": when, "updatedAt": when,
+            "number": f"SHP{shipment_id - IdSource.STARTS['shipments'] + 1:05d}",
+            "status": "shipped",
+            "trackingCode": "" if order["shipmentIsPickup"]
+            else "3SKOPP" + str(int(digest[:12], 16))[:9],
+            "doNotifyShipped": True, "doNotifyReadyForPickup": order["shipmentIsPickup"],
+            "doNotifyTrackingCode": not order["shipmentIsPickup"],
+            "totalWeight": 0, "totalSizeX": 0, "totalSizeY": 0, "totalSizeZ": 0,
+            "customer": order["customer"],
+            "order": Ref(f"orders/{order['id']}", order["id"]),
+            "products": Ref(f"shipments/{shipment_id}/products"),
+            "metafields": Ref(f"shipments/{shipment_id}/metafields"),
+            "events": Ref(f"orders/{order['id']}/events"),
+            "_order_id": order["id"],
+        }
+
+    def shipments(self, order_id: int | None = None) -> list[dict[str, Any]]:
+        """Shipment records in id order (builds the seeded orders it needs)."""
+        if order_id is not None:
+            order = self.get(self.orders, order_id)
+            record = order.get("_shipment_record")
+            return [record] if record else []
+        records = [o["_shipment_record"] for o in self.orders.values()
+                   if o.get("_shipment_record")]
+        return sorted(records, key=lambda r: r["id"])
+
+    def shipment(self, shipment_id: int) -> dict[str, Any]:
+        for record in self.shipments():
+            if record["id"] == shipment_id:
+                return record
+        raise not_found()
+
+    def shipment_products(self, shipment: dict[str, Any]) -> list[dict[str, Any]]:
+        """The shipped rows (``quantityShipped``; a fully shipped order ships all)."""
+        order = self.orders[shipment["_order_id"]]
+        out = []
+        for row in order["_rows"]:
+            quantity = row["quantityShipped"] or (
+                row["quantityOrdered"] if order["shipmentStatus"] == "shipped" else 0)
+            if quantity:
+                out.append({"id": row["id"], "productTitle": row["productTitle"],
+                            "variantTitle": row["variantTitle"],
+                            "articleCode": row["articleCode"], "ean": row["ean"],
+                            "sku": row["sku"], "quantity": quantity,
+                            "orderProduct": Ref(f"orders/{order['id']}/products/{row['id']}",
+                                                row["id"]),
+                            "product": row["product"], "variant": row["variant"]})
+        return out
+
+    # -- webhooks ----------------------------------------------------------------------
+    def _webhook_changes(self, data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        out: dict[str, Any] = {}
+        checks = (("itemGroup", WEBHOOK_GROUPS), ("itemAction", WEBHOOK_ACTIONS),
+                  ("format", ("json", "xml")))
+        for key, allowed in checks:
+            if key in data:
+                if data[key] not in allowed:
+                    errors[key] = [f"Must be one of {', '.join(allowed)}."]
+                else:
+                    out[key] = data[key]
+            elif creating and key != "format":
+                errors[key] = ["This field is required."]
+        if "address" in data or creating:
+            address = str(data.get("address") or "")
+            if not re.match(r"^https?://[^\s/]+", address) or len(address) > 255:
+                errors["address"] = ["Must be an http(s) URL of at most 255 characters."]
+            else:
+                out["address"] = address
+        if "isActive" in data:
+            if not isinstance(data["isActive"], bool):
+                errors["isActive"] = ["Must be true or false."]
+            else:
+                out["isActive"] = data["isActive"]
+        if "language" in data:
+            code = data["language"].get("code") if isinstance(data["language"], dict) \
+                else data["language"]
+            if code not in self.shop["languages"]:
+                errors["language"] = [f"Unknown or inactive language '{code}'."]
+            else:
+                out["language"] = self._language(code)
+        if errors:
+            raise invalid(errors)
+        return out
+
+    def _language(self, code: str) -> dict[str, Any]:
+        languages = {"nl": {"id": 1, "code": "nl", "locale": "nl_NL", "title": "Nederlands"},
+                     "en": {"id": 2, "code": "en", "locale": "en_GB", "title": "English"}}
+        return dict(languages[code])
+
+    def create_webhook(self, data: dict[str, Any], lang: str = "nl") -> dict[str, Any]:
+        with self.lock:
+            changes = self._webhook_changes(data, creating=True)
+            if len(self.webhooks) >= MAX_WEBHOOKS:
+                raise invalid({"webhook": [f"A shop can have at most {MAX_WEBHOOKS} webhooks."]})
+            now = self.clock.now()
+            wid = self.ids.next("webhooks")
+            record = {"id": wid, "createdAt": now, "updatedAt": now, "isActive": True,
+                      "itemGroup": "", "itemAction": "", "language": self._language(
+                          lang if lang in self.shop["languages"] else "nl"),
+                      "format": "json", "address": ""}
+            record.update(changes)
+            self.webhooks[wid] = record
+            return record
+
+    def update_webhook(self, webhook_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            record = self.get(self.webhooks, webhook_id)
+            record.update(self._webhook_changes(data, creating=False))
+            record["updatedAt"] = self.clock.now()
+            return record
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        with self.lock:
+            self.get(self.webhooks, webhook_id)
+            del self.webhooks[webhook_id]
+
+    def change_settings(self, *, currency: str | None = None,
+                        shipping_tax: str | None = None) -> ShopSettings:
+        """Shop settings changed at runtime: orders placed afterwards follow them;
+        seeded orders are built first so they keep the settings they were made with."""
+        with self.lock:
+            settings = ShopSettings(currency or self.settings.currency,
+                                    shipping_tax or self.settings.shipping_tax,
+                                    self.settings.reverse_charge)
+            settings.check()
+            self.orders.materialize_all()
+            self.settings = settings
+            self.shop["currency"] = {**CURRENCIES[settings.currency], "isDefault": True,
+                                     "currencyRate": 1}
+            return settings
 
     def add_orders(self, count: int) -> list[dict[str, Any]]:
         """Random new orders created now (control plane)."""
@@ -367,7 +662,13 @@ class ShopStore:
              "status": "processing_awaiting_shipment", "payment_method": "ideal",
              "shipment_method": "core|postnl|standard", "discount_incl": "5.00",
              "created_at": "2025-07-01T10:00:00+00:00"}
-        """
+
+        Optional money and person fields (left out: the shop's rules and the customer's
+        or guest's data apply, as before): ``shipping_incl`` (shipping before discount),
+        ``shipment_discount_incl``, ``payment_fee_incl``, ``coupon``; ``is_company``,
+        ``company_name``, ``vat_number``, ``coc_number``, ``country`` (billing and
+        shipping), ``vat_regime`` (``domestic``/``reverse_charge``/``export``; default:
+        derived from country, company and VAT number)."""
         with self.lock:
             now = self.clock.now()
             created = _parse_time(data["created_at"]) if data.get("created_at") else now
@@ -381,6 +682,7 @@ class ShopStore:
                 person = self.gen.person(10_000, guest=True).fields
                 person.update({k: v for k, v in data.get("person", {}).items()
                                if k in PERSON_FIELDS})
+            self._person_overrides(person, data)
             status = data.get("status", "processing_awaiting_payment")
             _check_choice("status", status, ORDER_STATUSES)
             payment = _pick(PAYMENT_METHODS, data.get("payment_method", "ideal"),
@@ -394,16 +696,52 @@ class ShopStore:
             specs = self._line_specs(data.get("lines") or [], ship_status)
             discount = ("amount", ZERO, data.get("coupon", ""),
                         parse_money(data.get("discount_incl", 0), "discount_incl"))
+            charges = {key: cents(parse_money(data[key], key))
+                       for key in MONEY_OPTIONS if data.get(key) is not None}
+            regime = data.get("vat_regime")
+            if regime is not None:
+                _check_choice("vat_regime", regime, ("domestic", "reverse_charge", "export"))
             return self._assemble(created=created, updated=created, person=person,
                                   customer=customer, specs=specs, status=status,
                                   payment=payment, payment_status=pay_status,
                                   shipment=shipment, shipment_status=ship_status,
-                                  discount=discount, comment=data.get("comment", ""))
+                                  discount=discount, comment=data.get("comment", ""),
+                                  charges=charges, regime=regime)
+
+    @staticmethod
+    def _person_overrides(person: dict[str, Any], data: dict[str, Any]) -> None:
+        """``is_company``/``company_name``/``vat_number``/``coc_number``/``country`` of
+        a control-plane order (they change the order only, not the customer)."""
+        if data.get("country") is not None:
+            try:
+                country = parse_country(data["country"])
+            except ApiError:
+                raise invalid({"country": [f"Unknown country '{data['country']}'."]}) from None
+            person["addressBillingCountry"] = dict(country)
+            person["addressShippingCountry"] = dict(country)
+        for key, field in (("company_name", "companyName"), ("vat_number", "companyVatNumber"),
+                           ("coc_number", "companyCoCNumber")):
+            if data.get(key) is not None:
+                person[field] = str(data[key])
+        if data.get("company_name") is not None:
+            person["addressShippingCompany"] = str(data["company_name"])
+        if data.get("is_company") is not None:
+            person["isCompany"] = bool(data["is_company"])
+        elif data.get("company_name"):
+            person["isCompany"] = True
 
     def _line_specs(self, lines: list[dict[str, Any]], shipment_status: str) -> list[RowSpec]:
         if not lines:
             raise invalid({"lines": ["At least one line is required."]})
-        quantities = [int(line.get("quantity", 1)) for line in lines]
+        quantities = []
+        for line in lines:
+            quantity = line.get("quantity", 1)
+            if isinstance(quantity, str) and quantity.strip().isdigit():
+                quantity = int(quantity)
+            if isinstance(quantity, bool) or not isinstance(quantity, int):
+                raise invalid({"quantity": ["Must be a whole number (quantityOrdered is an "
+                                            "integer)."]})
+            quantities.append(quantity)
         shipped = shipped_quantities(shipment_status, quantities)
         specs = []
         for line, qty, qty_shipped in zip(lines, quantities, shipped):
@@ -451,6 +789,13 @@ class ShopStore:
                         order[key] = value
             lines = changes.pop("lines", None)
             updated_at = changes.pop("updated_at", None)
+            money = {} if api else {key: changes.pop(key) for key in MONEY_OPTIONS
+                                    if key in changes}
+            for key, value in money.items():
+                try:
+                    money[key] = None if value is None else cents(parse_money(value, key))
+                except ApiError as exc:
+                    errors.update(exc.errors)
             for key, value in changes.items():
                 if api and key not in ORDER_WRITABLE:
                     continue  # read-only fields are ignored, as the live API does
@@ -463,9 +808,15 @@ class ShopStore:
                 raise invalid(errors)
             if lines is not None:
                 specs = self._line_specs(lines, order["shipmentStatus"])
+                if order.get("_regime", "domestic") != "domestic":
+                    specs = [self.gen.zero_rated(spec) for spec in specs]
                 order["_rows"] = [build_row(self.ids.next("order_rows"), s) for s in specs]
+            if money:  # null: back to the shop's rule
+                order["_charges"] = {**order.get("_charges", {}), **money}
+            if lines is not None or money:
                 self._price(order, order["_rows"], order["_shipment"], order["_discount"])
             order["updatedAt"] = _parse_time(updated_at) if updated_at else self.clock.now()
+            self._sync_shipment(order)
             return order
 
     # -- generic helpers ---------------------------------------------------------------

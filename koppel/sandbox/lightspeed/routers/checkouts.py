@@ -87,8 +87,8 @@ def list_checkout_products(lang: str, checkout_id: int, request: Request):
 def checkout_payment_methods(lang: str, checkout_id: int, request: Request):
     st = state(request)
     with st.store.lock:
-        st.checkouts.get(checkout_id)
-    return {"payment_methods": payment_methods()}
+        quotes = st.checkouts.payment_quotes(st.checkouts.get(checkout_id))
+    return {"payment_methods": payment_methods(quotes)}
 
 
 @router.get("/checkouts/{checkout_id:int}/shipment_methods.json")

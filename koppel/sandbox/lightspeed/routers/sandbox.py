@@ -24,6 +24,15 @@ class ResetBody(BaseModel):
     orders: int = Field(60, ge=0, le=1_000_000)
     products: int = Field(40, ge=1, le=100_000)
     customers: int = Field(40, ge=1, le=1_000_000)
+    currency: Literal["EUR", "GBP", "USD"] | None = Field(
+        None, description="shop currency (left out: unchanged)")
+    shipping_tax: Literal["pro_rata", "highest_rate"] | None = Field(
+        None, description="VAT on shipping/fees of mixed-rate orders (left out: unchanged)")
+
+
+class SettingsBody(BaseModel):
+    currency: Literal["EUR", "GBP", "USD"] | None = None
+    shipping_tax: Literal["pro_rata", "highest_rate"] | None = None
 
 
 class RateLimitBody(BaseModel):
@@ -65,9 +74,28 @@ def credentials(request: Request) -> dict[str, str]:
 def reset(request: Request, body: ResetBody | None = None) -> dict[str, Any]:
     st = state(request)
     body = body or ResetBody()
-    st.store.reset(body.seed, Sizes(body.orders, body.products, body.customers))
+    st.store.reset(body.seed, Sizes(body.orders, body.products, body.customers),
+                   currency=body.currency, shipping_tax=body.shipping_tax)
     st.limiter.clear()
-    return {"status": "reset", **body.model_dump()}
+    settings = st.store.settings
+    return {"status": "reset", **body.model_dump(), "currency": settings.currency,
+            "shipping_tax": settings.shipping_tax}
+
+
+@router.get("/settings")
+def get_settings(request: Request) -> dict[str, Any]:
+    settings = state(request).store.settings
+    return {"currency": settings.currency, "shipping_tax": settings.shipping_tax,
+            "reverse_charge": settings.reverse_charge}
+
+
+@router.put("/settings")
+def put_settings(request: Request, body: SettingsBody) -> dict[str, Any]:
+    """Shop settings; orders placed afterwards follow them (seeded ones keep theirs)."""
+    store = state(request).store
+    settings = store.change_settings(currency=body.currency, shipping_tax=body.shipping_tax)
+    return {"currency": settings.currency, "shipping_tax": settings.shipping_tax,
+            "reverse_charge": settings.reverse_charge}
 
 
 @router.get("/ratelimit")
@@ -112,7 +140,9 @@ def put_clock(request: Request, body: ClockBody) -> dict[str, Any]:
 @router.post("/orders", status_code=201)
 def add_orders(request: Request, body: AddBody) -> dict[str, Any]:
     """``{"count": n}`` random new orders, or ``{"orders": [explicit data]}`` (see
-    :meth:`ShopStore.create_order`)."""
+    :meth:`ShopStore.create_order`: optional ``shipping_incl``,
+    ``shipment_discount_incl``, ``payment_fee_incl``, ``is_company``, ``company_name``,
+    ``vat_number``, ``coc_number``, ``country``, ``vat_regime``)."""
     store = state(request).store
     with store.lock:
         if body.orders:
@@ -124,8 +154,10 @@ def add_orders(request: Request, body: AddBody) -> dict[str, Any]:
 
 @router.patch("/orders/{order_id}")
 def change_order(order_id: int, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-    """Any order field, ``status``, ``lines`` (replace rows) or ``updated_at``; bumps
-    ``updatedAt`` to now unless ``updated_at`` is given."""
+    """Any order field, ``status``, ``lines`` (replace rows), ``shipping_incl`` /
+    ``shipment_discount_incl`` / ``payment_fee_incl`` (``null``: the shop's rule again;
+    the order is repriced) or ``updated_at``; bumps ``updatedAt`` to now unless
+    ``updated_at`` is given."""
     store = state(request).store
     with store.lock:
         return {"order": _ctx_render(request, [store.change_order(order_id, body)])[0]}
