@@ -111,6 +111,8 @@ class ItemPolicy:
 
     prices_include_tax: bool = False
     ean_target: EanPlacement = "description"
+    #: where the product's features/attributes ("kenmerken": ``Made in: NL``) go
+    attributes_target: EanPlacement = "none"
     inventory_enabled: bool = False
     untracked_type: Literal["NonInventory", "Service"] = "NonInventory"
     update_policy: Mapping[str, UpdateMode] = field(default_factory=lambda: dict(DEFAULT_UPDATE_POLICY))
@@ -152,6 +154,13 @@ def desired_item(
         description = _with_ean(description, item.ean)
     elif policy.ean_target == "purchase_description":
         purchase_description = _with_ean(None, item.ean)
+    features = "\n".join(f"{clean_text(k)}: {clean_text(str(v))}"
+                         for k, v in item.attributes.items() if clean_text(str(v)))
+    if features and policy.attributes_target == "description":
+        description = f"{description}\n{features}" if description else features
+    elif features and policy.attributes_target == "purchase_description":
+        purchase_description = f"{purchase_description}\n{features}" if purchase_description \
+            else features
     price, tax_included = item_price(item, policy)
     item_type = item_type_for(item, policy)
     return item_payload(

@@ -17,7 +17,7 @@ answered from the first one.
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
+from dataclasses import replace
 from typing import Any, Iterator
 
 from koppel.flows.base import (
@@ -409,7 +409,15 @@ class OrdersProcess(Process):
         for currency, group in sorted(by_currency.items(), key=lambda kv: kv[0] or ""):
             upserter = CustomerUpserter(self.run, currency=currency,
                                         home_currency=group[0].state.get("home_currency"))
-            outcomes.update(upserter.upsert({r.source_id: self._order(r).customer for r in group}))
+            # "wanbetalingsdebiteur" mode: every order on the tenant's default customer
+            everyone_default = self.settings.default_customer.book_all_orders
+            outcomes.update(upserter.upsert({
+                r.source_id: None if everyone_default else self._order(r).customer
+                for r in group}))
+        if self.settings.default_customer.book_all_orders:
+            outcomes = {k: v if isinstance(v, Exception) else replace(
+                v, reason="the tenant books every order on the default customer")
+                for k, v in outcomes.items()}
         for record in records:
             if record not in needing:
                 result.passed.append(record)

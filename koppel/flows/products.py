@@ -124,6 +124,7 @@ class ProductsProcess(Process):
         products = settings.products
         return ItemPolicy(prices_include_tax=settings.prices_include_tax,
                           ean_target=products.ean_target,
+                          attributes_target=products.attributes_target,
                           inventory_enabled=products.inventory,
                           untracked_type=products.untracked_type,
                           update_policy=self.update_policy())
@@ -141,6 +142,10 @@ class ProductsProcess(Process):
             self.product_settings.ean_target)
         if ean_field:
             sources[ean_field] = sources[ean_field] | {"ean"}
+        features_field = {"description": "Description", "purchase_description": "PurchaseDesc"}.get(
+            self.product_settings.attributes_target)
+        if features_field:
+            sources[features_field] = sources[features_field] | {"attributes"}
         for qbo_field, canonical in sources.items():
             if canonical & create_only:
                 policy[qbo_field] = "create_only"

@@ -176,6 +176,7 @@ class DefaultCustomer(_Model):
 
     display_name: QboName = "Webshop klant"
     email: Optional[Email] = None
+    book_all_orders: bool = Field(default=False, description="Book every order on this customer (one debtor for the webshop, 'wanbetalingsdebiteur'); no customers are made per buyer.")
 
 
 class Rounding(_Model):
@@ -233,6 +234,9 @@ class ProductSettings(_Model):
     accounts: ProductAccounts = Field(default_factory=ProductAccounts)
     ean_target: Literal["description", "purchase_description", "none"] = Field(
         default="description", description="Where the EAN goes (QBO items have no EAN field)."
+    )
+    attributes_target: Literal["description", "purchase_description", "none"] = Field(
+        default="none", description="Where the product's features/attributes (kenmerken, 'Made in: NL' lines) go; updated per update_policy of that field (create_only/always)."
     )
     update_policy: ItemUpdatePolicy = Field(default_factory=ItemUpdatePolicy)
     sync_categories: bool = Field(default=True, description="Create the Lightspeed category path as QBO categories.")

@@ -147,3 +147,58 @@ def test_invoice_mode_pays_paid_orders_and_orders_paid_later(shop_factory, make_
     assert latest["action"] == "updated" and "payment" in latest["reason"]
     assert tenant.run("orders", full_resync=True).state == "success"
     assert len(tenant.entities("Payment")) == 2 and len(tenant.entities("Invoice")) == 2
+
+
+def test_a_gbp_shop_books_in_gbp_only_when_the_company_can(shop_factory, make_tenant, qbo_server):
+    """A GBP shop on a EUR company: with multicurrency off every order fails naming the
+    currency (never booked as EUR, no customer made for it); once multicurrency is on and
+    GBP enabled, the retried order is booked in GBP for a GBP customer, to the cent."""
+    import httpx
+
+    shop = shop_factory(orders=0, products=4, customers=2, currency="GBP")
+    (order,) = shop.control.post("/orders", json={"orders": [{
+        "person": {"email": "liz@example.co.uk", "firstname": "Liz", "lastname": "Taylor"},
+        "lines": [{"sku": "TEA", "title": "Tea", "price_incl": "12.10", "tax_rate": "0.21",
+                   "quantity": 2}],
+        "shipping_incl": "4.95", "payment_fee_incl": "0", "status": "completed_shipped",
+        "payment_status": "paid"}]}).json()["orders"]
+    tenant = make_tenant(shop, settings={"unknown_sku": "create_item", "error_threshold": {
+        "max_count": 5, "max_fraction": None}})
+    customers_before = len(tenant.entities("Customer"))
+    assert tenant.run("orders").state == "success"
+    (entry,) = [r for r in tenant.activity("orders") if r["source_id"] == str(order["id"])]
+    assert entry["action"] == "failed"
+    assert entry["reason"].startswith("currency: the order is in GBP, the QuickBooks company's "
+                                      "home currency is EUR and multicurrency is off")
+    assert tenant.entities("SalesReceipt") == []
+    assert len(tenant.entities("Customer")) == customers_before
+
+    httpx.put(f"{qbo_server.url}/_sandbox/realms/{tenant.realm_id}/multicurrency",
+              json={"enabled": True, "currencies": ["GBP"]}, timeout=30).raise_for_status()
+    assert tenant.run("orders").state == "success"
+    (doc,) = tenant.entities("SalesReceipt")
+    assert doc["CurrencyRef"]["value"] == "GBP"
+    assert D(str(doc["TotalAmt"])) == D(str(order["priceIncl"])).quantize(D("0.01")) == D("29.15")
+    assert booked_figures(doc).vat == {"21": D("5.06")}
+    customer = next(c for c in tenant.entities("Customer") if c["Id"] == doc["CustomerRef"]["value"])
+    assert customer["CurrencyRef"]["value"] == "GBP"
+    assert D(str(doc["ExchangeRate"])) != 1 and D(str(doc["HomeTotalAmt"])) == \
+        (D(str(doc["TotalAmt"])) * D(str(doc["ExchangeRate"]))).quantize(D("0.01"))
+
+
+def test_every_order_on_the_default_debtor_when_the_tenant_says_so(shop_factory, make_tenant):
+    shop = shop_factory(orders=0, products=4, customers=2)
+    made = shop.control.post("/orders", json={"orders": [
+        {"person": {"email": f"k{n}@example.nl", "firstname": "K", "lastname": str(n)},
+         "lines": [{"sku": "SHIRT", "title": "Shirt", "price_incl": "12.10", "tax_rate": "0.21",
+                    "quantity": 1}], "status": "completed_shipped", "payment_status": "paid"}
+        for n in range(3)]}).json()["orders"]
+    tenant = make_tenant(shop, settings={"unknown_sku": "create_item", "default_customer": {
+        "display_name": "Webshop debiteur", "book_all_orders": True}})
+    before = {c["Id"] for c in tenant.entities("Customer")}
+    assert tenant.run("orders").state == "success"
+    docs = tenant.entities("SalesReceipt")
+    assert len(docs) == len(made)
+    (debtor,) = [c for c in tenant.entities("Customer") if c["Id"] not in before]
+    assert debtor["DisplayName"] == "Webshop debiteur"
+    assert {d["CustomerRef"]["value"] for d in docs} == {debtor["Id"]}

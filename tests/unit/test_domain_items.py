@@ -122,3 +122,20 @@ def test_every_qbo_name_is_cleaned_in_one_place():
     assert body["CompanyName"] == "Bakkerij De Zon - Utrecht"
     assert (body["GivenName"], body["FamilyName"]) == ("Jan-", "Jansen-BV")
     assert category_payload("Kaas: Oud")["Name"] == "Kaas - Oud"
+
+
+def test_features_reach_the_description_the_tenant_maps_them_to():
+    from koppel.domain.items import ItemPolicy, desired_item
+
+    item = variant(attributes={"Made in": "Nederland", "Levertijd": " 2 dagen ", "Leeg": ""})
+    accounts = ItemAccounts(income_account_id="1", expense_account_id="2", asset_account_id="3")
+    plain = desired_item(item, name="T", policy=ItemPolicy(), accounts=accounts)
+    assert plain["Description"] == "Soft cotton\nEAN: 8712345678906"
+    into_description = desired_item(item, name="T", accounts=accounts,
+                                     policy=ItemPolicy(attributes_target="description"))
+    assert into_description["Description"] == \
+        "Soft cotton\nEAN: 8712345678906\nMade in: Nederland\nLevertijd: 2 dagen"
+    into_purchase = desired_item(item, name="T", accounts=accounts,
+                                 policy=ItemPolicy(attributes_target="purchase_description",
+                                                   ean_target="none"))
+    assert into_purchase["PurchaseDesc"] == "Made in: Nederland\nLevertijd: 2 dagen"
