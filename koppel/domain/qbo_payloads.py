@@ -804,6 +804,10 @@ def build_refund_document(
         if shipping:
             lines.extend(shipping)
             shop_total += cents(order.shipping_incl or 0)
+    fees = _payment_fee_lines(order, refs, mode)  # a credited payment fee, if any
+    if fees:
+        lines.extend(fees)
+        shop_total += cents(order.payment_fee_incl or 0)
     if not lines:
         raise PayloadError("nothing refunded", field="lines")
     entity = "CreditMemo" if original.entity == "Invoice" else "RefundReceipt"
@@ -831,6 +835,8 @@ def build_refund_document(
         refs=refs,
         policy=options.rounding,
         notes=[],
+        shop_vat=shop_vat_per_rate(order),
+        supply_vat=options.supply_vat,
         currency=order.currency if options.multicurrency else None,
     )
 

@@ -480,6 +480,7 @@ class OrdersProcess(Process):
         from koppel.domain.qbo_payloads import OrderRefs, PayloadError
 
         from koppel.domain.vat import TreatmentError, decide
+        from koppel.flows.qbo_refs import treatment_codes, unresolved_tax_codes
 
         s = self.settings
         options = self._options(refs)
@@ -795,37 +796,6 @@ class OrdersProcess(Process):
                 if _systemic(exc):
                     raise
                 result.fail(record, RecordError(f"void failed: {exc}"))
-
-
-def treatment_codes(settings, refs):
-    """The tenant's tax codes per VAT treatment, resolved to QuickBooks ids (a name
-    QuickBooks lacks stays unresolved; an order that needs it fails naming it)."""
-    from koppel.domain.vat import TreatmentCodes
-
-    t = settings.vat_treatments
-    names = {f"tax_codes.{rate}": name for rate, name in settings.tax_codes.items()}
-    names.update({"vat_treatments.intra_eu_b2b": t.intra_eu_b2b, "vat_treatments.export": t.export,
-                  "vat_treatments.exempt": t.exempt})
-    for country, rates in t.oss.items():
-        names.update({f"vat_treatments.oss.{country}.{rate}": name for rate, name in rates.items()})
-    domestic = {rate: code for rate, name in settings.tax_codes.items()
-                if (code := refs.tax_code_id(name))}
-    oss = {country: {rate: code for rate, name in rates.items() if (code := refs.tax_code_id(name))}
-           for country, rates in t.oss.items()}
-    return TreatmentCodes(
-        domestic=domestic, intra_eu_b2b=refs.tax_code_id(t.intra_eu_b2b),
-        export=refs.tax_code_id(t.export), exempt=refs.tax_code_id(t.exempt),
-        exempt_tax_names=tuple(t.exempt_tax_names), oss=oss, shop_country=t.shop_country,
-        names={k: v for k, v in names.items() if v})
-
-
-def unresolved_tax_codes(settings, refs) -> str:
-    """Which of the tenant's domestic tax codes QuickBooks lacks, for an error message."""
-    missing = [f"{name!r} (settings.tax_codes.{rate})" for rate, name in settings.tax_codes.items()
-               if not refs.tax_code_id(name)]
-    if missing:
-        return "QuickBooks has no tax code named " + ", ".join(missing)
-    return "settings.tax_codes maps no tax code for it"
 
 
 def end_verified(result: StepResult, record: Record, value: dict[str, Any], doc, action: str,

@@ -217,3 +217,34 @@ def _read_back(hook, refs: QboRefs, names: dict[str, list[str]]) -> None:
             if (refs.item_id(name) if entity == "Item" else refs.payment_method_id(name)) is None:
                 raise MissingReference(f"QuickBooks refused to create {entity} {name!r} "
                                        "(duplicate name) and has no active one by that name")
+
+
+def treatment_codes(settings, refs):
+    """The tenant's tax codes per VAT treatment, resolved to QuickBooks ids (a name
+    QuickBooks lacks stays unresolved; an order that needs it fails naming it)."""
+    from koppel.domain.vat import TreatmentCodes
+
+    t = settings.vat_treatments
+    names = {f"tax_codes.{rate}": name for rate, name in settings.tax_codes.items()}
+    names.update({"vat_treatments.intra_eu_b2b": t.intra_eu_b2b, "vat_treatments.export": t.export,
+                  "vat_treatments.exempt": t.exempt})
+    for country, rates in t.oss.items():
+        names.update({f"vat_treatments.oss.{country}.{rate}": name for rate, name in rates.items()})
+    domestic = {rate: code for rate, name in settings.tax_codes.items()
+                if (code := refs.tax_code_id(name))}
+    oss = {country: {rate: code for rate, name in rates.items() if (code := refs.tax_code_id(name))}
+           for country, rates in t.oss.items()}
+    return TreatmentCodes(
+        domestic=domestic, intra_eu_b2b=refs.tax_code_id(t.intra_eu_b2b),
+        export=refs.tax_code_id(t.export), exempt=refs.tax_code_id(t.exempt),
+        exempt_tax_names=tuple(t.exempt_tax_names), oss=oss, shop_country=t.shop_country,
+        names={k: v for k, v in names.items() if v})
+
+
+def unresolved_tax_codes(settings, refs) -> str:
+    """Which of the tenant's domestic tax codes QuickBooks lacks, for an error message."""
+    missing = [f"{name!r} (settings.tax_codes.{rate})" for rate, name in settings.tax_codes.items()
+               if not refs.tax_code_id(name)]
+    if missing:
+        return "QuickBooks has no tax code named " + ", ".join(missing)
+    return "settings.tax_codes maps no tax code for it"

@@ -151,7 +151,8 @@ class RefundsProcess(Process):
                                  f"{number} is voided; nothing left to refund")
                 continue
             record.state.update(original_type=order_xref.target_type,
-                                original_id=order_xref.target_id)
+                                original_id=order_xref.target_id,
+                                original_paid=order_xref.state == "paid")
             pending.append(record)
         if pending:
             self._read_originals(pending, result)
@@ -175,7 +176,8 @@ class RefundsProcess(Process):
             except PayloadError as exc:
                 self._fail(result, record, RecordError(str(exc), field="number"))
                 continue
-            entity = refund_entity(self.settings.refunds.document, record.state["original_type"])
+            entity = refund_entity(self.settings.refunds.document, record.state["original_type"],
+                                   paid=record.state.get("original_paid", False))
             record.state.update(entity=entity, doc_number=number, hash=content_hash(credit))
             numbered.append(record)
         if not numbered:
@@ -220,8 +222,8 @@ class RefundsProcess(Process):
 
     def _helper_items(self) -> list[str]:
         s = self.settings
-        return [n for n in (s.shipping_item, s.rounding.item if s.rounding.enabled else None)
-                if n]
+        return [n for n in (s.shipping_item, s.payment_fee_item,
+                            s.rounding.item if s.rounding.enabled else None) if n]
 
     # -- load ------------------------------------------------------------------------------
     def load(self, records: list[Record]) -> StepResult:
@@ -257,9 +259,11 @@ class RefundsProcess(Process):
     def _build(self, records, refs, result: StepResult) -> dict[str, Any]:
         from koppel.domain.qbo_payloads import (OrderRefs, OriginalDocument, PayloadError,
                                                 build_refund_document)
+        from koppel.domain.vat import TreatmentError, decide
+        from koppel.flows.qbo_refs import treatment_codes, unresolved_tax_codes
 
         s = self.settings
-        tax_codes = {rate: refs.tax_code_id(name) for rate, name in s.tax_codes.items()}
+        codes = treatment_codes(s, refs)
         account = refs.account_id(s.refunds.account) if s.refunds.account else \
             refs.deposit_account_id()
         built = {}
@@ -267,21 +271,21 @@ class RefundsProcess(Process):
             credit = record.data["credit"]
             original = Original.from_json(record.state["original"])
             try:
-                missing = sorted(rate for rate, code in tax_codes.items() if code is None)
-                if missing:
-                    raise RecordError(f"QuickBooks has no tax code named "
-                                      f"{s.tax_codes[missing[0]]!r}", field="settings.tax_codes")
                 if s.refunds.account and account is None:
                     raise RecordError(f"QuickBooks has no account named {s.refunds.account!r}",
                                       field="settings.refunds.account")
                 order = self._order(record)
                 items = row_items(order, original)
                 refund = credited_order(order, credit)
+                # a refund books on the tax codes of the order's VAT treatment (an ICP
+                # order's refund is an ICP correction, an export's an export's)
+                treatment = decide(order, codes)
                 order_refs = OrderRefs(
                     customer_id=original.customer_id, item_ids=items,
-                    tax_code_ids={k: v for k, v in tax_codes.items() if v},
+                    tax_code_ids=treatment.codes,
                     tax_rate_ids=refs.tax_rate_ids(),
                     shipping_item_id=refs.item_id(s.shipping_item),
+                    payment_fee_item_id=refs.item_id(s.payment_fee_item),
                     payment_method_id=original.payment_method_id,
                     deposit_account_id=account)
                 # The domain picks CreditMemo for an Invoice and RefundReceipt for a
@@ -301,7 +305,9 @@ class RefundsProcess(Process):
                     trail += f", return {credit['return_id']}"
                 doc.payload["PrivateNote"] = f"{note}; {trail}"[:4000]
                 built[record.source_id] = doc
-            except (RecordError, PayloadError) as exc:
+            except (RecordError, PayloadError, TreatmentError) as exc:
+                if isinstance(exc, PayloadError) and "no QBO tax code" in str(exc):
+                    exc = RecordError(f"{exc} ({unresolved_tax_codes(s, refs)})", field=exc.field)
                 self._fail(result, record, exc if isinstance(exc, RecordError)
                            else RecordError(str(exc), field=getattr(exc, "field", None)))
         return built

@@ -60,11 +60,13 @@ class Original:
                       "line_quantities": tuple(raw["line_quantities"])})
 
 
-def refund_entity(setting: str, original_entity: str) -> str:
-    """``settings.refunds.document`` → the QBO entity of the refund."""
+def refund_entity(setting: str, original_entity: str, paid: bool = False) -> str:
+    """``settings.refunds.document`` → the QBO entity of the refund. ``auto``: money paid
+    back (a sales receipt, or an invoice koppel applied a Payment to) is a RefundReceipt;
+    an open invoice is credited with a CreditMemo."""
     kind = {"Invoice": "CreditMemo", "SalesReceipt": "RefundReceipt"}
     if setting == "auto":
-        return kind[original_entity]
+        return "RefundReceipt" if paid else kind[original_entity]
     return kind[ORIGINAL_FOR[setting]]
 
 
@@ -92,35 +94,44 @@ def credited_order(order, credit: dict[str, Any]):
         raise RecordError(f"credited rows {', '.join(sorted(unknown))} are not on the order",
                           field="lines")
     created = parse_timestamp(credit.get("created_at")) or order.created_at
+    from koppel.domain.qbo_payloads import payment_fee_parts, shipping_parts
+    from koppel.domain.records import MappedTax
+
     shipping_incl, shipping_excl = Decimal(credit["shipping_incl"]), Decimal(credit["shipping_excl"])
-    shipping_taxes = credited_shipping_taxes(order, shipping_incl)
+    shipping_taxes = credited_charge_taxes(order.shipping_taxes, shipping_parts(order),
+                                           order.shipping_incl, shipping_incl)
     if shipping_taxes is not order.shipping_taxes:
         shipping_excl = shipping_incl - sum((t.amount for t in shipping_taxes), Decimal(0))
-    # a credit refunds rows and shipping; the payment fee and the order's VAT per rate
-    # (tax_lines) belong to the order, the credit's VAT follows from its own lines
+    fee_incl = Decimal(credit.get("payment_incl") or "0.00")
+    fee_excl = Decimal(credit.get("payment_excl") or "0.00")
+    fee_taxes = credited_charge_taxes(order.payment_fee_taxes, payment_fee_parts(order),
+                                      order.payment_fee_incl, fee_incl) if fee_incl else []
+    if fee_incl and fee_taxes is not order.payment_fee_taxes:
+        fee_excl = fee_incl - sum((t.amount for t in fee_taxes), Decimal(0))
+    # a credit refunds rows, shipping and (when Lightspeed credits it) the payment fee;
+    # its VAT per rate is the credit's own (``taxRates`` of the credit note)
     return order.model_copy(update={
         "lines": lines, "created_at": created,
         "shipping_incl": shipping_incl, "shipping_excl": shipping_excl,
         "shipping_taxes": shipping_taxes, "shipping_discount_excl": None,
         "shipping_discount_incl": None,
-        "payment_fee_excl": None, "payment_fee_incl": None, "payment_fee_taxes": [],
-        "tax_lines": [],
+        "payment_fee_excl": fee_excl or None, "payment_fee_incl": fee_incl or None,
+        "payment_fee_taxes": fee_taxes,
+        "tax_lines": [MappedTax.model_validate(t) for t in credit.get("tax_rates") or []],
         "discount_incl": None, "discount_excl": None,
         "total_incl": Decimal(credit["total_incl"]), "total_excl": Decimal(credit["total_excl"])})
 
 
-def credited_shipping_taxes(order, shipping_incl: Decimal) -> list:
-    """The VAT per rate of ``shipping_incl`` refunded of ``order``'s shipping: the order's
-    own split when all of it is refunded, else the same split pro rata (each share's VAT
-    from its gross)."""
+def credited_charge_taxes(taxes: list, parts: list, charged_incl, credited_incl: Decimal) -> list:
+    """The VAT per rate of ``credited_incl`` refunded of a charge (shipping, payment fee)
+    the order split as ``parts`` (reported as ``taxes``): the order's own split when all
+    of it is refunded, else the same split pro rata (each share's VAT from its gross)."""
     from koppel.domain.money import allocate, tax_in_gross
-    from koppel.domain.qbo_payloads import shipping_parts
     from koppel.domain.records import MappedTax
 
-    if len(order.shipping_taxes) <= 1 or shipping_incl == (order.shipping_incl or 0):
-        return order.shipping_taxes
-    parts = shipping_parts(order)
-    grosses = allocate(shipping_incl, [p.gross for p in parts])
+    if len(taxes) <= 1 or credited_incl == (charged_incl or 0) or not parts:
+        return taxes
+    grosses = allocate(credited_incl, [p.gross for p in parts])
     return [MappedTax(rate=p.rate, amount=tax_in_gross(g, p.rate)) for p, g in zip(parts, grosses)]
 
 

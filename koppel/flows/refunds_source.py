@@ -78,6 +78,12 @@ def canonical_credit(credit: dict[str, Any], sequence: int) -> dict[str, Any]:
         "rows": rows,
         "shipping_incl": _money(credit.get("shipmentPriceIncl")),
         "shipping_excl": _money(credit.get("shipmentPriceExcl")),
+        "payment_incl": _money(credit.get("paymentPriceIncl")),
+        # the credit's VAT per rate (what the credit note shows), rates as percentages
+        "tax_rates": [{"rate": str(Decimal(str(t.get("rate") or 0)) * 100),
+                       "amount": _money(t.get("amount"))}
+                      for t in credit.get("taxRates") or [] if isinstance(t, dict)],
+        "payment_excl": _money(credit.get("paymentPriceExcl")),
         "total_incl": _money(credit.get("priceIncl")),
         "total_excl": _money(credit.get("priceExcl")),
     }

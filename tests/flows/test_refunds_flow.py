@@ -123,9 +123,23 @@ def test_refunds_book_once_to_the_cent_and_wait_for_unbooked_orders(shop, make_t
     assert latest[waiting["source_id"]]["action"] == "refunded"
 
 
-def test_invoices_are_refunded_with_credit_memos(shop, make_tenant):
+def test_paid_invoices_are_refunded_with_refund_receipts(shop, make_tenant):
+    """Invoice mode applies a Payment to a paid order's invoice, so money the shop pays
+    back is a RefundReceipt against it (a credit memo would leave a customer credit)."""
     tenant = make_tenant(shop, flows=REFUND_FLOW, settings={
         "document_type": "invoice", "unknown_sku": "create_item", **LENIENT})
+    assert tenant.run("orders").state == "success"
+    assert tenant.run("refunds").state == "success"
+    credited = _credited_orders(shop)
+    assert len(tenant.entities("RefundReceipt")) == 4
+    assert tenant.entities("CreditMemo") == []
+    _assert_books_match_shop(tenant, shop, "Invoice", "RefundReceipt", credited)
+
+
+def test_open_invoices_are_refunded_with_credit_memos(shop, make_tenant):
+    tenant = make_tenant(shop, flows=REFUND_FLOW, settings={
+        "document_type": "invoice", "unknown_sku": "create_item",
+        "payments": {"apply_to_invoices": False}, **LENIENT})
     assert tenant.run("orders").state == "success"
     assert tenant.run("refunds", dry_run=True).state == "success"
     assert tenant.entities("CreditMemo") == []
@@ -136,3 +150,38 @@ def test_invoices_are_refunded_with_credit_memos(shop, make_tenant):
     assert len(tenant.entities("CreditMemo")) == 4
     assert tenant.entities("RefundReceipt") == []
     _assert_books_match_shop(tenant, shop, "Invoice", "CreditMemo", credited)
+
+
+def test_a_full_credit_refunds_rows_split_shipping_and_the_payment_fee_with_their_vat(
+        shop_factory, make_tenant):
+    """An order with 21 % and 9 % rows, shipping and an iDEAL fee split over both rates,
+    credited in full (shipping and fee included): the refund receipt equals the credit, per
+    VAT rate as booked on the sale, on the shipping and payment-fee items."""
+    from koppel.domain.verify import booked_figures
+
+    shop = shop_factory(orders=0, products=4, customers=2)
+    (order,) = shop.control.post("/orders", json={"orders": [{
+        "person": {"email": "jan@example.nl", "firstname": "Jan", "lastname": "Jansen"},
+        "lines": [{"sku": "SHIRT", "title": "Shirt", "price_incl": "12.10", "tax_rate": "0.21", "quantity": 1},
+                  {"sku": "BOOK", "title": "Book", "price_incl": "5.45", "tax_rate": "0.09", "quantity": 2}],
+        "shipping_incl": "4.95", "payment_fee_incl": "0.29", "status": "completed_shipped",
+        "payment_status": "paid"}]}).json()["orders"]
+    tenant = make_tenant(shop, flows=REFUND_FLOW, settings={"unknown_sku": "create_item"})
+    assert tenant.run("orders").state == "success"
+    rows = shop.api().get(f"orders/{order['id']}/products.json").json()["orderProducts"]
+    with shop.api() as api:
+        credit = api.post(f"orders/{order['id']}/credit.json", json={"credit": {
+            "products": [{"id": r["id"], "quantity": r["quantityOrdered"]} for r in rows],
+            "shipment": True, "payment": True}}).json()["credit"]
+    assert dec(credit["priceIncl"]) == dec(order["priceIncl"])
+    assert tenant.run("refunds").state == "success"
+    (refund,) = tenant.entities("RefundReceipt")
+    (sale,) = tenant.entities("SalesReceipt")
+    assert dec(refund["TotalAmt"]) == dec(credit["priceIncl"]) == dec(sale["TotalAmt"])
+    assert booked_figures(refund).vat == booked_figures(sale).vat
+    names = {i["Id"]: i["Name"] for i in tenant.entities("Item")}
+    items = [names[l["SalesItemLineDetail"]["ItemRef"]["value"]] for l in refund["Line"]
+             if l["DetailType"] == "SalesItemLineDetail"]
+    assert items.count("Verzendkosten") == 2 and items.count("Betaalkosten") == 2
+    (entry,) = [r for r in tenant.activity("refunds") if r["action"] != "skipped"]
+    assert entry["action"] == "refunded", entry["reason"]
