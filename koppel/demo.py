@@ -149,18 +149,23 @@ def flow_activity(env: dict[str, str], flow: str, since: dt.datetime) -> dict[st
 
     engine = get_engine()
     ensure_schema(engine)
-    stmt = select(activity.c.action, activity.c.reason).where(
+    stmt = select(activity.c.action, activity.c.reason, activity.c.details).where(
         activity.c.tenant == TENANT, activity.c.flow == flow, activity.c.created_at >= since)
     counts: dict[str, int] = {}
     reasons: dict[str, int] = {}
+    kinds: dict[str, int] = {}
     with engine.connect() as conn:
-        for action, reason in conn.execute(stmt):
+        for action, reason, details in conn.execute(stmt):
             counts[action] = counts.get(action, 0) + 1
             if action in ("failed", "waiting", "conflict", "skipped") and reason:
-                key = f"{action}: {reason.split(':')[0][:60]}"
+                key = f"{action}: {reason[:90]}"
                 reasons[key] = reasons.get(key, 0) + 1
-    return {"counts": counts, "top_reasons": dict(sorted(reasons.items(),
-                                                         key=lambda kv: -kv[1])[:5])}
+            details = details or {}
+            if action in ("created", "conflict") and details.get("vat_treatment"):
+                for kind in [f"VAT {details['vat_treatment']}", *details.get("kinds", [])]:
+                    kinds[kind] = kinds.get(kind, 0) + 1
+    return {"counts": counts, "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+            "top_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}
 
 
 def _calls_delta(before: dict[str, Any], after: dict[str, Any]) -> int:
@@ -245,6 +250,7 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
         summary["flows"][flow] = {
             "status": status, "dag_id": dag_id, "seconds": round(seconds, 1),
             "records": read, "actions": counts, "top_reasons": result["top_reasons"],
+            "kinds": result["kinds"],
             "api_calls": {"lightspeed": ls_calls, "quickbooks": qb_calls},
             "api_calls_per_record": {
                 "lightspeed": round(ls_calls / read, 3) if read else None,
@@ -263,6 +269,8 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
               + (f"   also: {other}" if other else ""))
         for reason, n in result["top_reasons"].items():
             print(f"                 {n:>4} × {reason}")
+        if result["kinds"]:
+            print("                 booked: " + ", ".join(f"{n} {k}" for k, n in result["kinds"].items()))
         if flow == "orders" and read:
             per_booked = summary["flows"][flow].get("quickbooks_calls_per_booked_order")
             print(f"                 calls per order: Lightspeed {ls_calls / read:.2f} per "

@@ -706,9 +706,15 @@ class OrdersProcess(Process):
         target_id = str(value["Id"])
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, doc.entity,
                                  target_id, record.state["hash"], state=xref_state)
+        order = self._order(record)
+        kinds = [kind for kind, present in (
+            ("payment fee", order.payment_fee_incl), ("split shipping", len(order.shipping_taxes) > 1),
+            ("shipment discount", order.shipping_discount_incl),
+            ("order discount", order.discount_incl),
+            ("mixed VAT rates", len({line.tax_rate for line in order.lines}) > 1)) if present]
         details = {"doc_number": record.state["doc_number"],
                    "customer": record.state["customer"]["action"],
-                   "vat_treatment": record.state.get("vat_treatment")}
+                   "vat_treatment": record.state.get("vat_treatment"), "kinds": kinds}
         reason = payment_note
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
