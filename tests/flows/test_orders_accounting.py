@@ -202,3 +202,38 @@ def test_every_order_on_the_default_debtor_when_the_tenant_says_so(shop_factory,
     (debtor,) = [c for c in tenant.entities("Customer") if c["Id"] not in before]
     assert debtor["DisplayName"] == "Webshop debiteur"
     assert {d["CustomerRef"]["value"] for d in docs} == {debtor["Id"]}
+
+
+@pytest.mark.parametrize("prices_include_tax", [True, False], ids=["tax-inclusive", "tax-exclusive"])
+def test_a_seeded_shop_with_real_variety_books_without_failures_or_cent_differences(
+        shop_factory, make_tenant, prices_include_tax):
+    """The demo's seed (fees, split shipping, coupons, B2B EU, exports, colons, 0.33
+    prices): every bookable order booked, none failed, none in conflict, and each
+    document's total and VAT per rate equal to the shop's order to the cent."""
+    shop = shop_factory(seed=1, orders=60, products=40, customers=40)
+    tenant = make_tenant(shop, settings={"prices_include_tax": prices_include_tax,
+                                         "unknown_sku": "create_item"})
+    assert tenant.run("orders").state == "success"
+    latest = {}
+    for row in sorted(tenant.activity("orders"), key=lambda r: r["id"]):
+        latest[row["source_id"]] = row
+    actions = {e["action"] for e in latest.values()}
+    assert actions <= {"created", "skipped"}, [
+        (e["source_id"], e["action"], e["reason"]) for e in latest.values()
+        if e["action"] not in ("created", "skipped")]
+    docs = {d["DocNumber"]: d for d in tenant.entities("SalesReceipt")}
+    orders = {str(o["id"]): o for o in shop.orders()}
+    booked = [orders[i] for i, e in latest.items() if e["action"] == "created"]
+    assert len(booked) == len(docs) >= 40
+    treatments = set()
+    for order in booked:
+        figures = booked_figures(docs[order["number"]])
+        assert figures.total == D(str(order["priceIncl"])).quantize(D("0.01")), order["number"]
+        shop_vat = {}
+        for t in order["taxRates"]:
+            if t["amount"]:
+                key = format((D(str(t["rate"])) * 100).normalize(), "f")
+                shop_vat[key] = D(str(t["amount"])).quantize(D("0.01"))
+        assert {k: v for k, v in figures.vat.items() if v} == shop_vat, order["number"]
+        treatments.add(latest[str(order["id"])]["details"]["vat_treatment"])
+    assert treatments == {"domestic", "intra_eu_b2b", "export"}
