@@ -95,6 +95,19 @@ class CustomersProcess(Process):
         return [Record(i, jsonable({**customers[i], **({"_shop": shop} if shop else {})}),
                        "customer") for i in ids]
 
+    def _currencies(self) -> tuple[str | None, str | None]:
+        """(shop currency, QuickBooks home currency) when they can differ: the company's
+        currency preferences (one query), and only with multicurrency on the shop's
+        currency (one call). A GBP shop's customers are then made in GBP, as the orders
+        flow books them (QuickBooks fixes a customer's currency at creation)."""
+        rows = self.run.quickbooks.query("SELECT * FROM Preferences").get("Preferences") or []
+        prefs = (rows[0] if rows else {}).get("CurrencyPrefs") or {}
+        home = str((prefs.get("HomeCurrency") or {}).get("value") or "").upper() or None
+        if not prefs.get("MultiCurrencyEnabled") or home is None:
+            return None, home
+        currency = self.run.lightspeed.get_shop().currency_code
+        return (currency if currency and currency != home else None), home
+
     def _shop(self) -> dict[str, Any] | None:
         """``_shop`` for the mapping, fetched only when the tenant's rules read it."""
         rules = json.dumps(self.run.tenant.rules("customers"), default=str)
@@ -150,7 +163,8 @@ class CustomersProcess(Process):
         result = StepResult()
         if not records:
             return result
-        outcomes = CustomerUpserter(self.run).upsert(
+        currency, home = self._currencies()
+        outcomes = CustomerUpserter(self.run, currency=currency, home_currency=home).upsert(
             {r.source_id: MappedCustomer.model_validate(r.state["customer"]) for r in records})
         first_of: dict[str, str] = {}
         for record in sorted(records, key=lambda r: int(r.source_id)):

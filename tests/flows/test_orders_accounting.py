@@ -237,3 +237,24 @@ def test_a_seeded_shop_with_real_variety_books_without_failures_or_cent_differen
         assert {k: v for k, v in figures.vat.items() if v} == shop_vat, order["number"]
         treatments.add(latest[str(order["id"])]["details"]["vat_treatment"])
     assert treatments == {"domestic", "intra_eu_b2b", "export"}
+
+
+def test_a_gbp_shops_customers_and_orders_meet_in_gbp(shop_factory, make_tenant, qbo_server):
+    """With multicurrency on, the customers flow makes a GBP shop's customers in GBP, and
+    the orders flow books on exactly those customers: no second customer per buyer."""
+    import httpx
+
+    shop = shop_factory(orders=6, products=6, customers=6, currency="GBP")
+    tenant = make_tenant(shop, settings={"unknown_sku": "create_item"})
+    httpx.put(f"{qbo_server.url}/_sandbox/realms/{tenant.realm_id}/multicurrency",
+              json={"enabled": True, "currencies": ["GBP"]}, timeout=30).raise_for_status()
+    before = {c["Id"] for c in tenant.entities("Customer")}
+    assert tenant.run("customers").state == "success"
+    made = [c for c in tenant.entities("Customer") if c["Id"] not in before]
+    assert made and {c["CurrencyRef"]["value"] for c in made} == {"GBP"}
+    assert tenant.run("orders").state == "success"
+    docs = tenant.entities("SalesReceipt")
+    assert docs and {d["CurrencyRef"]["value"] for d in docs} == {"GBP"}
+    customers = {c["Id"]: c for c in tenant.entities("Customer")}
+    assert {customers[d["CustomerRef"]["value"]]["CurrencyRef"]["value"] for d in docs} == {"GBP"}
+    assert not [c for c in customers.values() if c["DisplayName"].endswith("(GBP)")]
