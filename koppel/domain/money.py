@@ -186,6 +186,24 @@ class ChargePart:
         return self.gross - self.net
 
 
+def _consistent(net: Decimal, vat: Decimal, rate: Decimal) -> bool:
+    """Whether a share of ``net`` + ``vat`` is one a tax-inclusive line reproduces:
+    round(gross / (1 + rate)) == net (QuickBooks derives the net that way)."""
+    return net_from_gross(net + vat, rate) == net
+
+
+def _inclusive_net(vat: Decimal, rate: Decimal) -> Decimal:
+    """The net of a share whose VAT at ``rate`` is ``vat``: ``vat / rate`` in cents, moved
+    by a cent or two where that makes the share consistent (see :func:`_consistent`),
+    as the shop's own share (excl = round(incl / (1 + rate))) is."""
+    base = cents(vat * HUNDRED / rate)
+    for step in (0, 1, -1, 2, -2, 3, -3):
+        candidate = base + CENT * step
+        if candidate >= 0 and _consistent(candidate, vat, rate):
+            return candidate
+    return base
+
+
 def split_charge(
     excl: object,
     incl: object,
@@ -221,11 +239,16 @@ def split_charge(
     if reported != incl - excl:
         raise MoneyError(f"the VAT per rate ({reported}) does not add up to incl. − excl. "
                          f"({incl} − {excl})")
-    nets = {key: (cents(amount * HUNDRED / rate) if rate else Decimal("0.00"))
+    nets = {key: (_inclusive_net(amount, rate) if rate else Decimal("0.00"))
             for key, (rate, amount) in merged.items()}
     rest = excl - sum(nets.values(), Decimal("0.00"))
     zero = [key for key, (rate, _) in merged.items() if rate == 0]
-    taker = zero[0] if zero else max(nets, key=lambda k: (nets[k], merged[k][0]))
+    if zero:
+        taker = zero[0]
+    else:  # a share that stays consistent with the rest added, else the largest
+        fits = [key for key, (rate, amount) in merged.items()
+                if _consistent(nets[key] + rest, amount, rate)]
+        taker = max(fits or nets, key=lambda k: (nets[k], merged[k][0]))
     nets[taker] += rest
     return [ChargePart(rate=rate, net=nets[key], gross=nets[key] + amount)
             for key, (rate, amount) in sorted(merged.items(), key=lambda kv: -kv[1][0])]
