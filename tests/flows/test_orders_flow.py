@@ -63,7 +63,7 @@ def test_orders_lifecycle_books_once_voids_reports_and_converges(shop, make_tena
         assert doc["CustomerRef"]["value"]
         assert order["number"] in doc.get("PrivateNote", "") or order_id in doc.get("PrivateNote", "")
     failures = [e for e in latest.values() if e["action"] == "failed"]
-    assert len(failures) <= len(orders) * 0.1, [e["reason"] for e in failures]
+    assert not failures, [e["reason"] for e in failures]
     # customers: one QBO customer per e-mail, never two
     emails = Counter((c.get("PrimaryEmailAddr") or {}).get("Address", "").casefold()
                      for c in tenant.entities("Customer") if c.get("PrimaryEmailAddr"))
