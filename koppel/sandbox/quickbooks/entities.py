@@ -12,6 +12,9 @@ Choices where QBO is undocumented or ambiguous:
 - A list object made inactive gets " (deleted)" appended to its name, as QBO does, which
   frees the name; reactivating removes the suffix.
 - Sales document lines need an ``ItemRef`` (2020) — QBO would silently use a default item.
+- US (automated sales tax): a line is taxed only with ``TaxCodeRef`` ``TAX``; a line
+  without one is stored as ``NON`` whatever the item's ``Taxable`` (Intuit's "Manage sales
+  tax for US locales" page and US samples mark lines TAX/NON; the omitted case assumed).
 - ``DocNumber`` longer than 21 characters is 2050 (string too long); a duplicate within the
   same transaction type is 6140 unless ``include=allowduplicatedocnum``. Without
   ``DocNumber`` the document is numbered from 1001 (``CustomTxnNumbers`` is off).
@@ -539,8 +542,8 @@ def _prepare_sales_lines(realm: Realm, obj: dict) -> None:
                         raise faults.invalid_reference("TaxCodeRef", "TaxCode", code)
                     detail["TaxCodeRef"] = {"value": code}
             else:
-                if code is None:
-                    code = "TAX" if (item or {}).get("Taxable") else "NON"
+                if code is None:  # US: only a line with TaxCodeRef TAX is taxed
+                    code = "NON"
                 if code.upper() not in ("TAX", "NON"):
                     raise faults.invalid_reference("TaxCodeRef", "TaxCode", code)
                 detail["TaxCodeRef"] = {"value": code.upper()}

@@ -8,6 +8,8 @@ payment methods Cash, Check, Visa, MasterCard, American Express, Discover, PayPa
 for NL); one vendor and one employee; two customers; items "Services" (Service),
 "Shipping" (Service, on Shipping Income), category "Clothing" with the inventory item
 "T-shirt" (10 on hand).
+A US realm then gets Intuit's sample company (customers, items, invoices, payments…) from
+:mod:`koppel.sandbox.quickbooks.sample_company`, after these objects.
 
 Tax, NL (VAT) realm: rates 1 "21% BTW" 21, 2 "9% BTW" 9, 3 "0% BTW" 0, 4 "Vrijgesteld"
 0; codes 1 "21%" → rate 1, 2 "9%" → rate 2, 3 "0%" → rate 3, 4 "Exempt" → rate 4.
@@ -141,6 +143,9 @@ def seed_realm(realm: Realm) -> Realm:
         "IncomeAccountRef": _ref(INCOME, "Sales of Product Income"),
         "ExpenseAccountRef": _ref(COGS, "Cost of Goods Sold"),
         "AssetAccountRef": _ref(INVENTORY_ASSET, "Inventory Asset"), **tax})
+    if not realm.vat:
+        from koppel.sandbox.quickbooks.sample_company import seed_sample_company
+        seed_sample_company(realm)
     return realm
 
 
