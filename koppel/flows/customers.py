@@ -79,6 +79,7 @@ class CustomersProcess(Process):
             span = UpdatedWindow(*window) if window else None
             for customer in hook.iter_customers(span):
                 customers[str(customer.id)] = customer.to_api()
+        gone: list[str] = []
         for failed in self.run.store.failed(self.run.tenant_id, self.flow):
             source_id = str(failed["source_id"])
             if source_id in customers or not source_id.isdigit():
@@ -88,12 +89,17 @@ class CustomersProcess(Process):
             except LightspeedNotFound:
                 log.warning("customers %s: customer %s from the retry list no longer exists",
                             self.run.tenant_id, source_id)
+                gone.append(source_id)
         shop = self._shop() if customers else None
         cap = self.run.tenant.flows.customers.max_records
         ids = sorted(customers, key=int)
         ids = ids[:cap] if cap else ids
+        # a customer deleted in the shop leaves the retry list (reported in enrich)
         return [Record(i, jsonable({**customers[i], **({"_shop": shop} if shop else {})}),
-                       "customer") for i in ids]
+                       "customer") for i in ids] + [
+            Record(i, {}, "customer", state={"gone": f"customer {i} was deleted in Lightspeed "
+                                                     "(retired: not retried)"})
+            for i in sorted(gone, key=int)]
 
     def _currencies(self) -> tuple[str | None, str | None]:
         """(shop currency, QuickBooks home currency) when they can differ: the company's
@@ -128,6 +134,10 @@ class CustomersProcess(Process):
                                      [r.source_id for r in records], target_type="Customer")
         resync = bool(self.run.params.get("full_resync"))
         for record in records:
+            if record.state.get("gone"):
+                result.end(record, "skipped", reason=record.state["gone"],
+                           details={"deleted_in_lightspeed": True})
+                continue
             mapped = mapper.map(record.data)
             if mapped.errors:
                 result.fail(record, RecordError(

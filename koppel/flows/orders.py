@@ -107,6 +107,13 @@ class OrdersProcess(Process):
                     raise
                 log.warning("order %s from the retry list could not be read: %s",
                             failed["source_id"], type(exc).__name__)
+                from koppel.hooks.errors import LightspeedNotFound
+
+                if isinstance(exc, LightspeedNotFound):  # retired in enrich
+                    seen.add(failed["source_id"])
+                    yield Record(failed["source_id"], {}, "order", state={
+                        "gone": f"order {failed['source_id']} was deleted in Lightspeed "
+                                "(retired: not retried)"})
                 continue
             yield record(failed["source_id"], order)
 
@@ -119,6 +126,10 @@ class OrdersProcess(Process):
         mapper = Mapper.for_tenant(self.run.tenant, "orders")
         result = StepResult()
         for record in records:
+            if record.state.get("gone"):  # failed before, deleted in Lightspeed since
+                result.end(record, "skipped", reason=record.state["gone"],
+                           details={"deleted_in_lightspeed": True})
+                continue
             try:
                 rows = [row.to_api() for row in hook.get_order_rows(int(record.source_id))]
                 source = {**record.data, "_rows": jsonable(rows)}

@@ -61,34 +61,63 @@ class RefundsProcess(Process):
 
         hook = self.run.lightspeed
         orders, span = read_orders(self.run)
+        gone: dict[str, str] = {}  # order id → why it cannot be read
+        failed = self._failed_order_ids()
         if not self.run.params.get("records"):
             extra = order_ids_with_returns(hook, span) - {int(i) for i in orders}
-            extra |= {int(i) for i in self._failed_order_ids()} - {int(i) for i in orders}
+            extra |= {int(i) for i in failed} - {int(i) for i in orders}
             for order_id in sorted(extra):
                 try:
                     orders[str(order_id)] = hook.get_order(order_id, with_rows=False).to_api()
                 except Exception as exc:
                     if _systemic(exc):
                         raise
-                    log.warning("order %s could not be read: %s", order_id, type(exc).__name__)
+                    gone[str(order_id)] = _unreadable(order_id, exc)
         shop = shop_context(hook.get_shop().to_api()) if orders else {}
         records = []
-        for order, credit in credits_of_orders(hook, [orders[i] for i in sorted(orders, key=int)]):
-            records.append(Record(credit["id"], jsonable({"order": {**order, "_shop": shop},
-                                                          "credit": credit}), SOURCE_TYPE))
+        for order_id in sorted(orders, key=int):
+            try:
+                found = credits_of_orders(hook, [orders[order_id]])
+            except Exception as exc:  # deleted between the listing and its credits
+                if _systemic(exc) or not _deleted(exc):
+                    raise
+                gone[order_id] = _unreadable(order_id, exc)
+                continue
+            for order, credit in found:
+                records.append(Record(credit["id"], jsonable({"order": {**order, "_shop": shop},
+                                                              "credit": credit}), SOURCE_TYPE))
+        records += self._gone_records(gone, failed)
         cap = getattr(self.run.tenant.flows.refunds, "max_records", None)
         return records[:cap] if cap else records
 
-    def _failed_order_ids(self) -> set[str]:
-        """Orders of last runs' failed refunds (each failure logs its order id)."""
+    def _gone_records(self, gone: dict[str, str], failed: dict[str, list[str]]) -> list[Record]:
+        """Orders that cannot be read any more. Their refunds on the retry list become
+        records that end in enrich (reported, then off the retry list); an order with no
+        refund koppel knows of is only logged (without personal data)."""
+        if gone:
+            log.warning("refunds %s: %d order(s) could not be read: %s", self.run.tenant_id,
+                        len(gone), "; ".join(gone[i] for i in sorted(gone, key=int)))
+        out = []
+        for order_id in sorted(gone, key=int):
+            if "was deleted in Lightspeed" not in gone[order_id]:
+                continue  # unreadable for another reason: its refunds stay on the retry list
+            for credit_id in failed.get(order_id, []):
+                out.append(Record(credit_id, {"order": {"id": order_id}, "credit": {
+                    "id": credit_id, "order_id": order_id, "number": credit_id}},
+                    SOURCE_TYPE, state={"gone": gone[order_id]}))
+        return out
+
+    def _failed_order_ids(self) -> dict[str, list[str]]:
+        """Orders of last runs' failed refunds (each failure logs its order id) → the
+        ids of those refunds (credits)."""
         store, tenant = self.run.store, self.run.tenant_id
-        ids = set()
+        ids: dict[str, list[str]] = {}
         for failed in store.failed(tenant, self.flow):
             rows = store.activity(tenant=tenant, flow=self.flow, source_id=failed["source_id"],
                                   limit=1)
             order_id = ((rows[0].get("details") or {}) if rows else {}).get("order_id")
             if order_id:
-                ids.add(str(order_id))
+                ids.setdefault(str(order_id), []).append(str(failed["source_id"]))
         return ids
 
     # -- enrich ----------------------------------------------------------------------------
@@ -102,6 +131,10 @@ class RefundsProcess(Process):
         mapped_orders: dict[str, Any] = {}
         for record in records:
             order_id = record.data["credit"]["order_id"]
+            if record.state.get("gone"):  # see _gone_records
+                self._end(result, record, "skipped", reason=record.state["gone"],
+                          details={"deleted_in_lightspeed": True})
+                continue
             try:
                 if order_id not in mapped_orders:
                     rows = [row.to_api() for row in hook.get_order_rows(int(order_id))]
@@ -119,6 +152,10 @@ class RefundsProcess(Process):
             except Exception as exc:
                 if _systemic(exc):
                     raise
+                if _deleted(exc):  # deleted between the listing and its rows
+                    self._end(result, record, "skipped", reason=_unreadable(order_id, exc),
+                              details={"deleted_in_lightspeed": True})
+                    continue
                 self._fail(result, record, RecordError(f"could not read the order: {exc}"))
         return result
 
@@ -394,3 +431,18 @@ class RefundsProcess(Process):
 
     def _fail(self, result: StepResult, record: Record, error: RecordError) -> None:
         self._end(result, record, getattr(error, "action", "failed"), reason=str(error))
+
+
+def _deleted(exc: BaseException) -> bool:
+    """Lightspeed answered 404 (after the hook's retries of a transient 404) or 410."""
+    from koppel.hooks.errors import LightspeedNotFound
+
+    return isinstance(exc, LightspeedNotFound) or getattr(exc, "status", None) == 410
+
+
+def _unreadable(order_id: Any, exc: BaseException) -> str:
+    """Why an order's refunds cannot be booked, naming the order (no personal data)."""
+    if _deleted(exc):
+        return (f"order {order_id} was deleted in Lightspeed; its refunds are not booked "
+                "(retired: not retried)")
+    return f"order {order_id} could not be read ({type(exc).__name__})"

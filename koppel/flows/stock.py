@@ -143,13 +143,41 @@ class StockProcess(Process):
         for record in records:
             if shared.get(record.data.get("sku"), 0) > 1:
                 record.data["sku_shared"] = shared[record.data["sku"]]
-        reserved = self._reservations() if self._needs_reservations() else {}
+        reserved, unreadable = self._reservations() if self._needs_reservations() else ({}, {})
         for record in records:
             record.data["reserved"] = reserved.get(record.source_id, 0.0)
         log.info("stock %s: %d of %d variants track stock; %d hold reservations",
                  self.run.tenant_id, len(records), len(variants),
                  sum(1 for r in records if r.data["reserved"]))
-        return records
+        return records + self._unreadable_orders(unreadable)
+
+    def _unreadable_orders(self, unreadable: dict[int, str]) -> list[Record]:
+        """Open orders whose rows could not be read: their reservations are left out.
+        Each is reported once, as a skipped ``order`` entry of this flow's activity log
+        (ended in the exists-check); a later run that still cannot read it only logs."""
+        if not unreadable:
+            return []
+        ids = ", ".join(str(i) for i in sorted(unreadable))
+        log.warning("stock %s: %d open order(s) could not be read, their reservations are "
+                    "left out: %s", self.run.tenant_id, len(unreadable), ids)
+        store, tenant = self.run.store, self.run.tenant_id
+        out = []
+        for order_id, why in sorted(unreadable.items()):
+            if store.activity(tenant=tenant, flow=self.flow, source_id=str(order_id), limit=1):
+                continue  # reported by an earlier run
+            out.append(Record(source_id=str(order_id), source_type="order", data={},
+                              state={"unreadable": why}))
+        return out
+
+    @staticmethod
+    def _unreadable_reason(order_id: int, exc: Exception) -> str:
+        from koppel.hooks.errors import LightspeedNotFound
+
+        if isinstance(exc, LightspeedNotFound):
+            return (f"order {order_id} was deleted in Lightspeed (its rows answer 404); "
+                    "its reservations are left out")
+        return (f"the rows of order {order_id} could not be read ({type(exc).__name__}); "
+                "its reservations are left out")
 
     def _needs_reservations(self) -> bool:
         stock = self.run.tenant.settings.stock
@@ -157,19 +185,29 @@ class StockProcess(Process):
             return True
         return stock.calculation == "formula" and "reserved" in (stock.formula or "")
 
-    def _reservations(self) -> dict[str, float]:
-        """Reserved quantity per variant id from the rows of open orders (pandas)."""
+    def _reservations(self) -> tuple[dict[str, float], dict[int, str]]:
+        """Reserved quantity per variant id from the rows of the open orders that can be
+        read (pandas), and the orders that could not be (id → why): an order deleted
+        between the listing and its rows answers 404 and reserves nothing."""
         import pandas as pd
 
         from koppel.domain.stock import ORDER_ROW_COLUMNS, reservations
 
         hook = self.run.lightspeed
         rows: list[dict[str, Any]] = []
+        unreadable: dict[int, str] = {}
         for status in OPEN_ORDER_STATUSES:
             for order in hook.iter_orders(status=status, fields="id,status,shipmentStatus"):
                 if (order.shipment_status or "") == "shipped" or order.status == "cancelled":
                     continue
-                for row in hook.get_order_rows(order.id):
+                try:
+                    order_rows = list(hook.get_order_rows(order.id))
+                except Exception as exc:
+                    if is_systemic(exc):
+                        raise
+                    unreadable[int(order.id)] = self._unreadable_reason(order.id, exc)
+                    continue
+                for row in order_rows:
                     variant_id = row.variant_id
                     if variant_id is None:
                         continue  # a loose row (no catalogue variant) reserves nothing
@@ -179,7 +217,7 @@ class StockProcess(Process):
                                  "quantity_ordered": row.quantity_ordered or 0,
                                  "quantity_shipped": row.quantity_shipped or 0})
         frame = pd.DataFrame(rows, columns=list(ORDER_ROW_COLUMNS))
-        return {str(k): float(v) for k, v in reservations(frame).items()}
+        return {str(k): float(v) for k, v in reservations(frame).items()}, unreadable
 
     # ------------------------------------------------------------------ exists check
     def exists_check(self, records: list[Record]) -> StepResult:
@@ -189,6 +227,10 @@ class StockProcess(Process):
             return result
         good = []
         for record in records:
+            if record.state.get("unreadable"):  # an open order (see _unreadable_orders)
+                result.end(record, "skipped", reason=record.state["unreadable"],
+                           details={"order_id": record.source_id, "reservations": "left out"})
+                continue
             if record.state.get("error"):
                 result.fail(record, RecordError(record.state["error"]))
             else:

@@ -148,6 +148,9 @@ class LazyOrders:
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._records
 
+    def __delitem__(self, order_id: int) -> None:
+        del self._records[order_id]
+
     def __len__(self) -> int:
         return len(self._records)
 
@@ -1013,6 +1016,44 @@ class ShopStore:
                     "variant": Ref(f"variants/{variant_id}", variant_id),
                 }
             return variant
+
+    # -- deletion ----------------------------------------------------------------------
+    def delete_order(self, order_id: int) -> None:
+        """The order is gone with everything under it: rows, shipment, metafields,
+        credits and returns answer 404 from now on (its id is never reused)."""
+        with self.lock:
+            self.get(self.orders, order_id)
+            del self.orders[order_id]
+            for mid in [m for m, r in self.metafields.items() if r["_order_id"] == order_id]:
+                del self.metafields[mid]
+            book = self.credit_book
+            for cid in [c for c, r in book.credits.items() if r["order"].id == order_id]:
+                del book.credits[cid]
+            for rid in [r for r, rec in book.returns.items() if rec["order"].id == order_id]:
+                del book.returns[rid]
+
+    def delete_customer(self, customer_id: int) -> None:
+        """The customer is gone; its orders stay (they keep the customer's data as
+        placed, and no longer embed the customer)."""
+        with self.lock:
+            self.get(self.customers, customer_id)
+            self._before_catalogue_change()  # seeded orders snapshot their customer
+            del self.customers[customer_id]
+            self._seed_customer_ids = [c for c in self._seed_customer_ids if c != customer_id]
+
+    def delete_product(self, product_id: int) -> None:
+        """The product and its variants and images are gone; orders keep their rows."""
+        with self.lock:
+            self.get(self.products, product_id)
+            self._before_catalogue_change()
+            del self.products[product_id]
+            gone = {vid for vid, v in self.variants.items()
+                    if v["product"] and v["product"].id == product_id}
+            for vid in gone:
+                del self.variants[vid]
+            self._seed_variants = [v for v in self._seed_variants if v["id"] not in gone]
+            for iid in [i for i, r in self.images.items() if r.get("_product_id") == product_id]:
+                del self.images[iid]
 
     # -- order metafields --------------------------------------------------------------
     def create_metafield(self, order_id: int, data: dict[str, Any]) -> dict[str, Any]:

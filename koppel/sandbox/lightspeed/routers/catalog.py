@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request, Response
 
 from ..errors import ApiError, not_found
 from .common import ListQuery, list_query, many, one, state, unwrap
@@ -89,6 +89,15 @@ def update_product(lang: str, product_id: int, request: Request, body: Any = Bod
     with store.lock:
         return one("product", store.update_product(product_id, unwrap(body, "product")),
                    request)
+
+
+@router.delete("/products/{product_id:int}.json", status_code=204)
+def delete_product(lang: str, product_id: int, request: Request):
+    """As the official PHP client calls it (SEOshop/API-PHP-Client
+    ``ApiResourceProducts::delete``); the product's variants and images go with it
+    (assumed: the product is what holds them). 204 with no body is assumed."""
+    state(request).store.delete_product(product_id)
+    return Response(status_code=204)
 
 
 @router.put("/variants/{variant_id:int}.json")

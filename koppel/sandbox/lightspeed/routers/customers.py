@@ -1,10 +1,14 @@
-"""``customers``: list, count, get, create, update (422 per-field errors)."""
+"""``customers``: list, count, get, create, update (422 per-field errors), delete.
+
+``DELETE customers/{id}.json`` as the official PHP client calls it
+(SEOshop/API-PHP-Client ``ApiResourceCustomers::delete`` → ``ApiClient::delete``, which
+accepts any 2xx and an empty body); the 204 with no body is assumed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request, Response
 
 from .common import ListQuery, list_query, many, one, state, unwrap
 
@@ -53,3 +57,9 @@ def update_customer(lang: str, customer_id: int, request: Request, body: Any = B
     with store.lock:
         record = store.update_customer(customer_id, unwrap(body, "customer"))
         return one("customer", record, request)
+
+
+@router.delete("/customers/{customer_id:int}.json", status_code=204)
+def delete_customer(lang: str, customer_id: int, request: Request):
+    state(request).store.delete_customer(customer_id)
+    return Response(status_code=204)

@@ -163,6 +163,16 @@ def change_order(order_id: int, request: Request, body: dict[str, Any]) -> dict[
         return {"order": _ctx_render(request, [store.change_order(order_id, body)])[0]}
 
 
+@router.delete("/orders/{order_id}", status_code=204)
+def delete_order(order_id: int, request: Request) -> Response:
+    """An order deleted in the shop's back office: the order and its rows, shipment,
+    metafields, credits and returns answer 404 from now on (Lightspeed's API has no
+    order DELETE that the official client knows of; a merchant deletes orders in the
+    back office)."""
+    state(request).store.delete_order(order_id)
+    return Response(status_code=204)
+
+
 @router.post("/customers", status_code=201)
 def add_customers(request: Request, body: AddBody) -> dict[str, Any]:
     store = state(request).store
@@ -183,6 +193,13 @@ def change_customer(customer_id: int, request: Request,
         return {"customer": _ctx_render(request, [record])[0]}
 
 
+@router.delete("/customers/{customer_id}", status_code=204)
+def delete_customer(customer_id: int, request: Request) -> Response:
+    """Same as the API's ``DELETE customers/{id}.json``, outside limits and counts."""
+    state(request).store.delete_customer(customer_id)
+    return Response(status_code=204)
+
+
 @router.post("/products", status_code=201)
 def add_products(request: Request, body: AddBody) -> dict[str, Any]:
     store = state(request).store
@@ -199,6 +216,13 @@ def change_product(product_id: int, request: Request, body: dict[str, Any]) -> d
     store = state(request).store
     with store.lock:
         return {"product": _ctx_render(request, [store.update_product(product_id, body)])[0]}
+
+
+@router.delete("/products/{product_id}", status_code=204)
+def delete_product(product_id: int, request: Request) -> Response:
+    """Same as the API's ``DELETE products/{id}.json``, outside limits and counts."""
+    state(request).store.delete_product(product_id)
+    return Response(status_code=204)
 
 
 @router.patch("/variants/{variant_id}")
