@@ -109,6 +109,18 @@ class TenantHandle:
         response.raise_for_status()
         return response.json()[entity]
 
+    def qbo_hook(self):
+        """A QuickBooksHook on the tenant's company (for tests that write to it as someone
+        else would)."""
+        from koppel.hooks.quickbooks import QBOSettings, QuickBooksHook
+
+        creds = httpx.get(f"{self.qbo_url}/_sandbox/credentials",
+                          params={"realm": self.realm_id}, timeout=30).json()
+        return QuickBooksHook(settings=QBOSettings(
+            client_id=creds["client_id"], client_secret=creds["client_secret"],
+            realm_id=str(creds["realm_id"]), refresh_token=creds["refresh_token"],
+            environment=creds["discovery_url"], api_base_url=creds["api_base_url"]))
+
     def qbo_stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.qbo_url}/_sandbox/stats", timeout=30).json()
 

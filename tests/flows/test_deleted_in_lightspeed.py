@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -23,17 +22,6 @@ FLOWS = {"orders": {"schedule": None}, "refunds": {"enabled": True, "schedule": 
 
 def _sku(letter: str) -> str:
     return f"GONETEST-{letter}"
-
-
-def _qbo_hook(tenant):
-    from koppel.hooks.quickbooks import QBOSettings, QuickBooksHook
-
-    creds = httpx.get(f"{tenant.qbo_url}/_sandbox/credentials",
-                      params={"realm": tenant.realm_id}, timeout=30).json()
-    return QuickBooksHook(settings=QBOSettings(
-        client_id=creds["client_id"], client_secret=creds["client_secret"],
-        realm_id=str(creds["realm_id"]), refresh_token=creds["refresh_token"],
-        environment=creds["discovery_url"], api_base_url=creds["api_base_url"]))
 
 
 def _on_hand(tenant) -> dict[str, Decimal]:
@@ -84,7 +72,7 @@ def test_stock_reserves_from_the_orders_it_can_read_and_names_the_other_once(
     vanishing = order("C", 1)     # listed, then its rows answer 404
     tenant = make_tenant(shop)
     accounts = {a["Name"]: a["Id"] for a in tenant.entities("Account")}
-    with _qbo_hook(tenant) as qb:
+    with tenant.qbo_hook() as qb:
         for letter in LEVELS:
             qb.create("Item", {
                 "Name": f"Gone test {letter}", "Sku": _sku(letter), "Type": "Inventory",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -64,22 +63,11 @@ def catalogue(shop_factory):
     return shop, variants
 
 
-def _qbo_hook(tenant):
-    from koppel.hooks.quickbooks import QBOSettings, QuickBooksHook
-
-    creds = httpx.get(f"{tenant.qbo_url}/_sandbox/credentials",
-                      params={"realm": tenant.realm_id}, timeout=30).json()
-    return QuickBooksHook(settings=QBOSettings(
-        client_id=creds["client_id"], client_secret=creds["client_secret"],
-        realm_id=str(creds["realm_id"]), refresh_token=creds["refresh_token"],
-        environment=creds["discovery_url"], api_base_url=creds["api_base_url"]))
-
-
 def _inventory_items(tenant, quantities: dict[str, float]) -> dict[str, str]:
     """QBO inventory items with the test SKUs; returns SKU letter → item id."""
     accounts = {a["Name"]: a["Id"] for a in tenant.entities("Account")}
     ids = {}
-    with _qbo_hook(tenant) as qb:
+    with tenant.qbo_hook() as qb:
         for letter, qty in quantities.items():
             item = qb.create("Item", {
                 "Name": f"Stock test {letter}", "Sku": _sku(letter), "Type": "Inventory",
@@ -181,7 +169,7 @@ def test_company_without_inventory_adjustments_gets_qty_on_hand_by_sparse_update
     _tenant_set.cache_clear()
     run = FlowRun(tenant=load_tenant(tenant.tenant), flow="stock", run_id="manual__fallback",
                   params={})
-    qb = _qbo_hook(tenant)
+    qb = tenant.qbo_hook()
     real_create = qb.create
 
     def create(entity, payload, **kw):
