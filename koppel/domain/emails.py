@@ -32,3 +32,12 @@ def usable_email(raw: str | None) -> str | None:
 def email_key(address: str) -> str:
     """Case-insensitive comparison key for an address."""
     return address.strip().casefold()
+
+
+def email_hash(address: str) -> str:
+    """The search key of an address in koppel's activity log: sha256 of
+    :func:`email_key`, hex. Pseudonymous, not anonymous (anyone holding the address can
+    compute it), so it is erased with the customer's other traces (GDPR erasure)."""
+    import hashlib
+
+    return hashlib.sha256(email_key(address).encode("utf-8")).hexdigest()

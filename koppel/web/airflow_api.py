@@ -4,7 +4,8 @@ so Airflow's authorization applies (``/api/v2``, Airflow 3)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import quote
 
@@ -26,6 +27,26 @@ class TriggerResult:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "status_code": self.status_code, "dag_run_id": self.dag_run_id,
                 "state": self.state, "is_paused": self.is_paused, "detail": self.detail}
+
+
+@dataclass
+class RunsView:
+    """What Airflow says about koppel's DAGs: the DAGs the user may read (tag ``koppel``)
+    and their runs since a moment, newest first. ``error`` says why either is missing
+    (Airflow unreachable, the user refused), so the page can say so instead of guessing."""
+
+    dags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The newest run of each DAG (by ``run_after``)."""
+        newest: dict[str, dict[str, Any]] = {}
+        for run in self.runs:
+            best = newest.get(run["dag_id"])
+            if best is None or (run.get("run_after") or "") > (best.get("run_after") or ""):
+                newest[run["dag_id"]] = run
+        return newest
 
 
 class AirflowAPI:
@@ -67,6 +88,50 @@ class AirflowAPI:
         async with self._client() as client:
             states = await asyncio.gather(*(self._run_state(client, d, r) for d, r in runs))
         return dict(zip(runs, states))
+
+    async def runs_view(self, since: dt.datetime, *, page: int = 500,
+                        max_pages: int = 20) -> RunsView:
+        """koppel's DAGs (``GET /dags?tags=koppel``) and their runs after ``since``
+        (``POST /dags/~/dagRuns/list``, Airflow 3's batch listing), newest first — two
+        kinds of request, paged, whatever the number of tenants."""
+        view = RunsView()
+        async with self._client() as client:
+            try:
+                offset = 0
+                for _ in range(max_pages):
+                    response = await client.get("/dags", params={
+                        "tags": "koppel", "limit": page, "offset": offset})
+                    if not response.is_success:
+                        view.error = f"Airflow refused the DAG list: {_detail(response)}"
+                        return view
+                    body = response.json()
+                    for dag in body.get("dags", []):
+                        view.dags[dag["dag_id"]] = {"is_paused": dag.get("is_paused")}
+                    offset += page
+                    if offset >= int(body.get("total_entries") or 0):
+                        break
+                if not view.dags:
+                    return view
+                offset = 0
+                for _ in range(max_pages):
+                    response = await client.post("/dags/~/dagRuns/list", json={
+                        "dag_ids": sorted(view.dags), "run_after_gte": since.isoformat(),
+                        "order_by": "-run_after", "page_limit": page, "page_offset": offset})
+                    if not response.is_success:
+                        view.error = f"Airflow refused the run list: {_detail(response)}"
+                        return view
+                    body = response.json()
+                    view.runs.extend(
+                        {"dag_id": r["dag_id"], "run_id": r["dag_run_id"], "state": r.get("state"),
+                         "run_type": r.get("run_type"), "run_after": r.get("run_after"),
+                         "start_date": r.get("start_date"), "end_date": r.get("end_date")}
+                        for r in body.get("dag_runs", []))
+                    offset += page
+                    if offset >= int(body.get("total_entries") or 0):
+                        break
+            except httpx.HTTPError as exc:
+                view.error = f"Airflow's REST API is not reachable: {type(exc).__name__}"
+        return view
 
     @staticmethod
     async def _run_state(client: httpx.AsyncClient, dag_id: str, run_id: str) -> str | None:

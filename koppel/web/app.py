@@ -14,7 +14,17 @@ Routes (relative to the mount point):
 - ``GET /api/failures?tenant=&flow=`` — records waiting for a retry.
 - ``POST /api/retry`` ``{"tenant", "flow", "records"?}`` — triggers ``<flow>__<tenant>``
   with ``{"records": [...]}`` through Airflow's REST API with the caller's token.
-  Needs the ``X-Koppel-CSRF`` header from the page and a same-origin request.
+- ``POST /api/skip`` ``{"tenant", "flow", "records", "reason"}`` — takes failed records
+  off the retry list: each gets a ``skipped`` row in the activity log with the reason and
+  who skipped it (the record is read again only if the shop changes it in a later window).
+
+Both POSTs need the ``X-Koppel-CSRF`` header from the page, a same-origin request and
+Airflow's permission to trigger the flow's DAG.
+
+Flows are koppel's DAGs as Airflow lists them for the caller (tag ``koppel``), so a new
+tenant shows before its first run, and Airflow's own run list gives each flow's state and
+the runs that failed as a whole — before any record was handled (a missing connection,
+an authentication outage) — which the activity log cannot show.
 
 The Airflow REST API is reached at ``airflow_api_url`` (argument), else
 ``KOPPEL_AIRFLOW_API_URL``, else the origin the request came in on (the API server
@@ -48,6 +58,14 @@ class RetryRequest(BaseModel):
     flow: str = Field(min_length=1, max_length=32)
     records: list[str] | None = Field(
         default=None, description="Failed records to retry; all of the flow's when absent.")
+
+
+class SkipRequest(BaseModel):
+    tenant: str = Field(min_length=1, max_length=64)
+    flow: str = Field(min_length=1, max_length=32)
+    records: list[str] = Field(min_length=1, max_length=MAX_RETRY_RECORDS)
+    reason: str = Field(min_length=3, max_length=500,
+                        description="Why the records are skipped; kept in the activity log.")
 
 
 class NotLoggedIn(Exception):
@@ -101,27 +119,53 @@ def create_app(*, engine: Engine | None = None, airflow_api_url: str | None = No
     async def _to_login(request: Request, _exc: NotLoggedIn) -> Response:
         return RedirectResponse(login_url(request), status_code=302)
 
-    def visible_keys(viewer: Viewer, tenant: str | None) -> list[tuple[str, str]]:
-        keys = queries.visible(queries.known_flows(get_engine()), tenant)
+    def visible_keys(viewer: Viewer, tenant: str | None,
+                     dags: Any = ()) -> list[tuple[str, str]]:
+        known = set(queries.known_flows(get_engine()))
+        known.update(k for k in map(queries.split_dag_id, dags) if k is not None)
+        keys = queries.visible(sorted(known, key=queries.flow_sort_key), tenant)
         return [k for k in keys if viewer.can_read(queries.dag_id(*k))]
 
     async def summary_data(request: Request, viewer: Viewer, tenant: str | None,
                            days: int) -> dict[str, Any]:
         engine, now = get_engine(), clock()
-        keys = visible_keys(viewer, tenant)
+        api = airflow_api(request, viewer)
+        view = await api.runs_view(now - dt.timedelta(days=days))
+        keys = visible_keys(viewer, tenant, view.dags)
         summaries = [s.to_dict() for s in queries.flow_summaries(engine, keys)]
-        runs = [(s["dag_id"], s["last_run"]["run_id"]) for s in summaries if s["last_run"]]
-        states = await airflow_api(request, viewer).run_states(runs)
+        by_run = {(r["dag_id"], r["run_id"]): r for r in view.runs}
+        missing = [(s["dag_id"], s["last_run"]["run_id"]) for s in summaries
+                   if s["last_run"] and (s["dag_id"], s["last_run"]["run_id"]) not in by_run]
+        # a koppel run older than the window: its state asked for one by one
+        states = await api.run_states(missing) if missing else {}
+        latest = view.latest()
+        logged = queries.runs_with_activity(engine, [
+            (r["dag_id"], r["run_id"]) for r in view.runs if r["state"] == "failed"])
         daily = queries.daily_counts(engine, keys, days=days, today=now.date())
+        flow_failures = []
         for s in summaries:
-            s["airflow_state"] = (states.get((s["dag_id"], s["last_run"]["run_id"]))
-                                  if s["last_run"] else None)
+            last = s["last_run"]
+            if last:
+                known = by_run.get((s["dag_id"], last["run_id"]))
+                s["airflow_state"] = known["state"] if known else states.get(
+                    (s["dag_id"], last["run_id"]))
+            else:
+                s["airflow_state"] = None
+            s["latest_airflow_run"] = latest.get(s["dag_id"])
+            s["is_paused"] = (view.dags.get(s["dag_id"]) or {}).get("is_paused")
             s["daily"] = daily.get((s["tenant"], s["flow"]), [])
             s["can_retry"] = bool(s["open_failures"]) and viewer.can_trigger(s["dag_id"])
+            s["can_skip"] = s["can_retry"]
+            flow_failures.extend(
+                {**r, "tenant": s["tenant"], "flow": s["flow"]} for r in view.runs
+                if r["dag_id"] == s["dag_id"] and r["state"] == "failed"
+                and (r["dag_id"], r["run_id"]) not in logged)
         tenants = sorted({t for t, _ in keys})
         return {
             "user": viewer.name, "generated_at": now.isoformat(), "days": days,
             "tenants": tenants, "flows": summaries,
+            "airflow_error": view.error,
+            "flow_failures": flow_failures,
             "api_usage": queries.api_usage(engine, tenants, now=now),
             "failures": queries.open_failures(engine, keys),
         }
@@ -142,11 +186,14 @@ def create_app(*, engine: Engine | None = None, airflow_api_url: str | None = No
         data = await summary_data(request, viewer, tenant, days)
         links = render.Links(_ui_base(request))
         triggerable = {s["dag_id"] for s in data["flows"] if s["can_retry"]}
+        skippable = {s["dag_id"] for s in data["flows"] if s["can_skip"]}
         daily = {f'{s["tenant"]}/{s["flow"]}': s["daily"] for s in data["flows"]}
         records = (queries.record_paths(get_engine(), q, data["tenants"]) if q.strip() else None)
         body = "".join((
+            render.airflow_notice(data["airflow_error"]),
             render.flows_section(data["flows"], daily, links, triggerable),
-            render.failures_section(data["failures"], links),
+            render.flow_failures_section(data["flow_failures"], links),
+            render.failures_section(data["failures"], links, skippable),
             render.usage_section(data["api_usage"]),
             render.search_section(q, records, links, tenant, days),
         ))
@@ -174,14 +221,39 @@ def create_app(*, engine: Engine | None = None, airflow_api_url: str | None = No
         keys = [k for k in visible_keys(viewer, tenant or None) if flow in (None, "", k[1])]
         return {"failures": queries.open_failures(get_engine(), keys)}
 
+    def writable_flow(request: Request, viewer: Viewer, tenant: str, flow: str, *,
+                      check_trigger: bool = True) -> str:
+        """The flow's DAG id when the caller may act on it: a same-site request with the
+        page's CSRF token, a flow they can see and, for what koppel writes itself,
+        Airflow's permission to run it (a retry is checked by Airflow when it triggers)."""
+        if not csrf_ok(request, viewer):
+            raise HTTPException(status_code=403, detail="Cross-site request refused")
+        dag = queries.dag_id(tenant, flow)
+        if (tenant, flow) not in visible_keys(viewer, tenant):
+            raise HTTPException(status_code=404, detail=f"No flow {dag}")
+        if check_trigger and not viewer.can_trigger(dag):
+            raise HTTPException(status_code=403, detail=f"Not allowed to run {dag}")
+        return dag
+
+    @app.post("/api/skip")
+    def skip(body: SkipRequest, request: Request,
+             viewer: Viewer = Depends(api_viewer)) -> dict[str, Any]:
+        dag = writable_flow(request, viewer, body.tenant, body.flow)
+        from koppel.store.state import StateStore
+
+        open_ids = set(queries.failed_source_ids(get_engine(), body.tenant, body.flow))
+        wanted = [r for r in dict.fromkeys(body.records) if r in open_ids]
+        if not wanted:
+            raise HTTPException(status_code=400, detail="No failed records to skip")
+        skipped = queries.skip_failed(StateStore(get_engine()), body.tenant, body.flow,
+                                      wanted, reason=body.reason, user=viewer.name,
+                                      at=clock())
+        return {"dag_id": dag, "records": skipped, "reason": body.reason}
+
     @app.post("/api/retry")
     async def retry(body: RetryRequest, request: Request,
                     viewer: Viewer = Depends(api_viewer)) -> JSONResponse:
-        if not csrf_ok(request, viewer):
-            raise HTTPException(status_code=403, detail="Cross-site request refused")
-        dag = queries.dag_id(body.tenant, body.flow)
-        if (body.tenant, body.flow) not in visible_keys(viewer, body.tenant):
-            raise HTTPException(status_code=404, detail=f"No flow {dag}")
+        dag = writable_flow(request, viewer, body.tenant, body.flow, check_trigger=False)
         failed = queries.failed_source_ids(get_engine(), body.tenant, body.flow)
         open_ids = set(failed)
         wanted = failed if body.records is None else [r for r in dict.fromkeys(body.records)

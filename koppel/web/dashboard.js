@@ -1,10 +1,48 @@
-// koppel dashboard: the retry button. Everything else is server-rendered.
+// koppel dashboard: the retry and skip buttons. Everything else is server-rendered.
 (function () {
   "use strict";
   var meta = document.querySelector('meta[name="koppel-csrf"]');
   var csrf = meta ? meta.getAttribute("content") : "";
   var base = document.querySelector('meta[name="koppel-base"]');
-  var api = (base ? base.getAttribute("content") : ".") + "/api/retry";
+  var root = base ? base.getAttribute("content") : ".";
+  var api = root + "/api/retry";
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Koppel-CSRF": csrf },
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (data) { return { ok: response.ok, body: data }; });
+    });
+  }
+
+  // Skip one failed record: asks why (kept in the activity log), then takes it off the
+  // retry list.
+  function skip(button) {
+    var status = button.parentNode.querySelector(".skip-result");
+    var reason = window.prompt("Why skip record " + button.dataset.record +
+                               "? (kept in the activity log)");
+    if (reason === null) { return; }
+    button.disabled = true;
+    status.textContent = "Skipping…";
+    post(root + "/api/skip", { tenant: button.dataset.tenant, flow: button.dataset.flow,
+                               records: [button.dataset.record], reason: reason })
+      .then(function (result) {
+        if (result.ok) {
+          status.textContent = "Skipped: " + result.body.reason;
+        } else {
+          var detail = result.body.detail;
+          status.textContent = "Not skipped: " +
+            (typeof detail === "string" ? detail : JSON.stringify(detail));
+          button.disabled = false;
+        }
+      }).catch(function (error) {
+        status.textContent = "Not skipped: " + error;
+        button.disabled = false;
+      });
+  }
 
   function retry(button) {
     var status = button.parentNode.querySelector(".retry-result");
@@ -56,6 +94,8 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button.retry");
     if (button) { retry(button); return; }
+    var skipButton = event.target.closest("button.skip");
+    if (skipButton) { skip(skipButton); return; }
     var link = event.target.closest('a[target="_top"]');
     if (link) { openInAirflow(event, link); }
   });

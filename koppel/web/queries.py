@@ -21,6 +21,9 @@ ACTION_ORDER = ("created", "updated", "skipped", "failed", "waiting", "conflict"
                 "refunded", "deleted", "erased")
 FLOW_ORDER = ("orders", "products", "stock", "customers", "refunds", "orders_reverse")
 _CHUNK = 500
+# activity rows written by the dashboard itself (a skip) carry this run id prefix: they
+# are part of a record's path, never a flow's "last run"
+DASHBOARD_RUN_PREFIX = "dashboard__"
 
 
 def dag_id(tenant: str, flow: str) -> str:
@@ -35,10 +38,60 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
 
 
-def _flow_sort_key(key: tuple[str, str]) -> tuple[str, int, str]:
+def flow_sort_key(key: tuple[str, str]) -> tuple[str, int, str]:
     tenant, flow = key
     rank = FLOW_ORDER.index(flow) if flow in FLOW_ORDER else len(FLOW_ORDER)
     return tenant, rank, flow
+
+
+def split_dag_id(dag: str) -> tuple[str, str] | None:
+    """``(tenant, flow)`` of a koppel DAG id ``<flow>__<tenant>``; None for another DAG."""
+    flow, sep, tenant = dag.partition("__")
+    return (tenant, flow) if sep and flow and tenant else None
+
+
+def runs_with_activity(engine: Engine, runs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (dag id, run id) pairs among ``runs`` that logged at least one record."""
+    wanted = {(t, f, r) for d, r in runs if (k := split_dag_id(d)) for t, f in [k]}
+    found: set[tuple[str, str]] = set()
+    keys = sorted(wanted)
+    with engine.connect() as conn:
+        for start in range(0, len(keys), _CHUNK):
+            for t, f, r in conn.execute(
+                    select(activity.c.tenant, activity.c.flow, activity.c.run_id)
+                    .where(tuple_(activity.c.tenant, activity.c.flow, activity.c.run_id)
+                           .in_(keys[start:start + _CHUNK])).distinct()):
+                found.add((dag_id(t, f), r))
+    return found
+
+
+def skip_failed(store: Any, tenant: str, flow: str, source_ids: Sequence[str], *,
+                reason: str, user: str, at: dt.datetime) -> list[str]:
+    """Take failed records off the retry list by hand: one ``skipped`` activity row each
+    (reason and user kept, so the record's path shows who skipped it and why), in a run
+    of its own, then resolved. The source type is the one the record failed with."""
+    from koppel.store.state import ActivityEntry
+
+    with store.engine.connect() as conn:
+        types = dict(conn.execute(
+            select(activity.c.source_id, activity.c.source_type)
+            .where(activity.c.tenant == tenant, activity.c.flow == flow,
+                   activity.c.source_id.in_(list(source_ids)))
+            .order_by(activity.c.id)).all())
+        direction = conn.execute(
+            select(activity.c.direction).where(activity.c.tenant == tenant,
+                                               activity.c.flow == flow)
+            .order_by(activity.c.id.desc()).limit(1)).scalar()
+    entries = [ActivityEntry(source_type=types.get(sid, flow.rstrip("s")), source_id=sid,
+                             action="skipped", reason=f"skipped by {user}: {reason}",
+                             details={"skipped_by": user, "manual": True})
+               for sid in source_ids]
+    store.record_activity(tenant=tenant, flow=flow,
+                          run_id=f"{DASHBOARD_RUN_PREFIX}{at.isoformat(timespec='seconds')}",
+                          direction=direction or "lightspeed_to_quickbooks", entries=entries,
+                          task_id=None)
+    store.mark_resolved(tenant, flow, list(source_ids))
+    return list(source_ids)
 
 
 def known_flows(engine: Engine) -> list[tuple[str, str]]:
@@ -47,7 +100,7 @@ def known_flows(engine: Engine) -> list[tuple[str, str]]:
                  select(failed_record.c.tenant, failed_record.c.flow).distinct())
     with engine.connect() as conn:
         keys = {(t, f) for t, f in conn.execute(stmt)}
-    return sorted(keys, key=_flow_sort_key)
+    return sorted(keys, key=flow_sort_key)
 
 
 @dataclass
@@ -60,6 +113,7 @@ class FlowSummary:
     last_run_counts: dict[str, int] = field(default_factory=dict)
     last_run_api_calls: int = 0
     totals: dict[str, int] = field(default_factory=dict)
+    distinct_records: int = 0
     open_failures: int = 0
 
     @property
@@ -75,8 +129,10 @@ class FlowSummary:
                 "counts": dict(self.last_run_counts), "records": sum(self.last_run_counts.values()),
                 "api_calls": self.last_run_api_calls,
             },
-            "totals": dict(self.totals), "records": sum(self.totals.values()),
-            "open_failures": self.open_failures,
+            # every record once (a record booked, then updated, then skipped is one record);
+            # ``totals`` counts what happened to them, ``events`` their sum
+            "totals": dict(self.totals), "records": self.distinct_records,
+            "events": sum(self.totals.values()), "open_failures": self.open_failures,
         }
 
 
@@ -102,9 +158,18 @@ def flow_summaries(engine: Engine, keys: Sequence[tuple[str, str]]) -> list[Flow
                 .group_by(activity.c.tenant, activity.c.flow, activity.c.action)):
             if (tenant, flow) in summaries:
                 summaries[(tenant, flow)].totals[action] = n
+        distinct = (select(activity.c.tenant, activity.c.flow, activity.c.source_type,
+                           activity.c.source_id)
+                    .where(_in_tenants(activity.c.tenant, tenants)).distinct().subquery())
+        for tenant, flow, n in conn.execute(
+                select(distinct.c.tenant, distinct.c.flow, func.count())
+                .group_by(distinct.c.tenant, distinct.c.flow)):
+            if (tenant, flow) in summaries:
+                summaries[(tenant, flow)].distinct_records = n
 
         newest = (select(func.max(activity.c.id))
-                  .where(_in_tenants(activity.c.tenant, tenants))
+                  .where(_in_tenants(activity.c.tenant, tenants),
+                         ~activity.c.run_id.startswith(DASHBOARD_RUN_PREFIX))
                   .group_by(activity.c.tenant, activity.c.flow))
         last_runs = {(t, f): r for t, f, r in conn.execute(
             select(activity.c.tenant, activity.c.flow, activity.c.run_id)
@@ -137,7 +202,7 @@ def flow_summaries(engine: Engine, keys: Sequence[tuple[str, str]]) -> list[Flow
                 .group_by(failed_record.c.tenant, failed_record.c.flow)):
             if (tenant, flow) in summaries:
                 summaries[(tenant, flow)].open_failures = n
-    return [summaries[k] for k in sorted(summaries, key=_flow_sort_key)]
+    return [summaries[k] for k in sorted(summaries, key=flow_sort_key)]
 
 
 def daily_counts(engine: Engine, keys: Sequence[tuple[str, str]], *, days: int,
@@ -268,20 +333,40 @@ def api_usage(engine: Engine, tenants: Sequence[str], *, now: dt.datetime,
     return usage
 
 
+# Business keys the flows write into an activity row's ``details`` and the search finds:
+# the QuickBooks document number (orders, refunds), the order number, the SKU (products,
+# stock) and the e-mail hash (customers; never the address itself).
+SEARCH_KEYS = ("doc_number", "order_number", "sku", "email_hash")
+
+
+def search_terms(query: str) -> list[str]:
+    """What a search for ``query`` matches: the text itself and, for an e-mail address,
+    its hash as koppel stores it (the address never reaches the state database)."""
+    query = query.strip()
+    if "@" in query:
+        from koppel.domain.emails import email_hash
+        return [query, email_hash(query)]
+    return [query]
+
+
 def record_paths(engine: Engine, query: str, tenants: Sequence[str],
                  limit: int = 50) -> list[dict[str, Any]]:
-    """Every record whose source or target id is ``query``: the record, its current
-    cross-references, and every activity row it has (oldest first) — its path through
-    the runs (read → mapped → action → target id)."""
+    """Every record whose source or target id is ``query``, or whose activity names it as
+    its QuickBooks document number, order number, SKU or e-mail (:data:`SEARCH_KEYS`):
+    the record, its current cross-references, and every activity row it has (oldest
+    first) — its path through the runs (read → mapped → action → target id)."""
     query = query.strip()
     if not query or not tenants:
         return []
+    terms = search_terms(query)
     with engine.connect() as conn:
         keys: set[tuple[str, str, str]] = set()
+        by_details = [activity.c.details[key].as_string().in_(terms) for key in SEARCH_KEYS]
         for r in conn.execute(
                 select(activity.c.tenant, activity.c.source_type, activity.c.source_id)
                 .where(_in_tenants(activity.c.tenant, tenants),
-                       or_(activity.c.source_id == query, activity.c.target_id == query))
+                       or_(activity.c.source_id == query, activity.c.target_id == query,
+                           *by_details))
                 .distinct()):
             keys.add(tuple(r))
         for r in conn.execute(
@@ -333,6 +418,7 @@ def visible(keys: Iterable[tuple[str, str]], tenant: str | None) -> list[tuple[s
     return [k for k in keys if tenant is None or k[0] == tenant]
 
 
-__all__ = ["ACTION_ORDER", "FlowSummary", "api_usage", "as_utc", "daily_counts", "dag_id",
-           "failed_source_ids", "flow_summaries", "known_flows", "open_failures",
-           "record_paths", "visible"]
+__all__ = ["ACTION_ORDER", "SEARCH_KEYS", "search_terms", "FlowSummary", "api_usage", "as_utc", "daily_counts", "dag_id",
+           "failed_source_ids", "flow_sort_key", "flow_summaries", "known_flows", "open_failures",
+           "record_paths", "runs_with_activity", "skip_failed", "split_dag_id",
+           "visible"]

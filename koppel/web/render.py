@@ -83,7 +83,12 @@ def flows_section(summaries: Sequence[dict[str, Any]], daily: dict[str, list], l
                             + f'<br><small>{_time(run["ended"])}</small>')
                 counts, calls = _chips(run["counts"], "last"), str(run["api_calls"])
             else:
-                run_cell, counts, calls = '<span class="muted">no run yet</span>', "", ""
+                latest = s.get("latest_airflow_run")
+                run_cell = ('<span class="muted">no record handled yet</span>' if latest
+                            else '<span class="muted">no run yet</span>')
+                if s.get("is_paused"):
+                    run_cell += ' <small class="muted">(DAG paused)</small>'
+                counts, calls = "", ""
             retry = ""
             if s["open_failures"] and s["dag_id"] in triggerable:
                 retry = (f'<button class="retry" data-tenant="{escape(tenant)}" '
@@ -92,10 +97,13 @@ def flows_section(summaries: Sequence[dict[str, Any]], daily: dict[str, list], l
             out.append(
                 f'<tr data-tenant="{escape(tenant)}" data-flow="{escape(s["flow"])}">'
                 f'<td>{_a(links.dag(s["dag_id"]), s["flow"])}</td><td>{run_cell}</td>'
-                f'<td>{_state(s.get("airflow_state"))}</td><td>{counts}</td>'
+                f'<td>{_state(_flow_state(s))}</td><td>{counts}</td>'
                 f'<td data-metric="last-api-calls">{calls}</td>'
                 f'<td><span data-metric="records" data-n="{s["records"]}">{s["records"]}</span>'
-                f'<details><summary>by action</summary>{_chips(s["totals"], "total")}</details></td>'
+                f' <small class="muted" data-metric="events" data-n="{s.get("events", 0)}">'
+                f'({s.get("events", 0)} events)</small>'
+                f'<details><summary>events by action</summary>{_chips(s["totals"], "total")}'
+                '</details></td>'
                 f'<td data-metric="open-failures" data-n="{s["open_failures"]}">{s["open_failures"]}</td>'
                 f'<td>{retry}</td></tr>')
         out.append("</tbody></table><div class=\"charts\">")
@@ -110,6 +118,49 @@ def flows_section(summaries: Sequence[dict[str, Any]], daily: dict[str, list], l
         order = [a for a in ACTION_ORDER if a in seen_actions] + sorted(seen_actions - set(ACTION_ORDER))
         out.append(f"</div>{legend(order)}</div>")
     out.append("</section>")
+    return "".join(out)
+
+
+def _flow_state(s: dict[str, Any]) -> str | None:
+    """The state of the flow's last koppel run; without one, of Airflow's latest run."""
+    if s.get("airflow_state"):
+        return s["airflow_state"]
+    latest = s.get("latest_airflow_run")
+    return latest["state"] if latest and not s.get("last_run") else None
+
+
+def airflow_notice(error: str | None) -> str:
+    if not error:
+        return ""
+    return (f'<p class="notice" id="airflow-error" role="status">{escape(error)}: run states '
+            'and runs that failed as a whole cannot be shown.</p>')
+
+
+def _listing(section_id: str, title: str, rows: Sequence[Any]) -> list[str]:
+    """A section's opening; closed with "None." when it has no rows."""
+    out = [f'<section id="{section_id}"><h2>{escape(title)}</h2>']
+    if not rows:
+        out.append('<p class="muted">None.</p></section>')
+    return out
+
+
+def flow_failures_section(runs: Sequence[dict[str, Any]], links: Links) -> str:
+    """Runs Airflow marks failed that handled no record — the flow failed as a whole."""
+    out = _listing("flow-failures", "Runs that failed before handling any record", runs)
+    if not runs:
+        return "".join(out)
+    out.append('<p class="muted">A missing connection or pool, an authentication outage, an '
+               'API down: the task logs say why.</p><table class="flow-failures"><thead><tr>'
+               '<th>Tenant</th><th>Flow</th><th>Run</th><th>Type</th><th>Ended</th></tr>'
+               '</thead><tbody>')
+    for r in runs:
+        out.append(
+            f'<tr data-tenant="{escape(r["tenant"])}" data-flow="{escape(r["flow"])}" '
+            f'data-run-id="{escape(r["run_id"])}"><td>{escape(r["tenant"])}</td>'
+            f'<td>{escape(r["flow"])}</td>'
+            f'<td>{_a(links.run(r["dag_id"], r["run_id"]), r["run_id"], "run-id")}</td>'
+            f'<td>{escape(r.get("run_type") or "")}</td><td>{_time(r.get("end_date"))}</td></tr>')
+    out.append("</tbody></table></section>")
     return "".join(out)
 
 
@@ -135,24 +186,30 @@ def usage_section(usage: dict[str, list[dict[str, Any]]]) -> str:
     return "".join(out)
 
 
-def failures_section(failures: Sequence[dict[str, Any]], links: Links) -> str:
-    out = ['<section id="failures"><h2>Failed records waiting for a retry</h2>']
+def failures_section(failures: Sequence[dict[str, Any]], links: Links,
+                     skippable: set[str] = frozenset()) -> str:
+    out = _listing("failures", "Failed records waiting for a retry", failures)
     if not failures:
-        out.append('<p class="muted">None.</p></section>')
         return "".join(out)
     out.append('<table class="failures"><thead><tr><th>Tenant</th><th>Flow</th><th>Record</th>'
-               '<th>Reason</th><th>Attempts</th><th>Last failed</th><th>Task log</th></tr></thead><tbody>')
+               '<th>Reason</th><th>Attempts</th><th>Last failed</th><th>Task log</th><th></th>'
+               '</tr></thead><tbody>')
     for f in failures:
         log = (_a(links.task(f["dag_id"], f["run_id"], f["task_id"], f["map_index"]),
                   f'{f["task_id"]} in {f["run_id"]}')
                if f["run_id"] and f["task_id"] else '<span class="muted">—</span>')
         search = "?" + urlencode({"q": f["source_id"]}) + "#search"
+        skip = ""
+        if f["dag_id"] in skippable:
+            skip = (f'<button class="skip" data-tenant="{escape(f["tenant"])}" '
+                    f'data-flow="{escape(f["flow"])}" data-record="{escape(f["source_id"])}">'
+                    'Skip…</button><span class="skip-result" role="status"></span>')
         out.append(
             f'<tr data-tenant="{escape(f["tenant"])}" data-flow="{escape(f["flow"])}" '
             f'data-source-id="{escape(f["source_id"])}"><td>{escape(f["tenant"])}</td>'
             f'<td>{escape(f["flow"])}</td><td><a href="{escape(search)}">{escape(f["source_id"])}</a></td>'
             f'<td class="reason">{escape(f["reason"] or "")}</td><td>{f["attempts"]}</td>'
-            f'<td>{_time(f["last_failed"])}</td><td>{log}</td></tr>')
+            f'<td>{_time(f["last_failed"])}</td><td>{log}</td><td>{skip}</td></tr>')
     out.append("</tbody></table></section>")
     return "".join(out)
 
@@ -163,14 +220,14 @@ def search_section(query: str, records: Sequence[dict[str, Any]] | None, links: 
     out = ['<section id="search"><h2>Find a record</h2>'
            '<form method="get" action="#search" class="search">'
            f'<input type="search" name="q" value="{escape(query)}" '
-           'placeholder="Lightspeed or QuickBooks id" aria-label="record id">'
+           'placeholder="id, order or document number, SKU, e-mail" aria-label="record">'
            f'<input type="hidden" name="days" value="{days}">{hidden}'
            '<button type="submit">Search</button></form>']
     if records is None:
         out.append("</section>")
         return "".join(out)
     if not records:
-        out.append(f'<p class="muted" id="no-record">No record with source or target id '
+        out.append(f'<p class="muted" id="no-record">No record with id, number, SKU or e-mail '
                    f'<code>{escape(query)}</code>.</p></section>')
         return "".join(out)
     for rec in records:

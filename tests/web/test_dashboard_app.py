@@ -37,6 +37,18 @@ class FakeAirflow:
     def __init__(self, token: str) -> None:
         self.token = token
         self.triggered: list[dict] = []
+        self.listed: list[dict] = []
+        # koppel's DAGs as Airflow lists them: the seeded flows, and a new tenant whose
+        # first run failed before handling any record (no connection)
+        self.dags = {"orders__acme", "stock__acme", "products__bakkerij",
+                     "customers__bakkerij", "orders__nieuw", "customers__nieuw"}
+        self.paused = {"customers__nieuw"}
+        self.runs = [
+            _run("orders__acme", "manual__2026-03-10T11:10:00+00:00", "failed", "manual"),
+            _run("orders__acme", "scheduled__2026-03-08T12:00:00+00:00", "success"),
+            _run("orders__nieuw", "scheduled__2026-03-10T11:45:00+00:00", "failed"),
+            _run("orders__nieuw", "scheduled__2026-02-20T11:45:00+00:00", "failed"),  # before the window
+        ]
         self.app = FastAPI()
 
         def authorized(request: Request) -> bool:
@@ -51,6 +63,26 @@ class FakeAirflow:
             return _json({"dag_run_id": f"manual__{len(self.triggered)}", "dag_id": dag_id,
                           "state": "queued", "conf": body["conf"]})
 
+        @self.app.get("/api/v2/dags")
+        def dags(request: Request, tags: str = "", limit: int = 100, offset: int = 0):
+            if not authorized(request):
+                return _json({"detail": "Forbidden"}, 403)
+            listed = [{"dag_id": d, "is_paused": d in self.paused} for d in sorted(self.dags)
+                      if tags == "koppel"]
+            return _json({"dags": listed[offset:offset + limit], "total_entries": len(listed)})
+
+        @self.app.post("/api/v2/dags/~/dagRuns/list")
+        async def run_list(request: Request):
+            if not authorized(request):
+                return _json({"detail": "Forbidden"}, 403)
+            body = await request.json()
+            self.listed.append(body)
+            runs = [r for r in self.runs if r["dag_id"] in body["dag_ids"]
+                    and r["run_after"] >= body["run_after_gte"]]
+            runs.sort(key=lambda r: r["run_after"], reverse=True)
+            start, size = body["page_offset"], body["page_limit"]
+            return _json({"dag_runs": runs[start:start + size], "total_entries": len(runs)})
+
         @self.app.get("/api/v2/dags/{dag_id}")
         def dag(dag_id: str, request: Request):
             return _json({"dag_id": dag_id, "is_paused": True})
@@ -62,6 +94,12 @@ class FakeAirflow:
             if run_id.startswith("manual__"):
                 return _json({"dag_run_id": run_id, "state": "failed"})
             return _json({"detail": "not found"}, 404)
+
+
+def _run(dag_id, run_id, state, run_type="scheduled"):
+    at = run_id.split("__", 1)[1]
+    return {"dag_id": dag_id, "dag_run_id": run_id, "state": state, "run_type": run_type,
+            "run_after": at, "start_date": at, "end_date": at}
 
 
 def _json(body, status=200):
@@ -126,9 +164,13 @@ def test_logged_in_user_sees_the_page_with_cookie_or_bearer(client, tokens):
 def test_summary_counts_equal_the_activity_log(client, tokens, seeded, now):
     data = client.get("/api/summary", headers=_auth(tokens["admin"])).json()
     flows = {(f["tenant"], f["flow"]): f for f in data["flows"]}
-    assert set(flows) == {(r.tenant, r.flow) for r in seeded.runs}
-    assert data["tenants"] == ["acme", "bakkerij"]
+    # every flow with activity, and every koppel DAG Airflow lists (a new tenant too)
+    assert set(flows) == {(r.tenant, r.flow) for r in seeded.runs} | {
+        ("nieuw", "orders"), ("nieuw", "customers")}
+    assert data["tenants"] == ["acme", "bakkerij", "nieuw"]
     for (tenant, flow), f in flows.items():
+        if tenant == "nieuw":
+            continue
         assert f["dag_id"] == f"{flow}__{tenant}"
         assert f["totals"] == dict(seeded.totals(tenant, flow))
         last = seeded.last_run(tenant, flow)
@@ -136,6 +178,10 @@ def test_summary_counts_equal_the_activity_log(client, tokens, seeded, now):
         assert f["last_run"]["counts"] == dict(Counter(e.action for _, e in last.entries))
         assert f["last_run"]["api_calls"] == sum(e.api_calls for _, e in last.entries)
         assert f["open_failures"] == len(seeded.failed.get((tenant, flow), {}))
+        # records are counted once each; events are what happened to them
+        assert f["records"] == len({e.source_id for r in seeded.runs
+                                    if (r.tenant, r.flow) == (tenant, flow) for _, e in r.entries})
+        assert f["events"] == sum(seeded.totals(tenant, flow).values())
         days = {d["day"]: d["counts"] for d in f["daily"]}
         assert len(days) == 14 and max(days) == now.date().isoformat()
         for day, counts in seeded.daily(tenant, flow).items():
@@ -299,3 +345,122 @@ def test_static_assets_are_served(client):
     assert "X-Koppel-CSRF" in client.get("/static/dashboard.js").text
     assert client.get("/static/dashboard.css").headers["content-type"].startswith("text/css")
     assert client.get("/static/secrets.txt").status_code == 404
+
+
+# -- what only Airflow knows: new tenants, runs that failed as a whole ----------------------
+
+def test_new_tenants_and_runs_that_failed_as_a_whole(client, tokens, fake_airflow, now):
+    data = client.get("/api/summary", headers=_auth(tokens["admin"])).json()
+    flows = {(f["tenant"], f["flow"]): f for f in data["flows"]}
+    new = flows[("nieuw", "orders")]
+    assert new["last_run"] is None and new["records"] == 0
+    assert new["latest_airflow_run"]["run_id"] == "scheduled__2026-03-10T11:45:00+00:00"
+    assert flows[("nieuw", "customers")]["is_paused"] is True
+    # the acme run failed too, but it handled records: it is a record failure, not this
+    assert [(r["dag_id"], r["run_id"]) for r in data["flow_failures"]] == [
+        ("orders__nieuw", "scheduled__2026-03-10T11:45:00+00:00")]
+    assert data["airflow_error"] is None
+    # one listing of the window for every DAG, not a request per run
+    (listed,) = fake_airflow.listed
+    assert sorted(listed["dag_ids"]) == sorted(fake_airflow.dags)
+    assert listed["run_after_gte"] == (now - dt.timedelta(days=14)).isoformat()
+    client.cookies.set("_token", tokens["admin"])
+    html = client.get("/").text
+    section = html[html.index('id="flow-failures"'):html.index('id="failures"')]
+    assert 'data-run-id="scheduled__2026-03-10T11:45:00+00:00"' in section
+    assert "orders__acme" not in section
+    row = re.search(r'<tr data-tenant="nieuw" data-flow="orders">(.*?)</tr>', html, re.S).group(1)
+    assert "no record handled yet" in row and 'state-failed' in row
+    row = re.search(r'<tr data-tenant="nieuw" data-flow="customers">(.*?)</tr>', html, re.S).group(1)
+    assert "no run yet" in row and "DAG paused" in row
+
+
+def test_airflow_refusing_the_lists_is_said_on_the_page(client, tokens):
+    client.cookies.set("_token", tokens["viewer"])  # the fake Airflow refuses this token
+    html = client.get("/").text
+    assert 'id="airflow-error"' in html and "Airflow refused the DAG list: Forbidden" in html
+    data = client.get("/api/summary", headers=_auth(tokens["viewer"])).json()
+    assert data["airflow_error"] == "Airflow refused the DAG list: Forbidden"
+    assert data["flow_failures"] == []
+    assert "nieuw" not in data["tenants"]  # only what the activity log knows
+
+
+# -- search by business keys -----------------------------------------------------------------
+
+def test_search_by_document_number_sku_and_email(client, tokens, state_store):
+    from koppel.domain.emails import email_hash
+    from koppel.store.state import ActivityEntry
+
+    state_store.record_activity(
+        tenant="acme", flow="orders", run_id="scheduled__x", direction="lightspeed_to_quickbooks",
+        task_id="load", entries=[ActivityEntry("order", "120", "created", "Invoice", "9120",
+                                               details={"doc_number": "WEB-1042"})])
+    state_store.record_activity(
+        tenant="bakkerij", flow="products", run_id="scheduled__x",
+        direction="lightspeed_to_quickbooks", task_id="load",
+        entries=[ActivityEntry("product", "504", "created", "Item", "44",
+                               details={"sku": "BROOD-WIT-800"})])
+    state_store.record_activity(
+        tenant="bakkerij", flow="customers", run_id="scheduled__x",
+        direction="lightspeed_to_quickbooks", task_id="customer_upsert",
+        entries=[ActivityEntry("customer", "7003", "created", "Customer", "60",
+                               details={"email_hash": email_hash("Jan@Example.nl")})])
+    found = {}
+    for q in ("WEB-1042", "BROOD-WIT-800", "  jan@example.NL ", "WEB-104", "BROOD"):
+        data = client.get("/api/records", params={"q": q}, headers=_auth(tokens["admin"])).json()
+        found[q.strip()] = [(r["tenant"], r["source_id"]) for r in data["records"]]
+    assert found == {"WEB-1042": [("acme", "120")], "BROOD-WIT-800": [("bakkerij", "504")],
+                     "jan@example.NL": [("bakkerij", "7003")],
+                     "WEB-104": [], "BROOD": []}  # whole keys only
+    # the tenant filter applies to business keys too
+    data = client.get("/api/records", params={"q": "WEB-1042", "tenant": "bakkerij"},
+                      headers=_auth(tokens["admin"])).json()
+    assert data["records"] == []
+
+
+# -- skip ------------------------------------------------------------------------------------
+
+def test_skip_takes_a_failed_record_off_the_retry_list_with_its_reason(client, tokens, seeded,
+                                                                       fake_airflow):
+    token = tokens["admin"]
+    headers = {**_auth(token), CSRF_HEADER: csrf_token(token), "Origin": "http://airflow.test"}
+    body = {"tenant": "acme", "flow": "orders", "records": ["110"],
+            "reason": "order cancelled by phone"}
+    before = client.get("/api/summary", headers=_auth(token)).json()
+    assert client.post("/api/skip", json=body, headers=_auth(token)).status_code == 403  # CSRF
+    assert client.post("/api/skip", json={**body, "reason": ""}, headers=headers).status_code == 422
+    response = client.post("/api/skip", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"dag_id": "orders__acme", "records": ["110"],
+                               "reason": "order cancelled by phone"}
+    failures = client.get("/api/failures", headers=_auth(token)).json()["failures"]
+    assert ("acme", "orders", "110") not in {(f["tenant"], f["flow"], f["source_id"])
+                                             for f in failures}
+    (rec,) = client.get("/api/records", params={"q": "110"}, headers=_auth(token)).json()["records"]
+    assert [(s["action"], s["reason"]) for s in rec["steps"]][-1] == (
+        "skipped", "skipped by admin1: order cancelled by phone")
+    assert rec["steps"][-1]["details"] == {"skipped_by": "admin1", "manual": True}
+    # a skip is part of the record's path, not the flow's last run
+    after = client.get("/api/summary", headers=_auth(token)).json()
+    last = {(f["tenant"], f["flow"]): f["last_run"] for f in after["flows"]}
+    assert last[("acme", "orders")]["run_id"] == \
+        {(f["tenant"], f["flow"]): f["last_run"] for f in before["flows"]}[("acme", "orders")]["run_id"]
+    # only open failures; nothing was triggered
+    again = client.post("/api/skip", json=body, headers=headers)
+    assert again.status_code == 400 and again.json()["detail"] == "No failed records to skip"
+    assert fake_airflow.triggered == []
+
+
+def test_viewer_cannot_skip(client, tokens):
+    token = tokens["viewer"]
+    headers = {**_auth(token), CSRF_HEADER: csrf_token(token), "Origin": "http://airflow.test"}
+    response = client.post("/api/skip", json={"tenant": "acme", "flow": "orders",
+                                              "records": ["110"], "reason": "not mine"},
+                           headers=headers)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "Not allowed to run orders__acme"
+    client.cookies.set("_token", token)
+    assert 'class="skip"' not in client.get("/").text
+    client.cookies.set("_token", tokens["admin"])
+    assert 'class="skip" data-tenant="acme" data-flow="orders" data-record="110"' in \
+        client.get("/").text

@@ -127,6 +127,9 @@ def test_dashboard_in_the_airflow_ui(api_server, browser, seeded_state, project_
         page.wait_for_url(f"{api_server}/koppel/**")
         page.wait_for_selector("#flows")
         assert "signed in as" in page.inner_text("header")
+        # the real Airflow answers the dashboard's DAG and run listings with the user's token
+        assert page.locator("#airflow-error").count() == 0
+        page.wait_for_selector("#flow-failures")
         for tenant, flow in {(r.tenant, r.flow) for r in seeded.runs}:
             row = page.locator(f'tr[data-tenant="{tenant}"][data-flow="{flow}"]')
             shown = {el.get_attribute("data-metric").removeprefix("total-"):
