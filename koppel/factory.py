@@ -27,6 +27,13 @@ def build_dags(directory: Path | None = None, only_dag_id: str | None = None) ->
             if only_dag_id and dag_id != only_dag_id:
                 continue
             dags[dag_id] = build_flow_dag(tenant, flow)
+        # the daily reconciliation of shop and books, for every tenant that books orders
+        dag_id = f"reconcile__{tenant.tenant}"
+        orders = getattr(tenant.flows, "orders", None)
+        if orders is not None and orders.enabled and only_dag_id in (None, dag_id):
+            from koppel.flows.reconcile_dag import build_reconcile_dag
+
+            dags[dag_id] = build_reconcile_dag(tenant)
     return dags
 
 

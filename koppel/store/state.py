@@ -20,8 +20,10 @@ from koppel.store.schema import activity, ensure_schema, failed_record, staged_p
 
 #: "waiting": the record depends on another record not synced yet (a refund of an order
 #: the orders flow has not booked): retried every run like "failed", but not an error
+#: "reconciled": a day whose sales, VAT and refunds match the books (flow "reconcile";
+#: a day that does not is a "conflict")
 ACTIONS = ("created", "updated", "skipped", "voided", "failed", "waiting", "conflict",
-           "refunded", "deleted", "erased")
+           "refunded", "deleted", "erased", "reconciled")
 
 
 def utcnow() -> dt.datetime:

@@ -12,6 +12,10 @@ Routes (relative to the mount point):
 - ``GET /api/summary?tenant=&days=`` — the same data as JSON.
 - ``GET /api/records?q=&tenant=`` — the path of every record whose source or target id is q.
 - ``GET /api/failures?tenant=&flow=`` — records waiting for a retry.
+- ``GET /api/reconciliation?tenant=&first_day=&last_day=`` — the reconcile flow's verdict
+  per day (figures and differences); ``GET /api/reconciliation.csv?…&part=days|differences``
+  the same as CSV for the accountant (``;``-free, comma-separated, one row per day or per
+  difference).
 - ``POST /api/retry`` ``{"tenant", "flow", "records"?}`` — triggers ``<flow>__<tenant>``
   with ``{"records": [...]}`` through Airflow's REST API with the caller's token.
 - ``POST /api/skip`` ``{"tenant", "flow", "records", "reason"}`` — takes failed records
@@ -189,8 +193,12 @@ def create_app(*, engine: Engine | None = None, airflow_api_url: str | None = No
         skippable = {s["dag_id"] for s in data["flows"] if s["can_skip"]}
         daily = {f'{s["tenant"]}/{s["flow"]}': s["daily"] for s in data["flows"]}
         records = (queries.record_paths(get_engine(), q, data["tenants"]) if q.strip() else None)
+        first = clock().date() - dt.timedelta(days=days - 1)
+        checks = queries.reconciliation(get_engine(), reconcile_tenants(viewer, tenant),
+                                        first, clock().date())
         body = "".join((
             render.airflow_notice(data["airflow_error"]),
+            render.reconciliation_section(checks, links, tenant, days),
             render.flows_section(data["flows"], daily, links, triggerable),
             render.flow_failures_section(data["flow_failures"], links),
             render.failures_section(data["failures"], links, skippable),
@@ -234,6 +242,45 @@ def create_app(*, engine: Engine | None = None, airflow_api_url: str | None = No
         if check_trigger and not viewer.can_trigger(dag):
             raise HTTPException(status_code=403, detail=f"Not allowed to run {dag}")
         return dag
+
+    def reconcile_range(first_day: str | None, last_day: str | None,
+                        days: int) -> tuple[dt.date, dt.date]:
+        today = clock().date()
+        try:
+            last = dt.date.fromisoformat(last_day) if last_day else today
+            first = dt.date.fromisoformat(first_day) if first_day else last - dt.timedelta(days=days - 1)
+        except ValueError as exc:
+            raise HTTPException(status_code=400, detail=f"dates are YYYY-MM-DD: {exc}") from exc
+        if first > last or (last - first).days > 366:
+            raise HTTPException(status_code=400, detail="first_day must be on or before "
+                                "last_day, at most 366 days apart")
+        return first, last
+
+    def reconcile_tenants(viewer: Viewer, tenant: str | None) -> list[str]:
+        return sorted({t for t, f in visible_keys(viewer, tenant) if f == "reconcile"})
+
+    @app.get("/api/reconciliation")
+    def reconciliation(viewer: Viewer = Depends(api_viewer), tenant: str | None = None,
+                       first_day: str | None = None, last_day: str | None = None,
+                       days: int = Query(DEFAULT_DAYS, ge=1, le=366)) -> dict[str, Any]:
+        first, last = reconcile_range(first_day, last_day, days)
+        rows = queries.reconciliation(get_engine(), reconcile_tenants(viewer, tenant or None),
+                                      first, last)
+        return {"first_day": first.isoformat(), "last_day": last.isoformat(), "days": rows}
+
+    @app.get("/api/reconciliation.csv")
+    def reconciliation_csv(viewer: Viewer = Depends(api_viewer), tenant: str | None = None,
+                           first_day: str | None = None, last_day: str | None = None,
+                           days: int = Query(DEFAULT_DAYS, ge=1, le=366),
+                           part: str = Query("days", pattern="^(days|differences)$")) -> Response:
+        first, last = reconcile_range(first_day, last_day, days)
+        rows = queries.reconciliation(get_engine(), reconcile_tenants(viewer, tenant or None),
+                                      first, last)
+        body = render.reconciliation_csv(rows, part)
+        name = f"koppel-reconciliation-{tenant or 'all'}-{first}-{last}-{part}.csv"
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})
 
     @app.post("/api/skip")
     def skip(body: SkipRequest, request: Request,

@@ -18,8 +18,9 @@ from koppel.store.schema import activity, failed_record, xref
 from koppel.web.limits import API_LIMITS, step_api
 
 ACTION_ORDER = ("created", "updated", "skipped", "failed", "waiting", "conflict", "voided",
-                "refunded", "deleted", "erased")
-FLOW_ORDER = ("orders", "products", "stock", "customers", "refunds", "orders_reverse")
+                "refunded", "deleted", "erased", "reconciled")
+FLOW_ORDER = ("orders", "products", "stock", "customers", "refunds", "orders_reverse",
+              "reconcile")
 _CHUNK = 500
 # activity rows written by the dashboard itself (a skip) carry this run id prefix: they
 # are part of a record's path, never a flow's "last run"
@@ -413,6 +414,33 @@ def _path_step(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reconciliation(engine: Engine, tenants: Sequence[str], first_day: dt.date,
+                   last_day: dt.date) -> list[dict[str, Any]]:
+    """Per tenant and day in ``[first_day, last_day]``, the newest verdict of the
+    ``reconcile`` flow: the day's figures and differences (newest day first)."""
+    if not tenants:
+        return []
+    days = [(first_day + dt.timedelta(days=i)).isoformat()
+            for i in range((last_day - first_day).days + 1)]
+    newest = (select(func.max(activity.c.id))
+              .where(activity.c.flow == "reconcile", activity.c.source_type == "day",
+                     _in_tenants(activity.c.tenant, tenants), activity.c.source_id.in_(days))
+              .group_by(activity.c.tenant, activity.c.source_id))
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            select(activity).where(activity.c.id.in_(newest))
+            .order_by(activity.c.tenant, activity.c.source_id.desc()))]
+    out = []
+    for row in rows:
+        details = row["details"] if isinstance(row["details"], dict) else {}
+        out.append({"tenant": row["tenant"], "day": row["source_id"],
+                    "reconciled": row["action"] == "reconciled", "run_id": row["run_id"],
+                    "checked_at": _iso(row["created_at"]),
+                    "figures": details.get("figures") or {},
+                    "differences": details.get("differences") or []})
+    return out
+
+
 def visible(keys: Iterable[tuple[str, str]], tenant: str | None) -> list[tuple[str, str]]:
     """Keys narrowed to one tenant when the page asks for one."""
     return [k for k in keys if tenant is None or k[0] == tenant]
@@ -420,5 +448,5 @@ def visible(keys: Iterable[tuple[str, str]], tenant: str | None) -> list[tuple[s
 
 __all__ = ["ACTION_ORDER", "SEARCH_KEYS", "search_terms", "FlowSummary", "api_usage", "as_utc", "daily_counts", "dag_id",
            "failed_source_ids", "flow_sort_key", "flow_summaries", "known_flows", "open_failures",
-           "record_paths", "runs_with_activity", "skip_failed", "split_dag_id",
+           "reconciliation", "record_paths", "runs_with_activity", "skip_failed", "split_dag_id",
            "visible"]

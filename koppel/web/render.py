@@ -3,6 +3,8 @@ works without JavaScript except for the retry button (a JSON POST with the CSRF 
 
 from __future__ import annotations
 
+import csv
+import io
 from html import escape
 from typing import Any, Sequence
 from urllib.parse import quote, urlencode
@@ -162,6 +164,78 @@ def flow_failures_section(runs: Sequence[dict[str, Any]], links: Links) -> str:
             f'<td>{escape(r.get("run_type") or "")}</td><td>{_time(r.get("end_date"))}</td></tr>')
     out.append("</tbody></table></section>")
     return "".join(out)
+
+
+def reconciliation_section(checks: Sequence[dict[str, Any]], links: Links,
+                           tenant: str | None, days: int) -> str:
+    """The reconcile flow's verdict per day: the shop's figures, what the books hold,
+    and every difference with the order and both amounts."""
+    out = _listing("reconciliation", "Reconciliation: shop against books, per day", checks)
+    if not checks:
+        return "".join(out)
+    query = urlencode({k: v for k, v in (("tenant", tenant), ("days", days)) if v})
+    out.append(
+        f'<p class="muted">Checked by <code>reconcile__&lt;tenant&gt;</code> every morning. '
+        f'CSV: <a href="api/reconciliation.csv?{escape(query)}&amp;part=days">days</a>, '
+        f'<a href="api/reconciliation.csv?{escape(query)}&amp;part=differences">differences</a>.'
+        '</p><table class="reconciliation"><thead><tr><th>Tenant</th><th>Day</th>'
+        '<th>Orders</th><th>Revenue incl.</th><th>VAT per rate</th><th>Refunds</th>'
+        '<th>Books: sales / refunds</th><th>Verdict</th></tr></thead><tbody>')
+    for c in checks:
+        f = c["figures"]
+        vat = ", ".join(f"{escape(rate)} %: {escape(amount)}"
+                        for rate, amount in (f.get("vat") or {}).items()) or "—"
+        verdict = ('<span class="state state-success">reconciled</span>' if c["reconciled"]
+                   else f'<span class="state state-failed">{len(c["differences"])} '
+                        'difference(s)</span>')
+        out.append(
+            f'<tr data-tenant="{escape(c["tenant"])}" data-day="{escape(c["day"])}" '
+            f'data-reconciled="{str(c["reconciled"]).lower()}"><td>{escape(c["tenant"])}</td>'
+            f'<td>{escape(c["day"])}</td><td>{escape(str(f.get("orders", "")))}</td>'
+            f'<td>{escape(str(f.get("revenue_incl", "")))}</td><td>{vat}</td>'
+            f'<td>{escape(str(f.get("refunds", "")))} ({escape(str(f.get("refunds_incl", "")))})</td>'
+            f'<td>{escape(str(f.get("books_sales", "")))} / {escape(str(f.get("books_refunds", "")))}</td>'
+            f'<td>{verdict}</td></tr>')
+        for d in c["differences"]:
+            search = "?" + urlencode({"q": d["source_id"]}) + "#search"
+            out.append(
+                f'<tr class="difference" data-tenant="{escape(c["tenant"])}" '
+                f'data-source-id="{escape(d["source_id"])}"><td></td><td colspan="7">'
+                f'{escape(d["kind"])} <a href="{escape(search)}">{escape(d["number"])}</a>: '
+                f'{escape(d["problem"].replace("_", " "))} — shop {escape(d["shop_total"])}, '
+                f'books {escape(d["books_total"] or "—")} (difference {escape(d["difference"])})'
+                f'<br><small class="muted">{escape(d["detail"])}</small></td></tr>')
+    out.append("</tbody></table></section>")
+    return "".join(out)
+
+
+def reconciliation_csv(checks: Sequence[dict[str, Any]], part: str) -> str:
+    """``part="days"``: one row per tenant and day, VAT per rate in columns of their own;
+    ``part="differences"``: one row per difference."""
+    buffer = io.StringIO()
+    if part == "differences":
+        from koppel.domain.reconcile import CSV_FIELDS
+
+        writer = csv.DictWriter(buffer, fieldnames=["tenant", *CSV_FIELDS], extrasaction="ignore")
+        writer.writeheader()
+        for c in checks:
+            for d in c["differences"]:
+                writer.writerow({"tenant": c["tenant"], **d})
+        return buffer.getvalue()
+    rates = sorted({r for c in checks for r in (c["figures"].get("vat") or {})},
+                   key=lambda r: -float(r))
+    fields = ["tenant", "day", "orders", "revenue_excl", "revenue_incl",
+              *[f"vat_{r}" for r in rates], "shipping_incl", "fees_incl", "refunds",
+              "refunds_incl", "refunds_vat", "books_sales", "books_refunds", "differences",
+              "reconciled"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for c in checks:
+        f = c["figures"]
+        writer.writerow({**f, "tenant": c["tenant"], "day": c["day"],
+                         **{f"vat_{r}": (f.get("vat") or {}).get(r, "0.00") for r in rates},
+                         "differences": len(c["differences"]), "reconciled": c["reconciled"]})
+    return buffer.getvalue()
 
 
 def usage_section(usage: dict[str, list[dict[str, Any]]]) -> str:

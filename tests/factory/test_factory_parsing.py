@@ -12,6 +12,8 @@ from factory_helpers import DAGS, DEMO_TENANT, tenant_doc, write_tenant
 
 ENABLED = sorted(name for name, cfg in DEMO_TENANT["flows"].items() if cfg.get("enabled"))
 ERRORS_FILE = str(DAGS / "koppel_tenant_errors.py")
+# every tenant that books orders also gets its daily reconciliation DAG
+TENANT_DAGS = ENABLED + (["reconcile"] if "orders" in ENABLED else [])
 
 
 def _tenant_dags(bag) -> dict:
@@ -40,6 +42,7 @@ def test_a_broken_tenant_file_is_an_import_error_and_the_valid_tenant_still_load
     bag = parse_dag_folder(both)
 
     expected = {f"{flow}__acme" for flow in ENABLED if flow in implemented_flows()}
+    expected |= {"reconcile__acme"} if "orders" in ENABLED else set()  # the daily check
     assert expected and set(_tenant_dags(bag)) == expected, sorted(bag.dags)
     # exactly one import error, on the errors file, naming the file, the field and why
     assert list(bag.import_errors) == [ERRORS_FILE], bag.import_errors
@@ -66,13 +69,13 @@ def test_a_fixed_tenant_file_clears_the_import_error(tmp_path, parse_dag_folder)
     write_tenant(tmp_path, broken)
     bag = parse_dag_folder(tmp_path)
     assert "$.flows.orders.schedule" in bag.import_errors[ERRORS_FILE]
-    assert set(_tenant_dags(bag)) == {f"{flow}__acme" for flow in ENABLED}
+    assert set(_tenant_dags(bag)) == {f"{flow}__acme" for flow in TENANT_DAGS}
 
     write_tenant(tmp_path, tenant_doc("brokenshop"))
     bag = parse_dag_folder(tmp_path)
     assert bag.import_errors == {}
     assert {d for d in bag.dags if d.endswith("__brokenshop")} == {
-        f"{flow}__brokenshop" for flow in ENABLED}
+        f"{flow}__brokenshop" for flow in TENANT_DAGS}
 
 
 PARAM_TYPES = {
@@ -87,8 +90,17 @@ PARAM_TYPES = {
 def test_every_dag_has_the_manual_run_params_typed_and_described(tmp_path, parse_dag_folder):
     write_tenant(tmp_path, tenant_doc("acme"))
     bag = parse_dag_folder(tmp_path)
-    dags = _tenant_dags(bag)
+    dags = {i: d for i, d in _tenant_dags(bag).items() if not i.startswith("reconcile__")}
     assert len(dags) == len(ENABLED)
+    # the reconciliation asks for days, nothing else
+    check = bag.dags["reconcile__acme"].params
+    assert check.dump() == {"first_day": None, "last_day": None}
+    check.validate()
+    from airflow.sdk.exceptions import ParamValidationError as _Invalid
+
+    with pytest.raises(_Invalid):
+        check.get_param("first_day").resolve("2025-1-5")
+    assert check.get_param("last_day").resolve("2025-01-31") == "2025-01-31"
     for dag_id, dag in dags.items():
         assert set(dag.params) == set(PARAM_TYPES), dag_id
         for name, kind in PARAM_TYPES.items():
@@ -119,7 +131,7 @@ def test_every_dag_has_the_manual_run_params_typed_and_described(tmp_path, parse
     assert second.params.dump()["records"] == []
     again = parse_dag_folder(tmp_path)
     assert all(d.params.dump()["records"] == [] and d.params.dump()["since"] is None
-               for d in _tenant_dags(again).values())
+               for i, d in _tenant_dags(again).items() if not i.startswith("reconcile__"))
 
 
 def test_parse_time_of_100_generated_tenants(tmp_path, parse_dag_folder):
@@ -128,6 +140,7 @@ def test_parse_time_of_100_generated_tenants(tmp_path, parse_dag_folder):
     for n in range(100):
         write_tenant(tmp_path, tenant_doc(f"shop{n:03d}"))
     flows = [f for f in ENABLED if f in implemented_flows()]
+    flows += ["reconcile"] if "orders" in flows else []  # the daily check of shop and books
 
     started = time.perf_counter()
     bag = parse_dag_folder(tmp_path)
@@ -136,7 +149,7 @@ def test_parse_time_of_100_generated_tenants(tmp_path, parse_dag_folder):
     print(f"\nDAG folder parse, 100 tenants: {len(dags)} tenant DAGs ({len(bag.dags)} in all) "
           f"in {elapsed:.2f} s ({elapsed / len(bag.dags) * 1000:.1f} ms per DAG)")
     assert bag.import_errors == {}
-    assert len(dags) == 100 * len(flows) == 500
+    assert len(dags) == 100 * len(flows) == 600
     assert {d.split("__")[1] for d in dags} == {f"shop{n:03d}" for n in range(100)}
 
     # a worker parsing for one task builds only that task's DAG (Airflow's own context

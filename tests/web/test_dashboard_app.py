@@ -464,3 +464,73 @@ def test_viewer_cannot_skip(client, tokens):
     client.cookies.set("_token", tokens["admin"])
     assert 'class="skip" data-tenant="acme" data-flow="orders" data-record="110"' in \
         client.get("/").text
+
+
+# -- reconciliation --------------------------------------------------------------------------
+
+def _seed_reconciliation(store, now):
+    from sqlalchemy import update
+
+    from koppel.store.schema import activity
+    from koppel.store.state import ActivityEntry
+
+    def figures(day, orders, incl, vat, refunds="0.00", differences=0):
+        return {"day": day, "orders": orders, "refunds": 1 if refunds != "0.00" else 0,
+                "revenue_excl": "0.00", "revenue_incl": incl, "vat": vat,
+                "shipping_incl": "0.00", "fees_incl": "0.00", "refunds_incl": refunds,
+                "refunds_vat": "0.00", "books_sales": incl, "books_refunds": refunds,
+                "differences": differences, "reconciled": differences == 0}
+
+    difference = {"day": "2026-03-08", "kind": "order", "source_id": "104", "number": "ORD104",
+                  "problem": "deleted_in_quickbooks", "shop_total": "60.50", "books_total": "",
+                  "difference": "60.50", "entity": "SalesReceipt", "doc_id": "9004",
+                  "detail": "SalesReceipt 9004 booked by koppel is no longer in QuickBooks"}
+    store.record_activity(tenant="acme", flow="reconcile", run_id="scheduled__r1",
+                          direction="lightspeed_to_quickbooks", task_id="reconcile", entries=[
+        ActivityEntry("day", "2026-03-08", "conflict", reason="1 difference(s)",
+                      details={"figures": figures("2026-03-08", 3, "181.50", {"21": "31.50"}, "12.10", 1),
+                               "differences": [difference]}),
+        ActivityEntry("day", "2026-03-09", "reconciled",
+                      details={"figures": figures("2026-03-09", 1, "109.00", {"9": "9.00"}),
+                               "differences": []}),
+    ])
+    with store.engine.begin() as conn:
+        conn.execute(update(activity).where(activity.c.flow == "reconcile")
+                     .values(created_at=now - dt.timedelta(hours=5)))
+
+
+def test_reconciliation_view_and_csv(client, tokens, state_store, now):
+    _seed_reconciliation(state_store, now)
+    token = tokens["admin"]
+    data = client.get("/api/reconciliation", headers=_auth(token)).json()
+    assert [(d["tenant"], d["day"], d["reconciled"], len(d["differences"])) for d in data["days"]] == [
+        ("acme", "2026-03-09", True, 0), ("acme", "2026-03-08", False, 1)]
+    assert data["first_day"] == "2026-02-25" and data["last_day"] == "2026-03-10"
+    days = client.get("/api/reconciliation.csv", headers=_auth(token)).text.splitlines()
+    assert days[0] == ("tenant,day,orders,revenue_excl,revenue_incl,vat_21,vat_9,shipping_incl,"
+                       "fees_incl,refunds,refunds_incl,refunds_vat,books_sales,books_refunds,"
+                       "differences,reconciled")
+    assert days[1:] == ["acme,2026-03-09,1,0.00,109.00,0.00,9.00,0.00,0.00,0,0.00,0.00,109.00,0.00,0,True",
+                        "acme,2026-03-08,3,0.00,181.50,31.50,0.00,0.00,0.00,1,12.10,0.00,181.50,12.10,1,False"]
+    diffs = client.get("/api/reconciliation.csv", params={"part": "differences"},
+                       headers=_auth(token))
+    assert diffs.headers["content-disposition"] == (
+        'attachment; filename="koppel-reconciliation-all-2026-02-25-2026-03-10-differences.csv"')
+    assert diffs.text.splitlines() == [
+        "tenant,day,kind,source_id,number,problem,shop_total,books_total,difference,entity,doc_id,detail",
+        "acme,2026-03-08,order,104,ORD104,deleted_in_quickbooks,60.50,,60.50,SalesReceipt,9004,"
+        "SalesReceipt 9004 booked by koppel is no longer in QuickBooks"]
+    client.cookies.set("_token", token)
+    html = client.get("/").text
+    section = html[html.index('id="reconciliation"'):html.index('id="flows"')]
+    assert 'data-day="2026-03-08" data-reconciled="false"' in section
+    assert "deleted in quickbooks — shop 60.50, books — (difference 60.50)" in section
+    assert 'data-day="2026-03-09" data-reconciled="true"' in section
+    # another tenant's days are not shown to someone who filters them out; bad ranges refused
+    assert client.get("/api/reconciliation", params={"tenant": "bakkerij"},
+                      headers=_auth(token)).json()["days"] == []
+    assert client.get("/api/reconciliation", params={"first_day": "2026-03-09",
+                                                     "last_day": "2026-03-01"},
+                      headers=_auth(token)).status_code == 400
+    client.cookies.clear()
+    assert client.get("/api/reconciliation.csv").status_code == 401
