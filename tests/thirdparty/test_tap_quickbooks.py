@@ -18,12 +18,11 @@ deleted invoice through change data capture; and the sandbox answered every requ
 https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/changedatacapture).
 
 Token: the tap refreshes its token itself (``requests_oauthlib`` with the client id and
-secret in the form body, ``client_secret_post``), which the sandbox's token endpoint does
-not accept yet (it takes HTTP Basic only, though its discovery document advertises
-``client_secret_post`` like Intuit's); so the sync runs in the tap's documented ``--dev``
-mode with an access token obtained at the sandbox's token endpoint, as Intuit's OAuth 2.0
-Playground hands one out, and the refresh path is ``test_tap_refreshes_its_token``
-(expected to fail until the sandbox accepts ``client_secret_post``)."""
+secret in the form body, ``client_secret_post``, which Intuit's discovery document
+advertises next to HTTP Basic and the sandbox's token endpoint accepts); the sync runs in
+the tap's documented ``--dev`` mode with an access token obtained at the sandbox's token
+endpoint, as Intuit's OAuth 2.0 Playground hands one out, and the refresh path is
+``test_tap_refreshes_its_token``."""
 
 from __future__ import annotations
 

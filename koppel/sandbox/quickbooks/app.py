@@ -182,7 +182,7 @@ def _query_entity(name: str) -> str:
     special = SPECIAL_QUERY_ENTITIES.get(name.lower())
     if special:
         return special
-    entity = entities.URL_NAMES.get(name.lower())
+    entity = entities.URL_NAMES.get(name.lower()) or entities.UNMODELLED_NAMES.get(name.lower())
     if entity is None:
         raise faults.query_invalid(f"Invalid entity name {name}")
     return entity
@@ -200,6 +200,8 @@ def run_query(realm: Realm, text: str, link_base: str | None = None) -> dict[str
         as_of = next((str(c.value) for c in parsed.conditions
                       if c.field.lower() == "asofdate" and c.op == "="), None)
         rows = operations.exchange_rate_rows(realm, as_of)
+    elif entity in entities.UNMODELLED:
+        rows = []  # none held (and no empty table added to the realm)
     else:
         rows = realm.all(entity)
     result = query.run(parsed, rows, entity in entities.HAS_ACTIVE)
@@ -332,6 +334,9 @@ def run_cdc(realm: Realm, params: dict[str, str]) -> dict[str, Any]:
                               "changedSince")
     responses = []
     for name in names:
+        if name.lower() in entities.UNMODELLED_NAMES:
+            responses.append({})  # none held, so none changed
+            continue
         entity = entities.URL_NAMES.get(name.lower())
         if entity is None:
             raise faults.invalid_reference("entities", "Entity", name)
@@ -393,6 +398,25 @@ def api_router(state: SandboxState) -> APIRouter:
         return await _call(state, request, realm_id, lambda realm: run_upload(
             realm, parse_multipart(raw, content_type),
             f"{base}/_sandbox/realms/{realm.id}/attachments"), idempotent=True)
+
+    @router.get("/download/{attachable_id}")
+    async def download(realm_id: str, attachable_id: str, request: Request) -> Response:
+        """The temporary download URL of an uploaded file, as ``text/plain`` (Intuit,
+        "Attach images and notes": ``GET /download/{attachableId}``)."""
+        guarded = _guard(state, request, realm_id)
+        if isinstance(guarded, Response):
+            return guarded
+        realm = guarded
+        base = state.public_base(request)
+        try:
+            uri = await run_in_threadpool(
+                operations.download_uri, realm, attachable_id,
+                f"{base}/_sandbox/realms/{realm.id}/attachments")
+        except faults.QBOFault as fault:
+            return faults.fault_response(fault)
+        finally:
+            realm.limits.release()
+        return Response(uri, media_type="text/plain")
 
     @router.get("/cdc")
     async def cdc(realm_id: str, request: Request) -> Response:
@@ -649,4 +673,6 @@ def create_app(seed: int = 1, base_url: str | None = None, time_scale: float = 1
         return faults.server_error_response(int(kind))
 
     app.add_middleware(ControlMiddleware, control=control, fault_response=render)
+    from koppel.sandbox.quickbooks import control_routes  # fault controls, see its docstring
+    control_routes.mount(app, state)
     return app

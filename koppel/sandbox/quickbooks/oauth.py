@@ -9,6 +9,15 @@ same successor. After the grace it is refused with 400 ``{"error": "invalid_gran
 Intuit documents only "always use the latest refresh token"; the grace models the short
 reuse window providers allow for retries. Access tokens are bound to one client and
 realm and live ``access_token_seconds`` (default 3600, scaled).
+
+Faults the control plane stages (:mod:`koppel.sandbox.quickbooks.control_routes`):
+:meth:`OAuthServer.revoke_realm` revokes every refresh token of a realm and drops its
+access tokens (the user disconnected the app, or Intuit revoked the grant: the refresh
+is then refused with 400 ``{"error": "invalid_grant"}``, as seen in
+https://github.com/intuit/oauth-jsclient/issues/128, and API calls answer 401
+``AuthenticationFailed``);
+:meth:`OAuthServer.expire_access_tokens` makes every access token already issued expire
+now (a client holding one gets 401 and must refresh).
 """
 
 from __future__ import annotations
@@ -116,6 +125,34 @@ class OAuthServer:
                 return True
             return self._access.pop(token, None) is not None
 
+    def revoke_realm(self, realm_id: str) -> int:
+        """Revoke every refresh token issued for ``realm_id`` and drop its access tokens;
+        returns how many refresh tokens were live."""
+        with self._lock:
+            live = 0
+            for grant in self._refresh.values():
+                if grant.realm_id == realm_id and not grant.revoked:
+                    grant.revoked = True
+                    live += 1
+            for access, info in list(self._access.items()):
+                if info.realm_id == realm_id:
+                    del self._access[access]
+            return live
+
+    def expire_access_tokens(self, realm_id: str | None = None) -> int:
+        """Expire every access token issued (for ``realm_id`` only when given) now;
+        refresh tokens stay valid. Returns how many were still live."""
+        now = monotonic()
+        with self._lock:
+            expired = 0
+            for grant in self._access.values():
+                if realm_id is not None and grant.realm_id != realm_id:
+                    continue
+                if grant.expires_at > now:
+                    expired += 1
+                grant.expires_at = now
+            return expired
+
     def check_access(self, authorization: str | None) -> AccessGrant | None:
         """The grant behind a ``Bearer`` header, None when missing, unknown or expired."""
         if not authorization or not authorization.lower().startswith("bearer "):
@@ -127,14 +164,20 @@ class OAuthServer:
                 return None
             return grant
 
-    def client_ok(self, authorization: str | None) -> bool:
-        if not authorization or not authorization.lower().startswith("basic "):
+    def client_ok(self, authorization: str | None, form: dict[str, str] | None = None) -> bool:
+        """HTTP Basic (``client_secret_basic``) or, without an Authorization header, the
+        ``client_id``/``client_secret`` form fields (``client_secret_post``): the discovery
+        document lists both, as Intuit's does."""
+        if not authorization and form and "client_secret" in form:
+            client_id, secret = form.get("client_id", ""), form["client_secret"]
+        elif not authorization or not authorization.lower().startswith("basic "):
             return False
-        try:
-            decoded = base64.b64decode(authorization.split(" ", 1)[1]).decode()
-        except (ValueError, UnicodeDecodeError):
-            return False
-        client_id, _, secret = decoded.partition(":")
+        else:
+            try:
+                decoded = base64.b64decode(authorization.split(" ", 1)[1]).decode()
+            except (ValueError, UnicodeDecodeError):
+                return False
+            client_id, _, secret = decoded.partition(":")
         return secrets.compare_digest(client_id, self.client_id) and \
             secrets.compare_digest(secret, self.client_secret)
 
@@ -174,9 +217,9 @@ def oauth_router(current: Callable[[], OAuthServer],
     @router.post(TOKEN_PATH)
     async def token(request: Request) -> JSONResponse:
         oauth = current()
-        if not oauth.client_ok(request.headers.get("authorization")):
-            return JSONResponse({"error": "invalid_client"}, status_code=401)
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        if not oauth.client_ok(request.headers.get("authorization"), form):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
         if form.get("grant_type") != "refresh_token":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         answer = oauth.refresh(form.get("refresh_token", ""))

@@ -269,8 +269,20 @@ def attach_upload(realm: Realm, metadata: dict, content: bytes, content_type: st
         obj["Size"] = len(content)
         obj = realm.insert("Attachable", obj)
         realm.attachments[obj["Id"]] = content
+        # Upload sample (Intuit, "Attach images and notes"): FileAccessUri is the API path
+        # of the download resource, TempDownloadUri a short-lived direct link
+        obj["FileAccessUri"] = f"/v3/company/{realm.id}/download/{obj['Id']}"
         obj["TempDownloadUri"] = f"{download_base}/{obj['Id']}"
         return deepcopy(obj)
+
+
+def download_uri(realm: Realm, attachable_id: str, download_base: str) -> str:
+    """``GET /download/{id}``: the temporary download URL of an uploaded file."""
+    with realm.lock:
+        obj = realm.get("Attachable", attachable_id)
+        if obj is None or attachable_id not in realm.attachments:
+            raise faults.not_found("Attachable", attachable_id)
+        return f"{download_base}/{obj['Id']}"
 
 
 def write(realm: Realm, entity: str, operation: str | None, include: str,

@@ -85,7 +85,7 @@ def seed_realm(realm: Realm) -> Realm:
             "Name": name, "FullyQualifiedName": name, "AccountType": acc_type,
             "AccountSubType": sub_type, "Classification": classification.get(acc_type, "Asset"),
             "Active": True, "SubAccount": False, "CurrentBalance": 0,
-            "CurrencyRef": _currency(realm)}, acc_id)
+            "CurrentBalanceWithSubAccounts": 0, "CurrencyRef": _currency(realm)}, acc_id)
     if realm.vat:
         _seed_tax(realm, NL_RATES, [(c, n, d, [r]) for c, n, d, r in NL_CODES])
         realm.default_sales_tax_code = NL_DEFAULT_CODE
@@ -170,12 +170,20 @@ def _currency(realm: Realm) -> dict[str, str]:
 
 def company_info(realm: Realm) -> dict[str, Any]:
     country = realm.settings["country"]
+    address = {"Line1": "Hoofdstraat 1" if realm.vat else "123 Main Street",
+               "City": "Amsterdam" if realm.vat else "Oakland", "Country": country,
+               "PostalCode": "1011 AA" if realm.vat else "94612"}
+    if not realm.vat:
+        address["CountrySubDivisionCode"] = "CA"
+    # CompanyInfo sample (Intuit): CompanyAddr, LegalAddr and CustomerCommunicationAddr,
+    # PrimaryPhone, Email and WebAddr; the values are the sandbox's (assumed)
     return {"Id": "1", "SyncToken": "0", "domain": "QBO", "sparse": False,
             "CompanyName": realm.name, "LegalName": realm.name, "Country": country,
-            "CompanyAddr": {"Line1": "Hoofdstraat 1" if realm.vat else "123 Main Street",
-                            "City": "Amsterdam" if realm.vat else "Oakland",
-                            "Country": country,
-                            "PostalCode": "1011 AA" if realm.vat else "94612"},
+            "CompanyAddr": {**address, "Id": "1"}, "LegalAddr": {**address, "Id": "1"},
+            "CustomerCommunicationAddr": {**address, "Id": "1"},
+            "PrimaryPhone": {"FreeFormNumber": "020 123 4567" if realm.vat
+                             else "(510) 555-0100"},
+            "Email": {"Address": "noreply@koppel-sandbox.example"}, "WebAddr": {},
             "SupportedLanguages": "en", "DefaultTimeZone": "Europe/Amsterdam" if realm.vat
             else "America/Los_Angeles", "FiscalYearStartMonth": "January",
             "CompanyStartDate": stamp(realm.created)[:10],
