@@ -35,10 +35,16 @@ def _money(value: Any) -> str:
 
 
 def order_ids_with_returns(hook, window) -> set[int]:
-    """Orders whose returns changed in ``window`` (all returns without a window)."""
+    """Orders whose returns changed in ``window`` (all returns without a window).
+
+    A return names its order in ``orderId`` (the field third-party clients read,
+    docs/sandbox-fidelity.md); the ``order`` reference is read when ``orderId`` is absent."""
     ids = set()
     for record in hook.iter_records(RETURNS, window=window):
-        order_id = _ref_id(record.to_api().get("order"))
+        data = record.to_api()
+        order_id = data.get("orderId")
+        order_id = int(order_id) if isinstance(order_id, int | str) and str(order_id).isdigit() \
+            else _ref_id(data.get("order"))
         if order_id is not None:
             ids.add(order_id)
     return ids

@@ -15,12 +15,12 @@ quantities that differ are written. Unchanged items and items that do not track 
 (Lightspeed ``stockTracking`` disabled, QBO ``TrackQtyOnHand`` false) are left alone and
 not logged; variants without a QBO item are logged as skipped.
 
-Calls, shop → QuickBooks: ``variants.json`` pages (250 a page); for reservations one
-filtered ``orders.json`` listing per open order status (ids and statuses only) and one
-rows call per open order; per chunk of variants the QBO items by chunked ``Id IN`` /
-``Sku IN`` queries, and one ``InventoryAdjustment`` carrying every changed quantity of
-the chunk (``QtyDiff`` lines). A company that cannot post adjustments gets the items'
-``QtyOnHand`` by sparse update, 30 to a batch request.
+Calls, shop → QuickBooks: ``variants.json`` pages (250 a page); for reservations the
+``orders.json`` pages (``page``/``limit`` 250, ids and statuses only) with the open orders
+picked client-side, and one rows call per open order; per chunk of variants the QBO
+items by chunked ``Id IN`` / ``Sku IN`` queries, and one ``InventoryAdjustment``
+carrying every changed quantity of the chunk (``QtyDiff`` lines). A company that cannot
+post adjustments gets the items' ``QtyOnHand`` by sparse update, 30 to a batch request.
 """
 
 from __future__ import annotations
@@ -31,23 +31,37 @@ import logging
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 from koppel.flows.base import Process, Record, RecordError, StepResult, SystemicError, is_systemic
 
 log = logging.getLogger(__name__)
 
-#: Lightspeed order statuses whose orders may still hold unshipped rows. Completed and
-#: cancelled orders never reserve stock, so they are not listed (a status filter keeps
-#: the listing to the open orders instead of the shop's whole history).
-OPEN_ORDER_STATUSES = (
+#: Lightspeed order statuses whose orders may still hold unshipped rows (the values of
+#: the order ``status`` enum in Falkplan/lightspeedecom-api ``domain/Order.java``, which
+#: transcribes developers.seoshop.com/api/resources/order; ``offer``, the ``completed*``
+#: statuses and ``cancelled`` never reserve stock).
+#:
+#: Lightspeed documents no ``status`` filter on ``orders.json`` (the documented list
+#: filters are ``customer``, ``page`` and ``limit`` — Falkplan/lightspeedecom-api
+#: ``LightspeedEComClient.getOrders``), so the open orders are picked from the listing
+#: client-side: see ``StockProcess._open_orders``.
+OPEN_ORDER_STATUSES = frozenset({
+    "new",
     "on_hold",
+    "processing",
     "processing_awaiting_payment",
     "processing_awaiting_shipment",
     "processing_awaiting_pickup",
     "processing_ready_for_pickup",
-)
+    "processing_partially_paid",
+    "processing_partially_shipped",
+    "processing_partially_picked_up",
+})
+#: Fields the reservation listing asks for (``fields`` narrows each order; a shop that
+#: ignores it answers whole orders, which the selection reads the same way).
+_OPEN_ORDER_FIELDS = "id,status,shipmentStatus"
 #: Account an adjustment books to, in order of preference (QBO's own default first,
 #: then the tenant's expense account).
 ADJUST_ACCOUNT = "Inventory Shrinkage"
@@ -185,6 +199,19 @@ class StockProcess(Process):
             return True
         return stock.calculation == "formula" and "reserved" in (stock.formula or "")
 
+    def _open_orders(self) -> Iterator[Any]:
+        """The shop's orders that may still reserve stock: every order is listed with the
+        documented paging (``page``/``limit`` 250: Falkplan/lightspeedecom-api
+        ``LightspeedEComClient`` ``DEFAULT_PAGE``/``MAX_LIMIT``, hotgluexyz/tap-lightspeed
+        ``LightspeedStream``), ids and statuses only, and an order is kept when its
+        ``status`` is open (:data:`OPEN_ORDER_STATUSES`) and its ``shipmentStatus`` is not
+        ``shipped`` or ``cancelled``. One call per 250 orders of the shop's history."""
+        for order in self.run.lightspeed.iter_orders(fields=_OPEN_ORDER_FIELDS):
+            status = (order.status or "").lower()
+            shipment = (order.shipment_status or "").lower()
+            if status in OPEN_ORDER_STATUSES and shipment not in ("shipped", "cancelled"):
+                yield order
+
     def _reservations(self) -> tuple[dict[str, float], dict[int, str]]:
         """Reserved quantity per variant id from the rows of the open orders that can be
         read (pandas), and the orders that could not be (id → why): an order deleted
@@ -196,26 +223,23 @@ class StockProcess(Process):
         hook = self.run.lightspeed
         rows: list[dict[str, Any]] = []
         unreadable: dict[int, str] = {}
-        for status in OPEN_ORDER_STATUSES:
-            for order in hook.iter_orders(status=status, fields="id,status,shipmentStatus"):
-                if (order.shipment_status or "") == "shipped" or order.status == "cancelled":
-                    continue
-                try:
-                    order_rows = list(hook.get_order_rows(order.id))
-                except Exception as exc:
-                    if is_systemic(exc):
-                        raise
-                    unreadable[int(order.id)] = self._unreadable_reason(order.id, exc)
-                    continue
-                for row in order_rows:
-                    variant_id = row.variant_id
-                    if variant_id is None:
-                        continue  # a loose row (no catalogue variant) reserves nothing
-                    rows.append({"order_id": order.id, "status": order.status,
-                                 "shipment_status": order.shipment_status,
-                                 "variant_id": str(variant_id),
-                                 "quantity_ordered": row.quantity_ordered or 0,
-                                 "quantity_shipped": row.quantity_shipped or 0})
+        for order in self._open_orders():
+            try:
+                order_rows = list(hook.get_order_rows(order.id))
+            except Exception as exc:
+                if is_systemic(exc):
+                    raise
+                unreadable[int(order.id)] = self._unreadable_reason(order.id, exc)
+                continue
+            for row in order_rows:
+                variant_id = row.variant_id
+                if variant_id is None:
+                    continue  # a loose row (no catalogue variant) reserves nothing
+                rows.append({"order_id": order.id, "status": order.status,
+                             "shipment_status": order.shipment_status,
+                             "variant_id": str(variant_id),
+                             "quantity_ordered": row.quantity_ordered or 0,
+                             "quantity_shipped": row.quantity_shipped or 0})
         frame = pd.DataFrame(rows, columns=list(ORDER_ROW_COLUMNS))
         return {str(k): float(v) for k, v in reservations(frame).items()}, unreadable
 

@@ -100,9 +100,17 @@ def test_shop_to_quickbooks_writes_available_minus_reserved_once(catalogue, make
     shop, variants = catalogue
     tenant = make_tenant(shop)
     items = _inventory_items(tenant, {"A": 5, "B": 6, "C": 0, "D": 3})
+    calls_before = dict(shop.stats()["by_route"])
 
     first = tenant.run("stock")
     assert first.state == "success"
+    calls = {route: n - calls_before.get(route, 0)
+             for route, n in shop.stats()["by_route"].items()}
+    # Lightspeed documents no ``status`` filter on orders.json: one listing of every order
+    # (one page here) with the open ones picked client-side, then the rows of the three
+    # open orders (open, partly, pickup) only
+    assert calls.get("GET /{lang}/orders.json") == 1
+    assert calls.get("GET /{lang}/orders/{order_id:int}/products.json") == 3
     on_hand = _on_hand(tenant)
     assert on_hand[_sku("A")] == LEVELS["A"] - RESERVED["A"]  # 18
     assert on_hand[_sku("B")] == LEVELS["B"] - RESERVED["B"]  # 6: already right
@@ -212,3 +220,33 @@ def test_dry_run_with_a_formula_reports_and_sends_nothing(catalogue, make_tenant
         assert row["action"] == "skipped"
         assert row["reason"] == (f"dry run: would adjust QtyOnHand of Item {items[letter]} "
                                  f"from {before} to {after}")
+
+
+def test_open_orders_are_picked_client_side_without_a_status_filter():
+    """Lightspeed documents no ``status`` filter on orders.json (Falkplan/lightspeedecom-api
+    ``LightspeedEComClient.getOrders``: "filters as 'customer', 'page' or 'limit'"), so the
+    reservations read every order once, ids and statuses only, and keep the open ones:
+    an open ``status`` (the ``Order.java`` enum values that may hold unshipped rows) and a
+    ``shipmentStatus`` that is neither ``shipped`` nor ``cancelled``."""
+    from types import SimpleNamespace
+
+    from koppel.flows.stock import StockProcess
+    from koppel.hooks.lightspeed_models import Order
+
+    statuses = [("new", "not_shipped"), ("offer", "not_shipped"), ("on_hold", "not_shipped"),
+                ("processing_partially_shipped", "partially_shipped"),
+                ("processing_awaiting_shipment", "shipped"), ("completed_shipped", "shipped"),
+                ("cancelled", "cancelled"), ("processing_awaiting_payment", "cancelled"),
+                ("PROCESSING", "not_shipped"), ("processing_ready_for_pickup", None)]
+    orders = [Order.from_api({"id": i, "status": s, "shipmentStatus": sh})
+              for i, (s, sh) in enumerate(statuses, start=1)]
+    calls: list[dict] = []
+
+    class Hook:
+        def iter_orders(self, window=None, **filters):
+            calls.append({"window": window, **filters})
+            return iter(orders)
+
+    process = StockProcess(SimpleNamespace(lightspeed=Hook()))
+    assert [o.id for o in process._open_orders()] == [1, 3, 4, 9, 10]
+    assert calls == [{"window": None, "fields": "id,status,shipmentStatus"}]

@@ -58,6 +58,14 @@ def _readonly(path: str, table: str, list_key: str, one_key: str,
     router.add_api_route(f"/{path}/{{record_id:int}}.json", get_one, methods=["GET"])
 
 
+# ``?param=`` filters, each with its source (Falkplan/lightspeedecom-api
+# ``LightspeedEComClient``, whose doc comments transcribe developers.seoshop.com/api and
+# developers.lightspeedhq.com/ecom/endpoints): ``categories/products`` "filters as 'page',
+# 'limit', 'category', 'product'"; ``types/attributes`` "filters as 'attribute'";
+# ``categories`` "filters as 'parent'"; ``variants`` "filters as 'product'"
+# (developers.lightspeedhq.com/ecom/endpoints/variant/). ``variants/movements``
+# ``?variant=``/``?product=`` are **assumed** (no stored source). Products, brands,
+# suppliers, types and attributes take no filter beyond paging: none is documented.
 # Order matters: fixed paths (variants/movements, categories/products, types/attributes)
 # before the ``{id}`` routes they would otherwise never collide with anyway (ids are ints).
 _readonly("variants/movements", "movements", "variantsMovements", "variantsMovement",
@@ -65,14 +73,13 @@ _readonly("variants/movements", "movements", "variantsMovements", "variantsMovem
 _readonly("categories/products", "categories_products", "categoriesProducts",
           "categoriesProduct", {"product": _ref_is("product"), "category": _ref_is("category")})
 _readonly("types/attributes", "types_attributes", "typesAttributes", "typesAttribute",
-          {"type": _ref_is("type"), "attribute": _ref_is("attribute")})
+          {"attribute": _ref_is("attribute")})
 _readonly("categories", "categories", "categories", "category", {"parent": _ref_is("parent")})
 _readonly("types", "types", "types", "type")
 _readonly("attributes", "attributes", "attributes", "attribute")
 _readonly("brands", "brands", "brands", "brand")
 _readonly("suppliers", "suppliers", "suppliers", "supplier")
-_readonly("products", "products", "products", "product",
-          {"brand": _ref_is("brand"), "supplier": _ref_is("supplier")})
+_readonly("products", "products", "products", "product")
 _readonly("variants", "variants", "variants", "variant", {"product": _ref_is("product")})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from ..serialize import render
+from ..serialize import pick_fields, render
 from .common import ListQuery, context, list_query, many, one, state, unwrap
 
 router = APIRouter(prefix="/{lang}", tags=["credits and returns"])
@@ -51,6 +51,29 @@ def list_credits(lang: str, order_id: int, request: Request):
 
 
 # -- returns ----------------------------------------------------------------------------
+def _documented_return_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The return fields public clients read from live shops (hotgluexyz/tap-lightspeed
+    ``ReturnsStream``: ``orderId``, ``customerId``, ``numProducts``, ``returnReason``,
+    ``customerComment``, ``orderProducts [{id, quantity}]``), derived from the sandbox's
+    own return. Which value each carries is **assumed**: ``numProducts`` counts units,
+    ``returnReason``/``customerComment`` repeat ``reason``/``comment``."""
+    customer = record.get("customer")
+    lines = [{"id": line["orderProduct"].id, "quantity": int(line["quantity"])}
+             for line in record["products"]]
+    return {"orderId": record["order"].id,
+            "customerId": customer.id if customer else False,
+            "numProducts": sum(line["quantity"] for line in lines),
+            "returnReason": record.get("reason", ""),
+            "customerComment": record.get("comment", ""),
+            "orderProducts": lines}
+
+
+def _render_return(record: dict[str, Any], request: Request,
+                   fields: str | None = None) -> dict[str, Any]:
+    return pick_fields({**render(record, context(request)),
+                        **_documented_return_fields(record)}, fields)
+
+
 def _select_returns(store, q: ListQuery, order: int | None, status: str | None):
     def wanted(record: dict[str, Any]) -> bool:
         return ((order is None or record["order"].id == order)
@@ -64,8 +87,8 @@ def list_returns(lang: str, request: Request, q: ListQuery = Depends(list_query)
                  order: int | None = None, status: str | None = None):
     store = state(request).store
     with store.lock:
-        return many("returns", q.page_of(_select_returns(store, q, order, status)), request,
-                    q.fields)
+        return {"returns": [_render_return(r, request, q.fields)
+                            for r in q.page_of(_select_returns(store, q, order, status))]}
 
 
 @router.get("/returns/count.json")
@@ -80,7 +103,8 @@ def count_returns(lang: str, request: Request, q: ListQuery = Depends(list_query
 def get_return(lang: str, return_id: int, request: Request, fields: str | None = None):
     store = state(request).store
     with store.lock:
-        return one("return", store.credit_book.get_return(return_id), request, fields)
+        return {"return": _render_return(store.credit_book.get_return(return_id), request,
+                                         fields)}
 
 
 @router.put("/returns/{return_id:int}.json")
@@ -90,7 +114,7 @@ def update_return(lang: str, return_id: int, request: Request, body: Any = Body(
         record = store.credit_book.get_return(return_id)
         order = store.get(store.orders, record["order"].id)
         store.credit_book.update_return(order, record, unwrap(body, "return"), store.clock.now())
-        return one("return", record, request)
+        return {"return": _render_return(record, request)}
 
 
 @router.delete("/returns/{return_id:int}.json", status_code=204)
@@ -110,4 +134,4 @@ def open_return(order_id: int, request: Request, body: dict[str, Any]) -> dict[s
     with store.lock:
         order = store.get(store.orders, order_id)
         record = store.credit_book.open_return(order, body, store.clock.now())
-        return {"return": render(record, context(request))}
+        return {"return": _render_return(record, request)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 
 from ..errors import not_found
 from ..serialize import Ref, pick_fields, reference, render
@@ -13,38 +13,39 @@ from .common import ListQuery, context, list_query, many, one, state, unwrap
 router = APIRouter(prefix="/{lang}", tags=["orders"])
 
 
-def _select_orders(store, q: ListQuery, number: str | None, customer: int | None,
-                   status: str | None) -> list[dict[str, Any]]:
-    """Filters that stubs can answer run first; the rest build the remaining orders."""
+def _select_orders(store, q: ListQuery, number: str | None,
+                   customer: int | None) -> list[dict[str, Any]]:
+    """Filters that stubs can answer run first; the rest build the remaining orders.
+
+    ``customer`` (with ``page``/``limit``) is the filter Lightspeed documents for the order
+    list (Falkplan/lightspeedecom-api ``LightspeedEComClient.getOrders``: "filters as
+    'customer', 'page' or 'limit'", citing developers.seoshop.com/api/resources/order).
+    ``number`` is **assumed** (no stored source names it; koppel's orders flow looks orders
+    up by number). There is no ``status`` filter: none of the stored Lightspeed sources
+    documents one, so ``?status=`` is an unknown parameter and, like any other, ignored."""
     headers = q.select(store.orders.headers(),
                        (lambda r: r["number"] == number) if number else None)
-    if customer is None and status is None:
+    if customer is None:
         return headers
-    full = store.orders.full(headers)
-    if customer is not None:
-        full = [o for o in full if o["customer"] and o["customer"].id == customer]
-    if status is not None:
-        full = [o for o in full if o["status"] == status]
-    return full
+    return [o for o in store.orders.full(headers)
+            if o["customer"] and o["customer"].id == customer]
 
 
 @router.get("/orders.json")
 def list_orders(lang: str, request: Request, q: ListQuery = Depends(list_query),
-                number: str | None = None, customer: int | None = None,
-                status: str | None = None):
+                number: str | None = None, customer: int | None = None):
     store = state(request).store
     with store.lock:
-        page = q.page_of(_select_orders(store, q, number, customer, status))
+        page = q.page_of(_select_orders(store, q, number, customer))
         return many("orders", store.orders.full(page), request, q.fields)
 
 
 @router.get("/orders/count.json")
 def count_orders(lang: str, request: Request, q: ListQuery = Depends(list_query),
-                 number: str | None = None, customer: int | None = None,
-                 status: str | None = None):
+                 number: str | None = None, customer: int | None = None):
     store = state(request).store
     with store.lock:
-        return {"count": len(_select_orders(store, q, number, customer, status))}
+        return {"count": len(_select_orders(store, q, number, customer))}
 
 
 def render_order(store, order: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -115,11 +116,13 @@ def _metafields(store, order_id: int) -> list[dict[str, Any]]:
 
 @router.get("/orders/{order_id:int}/metafields.json")
 def list_metafields(lang: str, order_id: int, request: Request,
-                    q: ListQuery = Depends(list_query), key: str | None = Query(None)):
+                    q: ListQuery = Depends(list_query)):
+    """No ``?key=`` filter: no stored source documents one (SEOshop/API-PHP-Client
+    ``ApiResourceOrdersMetafields::get($orderId, $metafieldId, $params)`` takes free-form
+    ``$params`` and names none); koppel finds its key by reading the list."""
     store = state(request).store
     with store.lock:
-        found = q.select(_metafields(store, order_id),
-                         (lambda m: m["key"] == key) if key else None)
+        found = q.select(_metafields(store, order_id))
         return many("orderMetafields", q.page_of(found), request, q.fields)
 
 
