@@ -8,6 +8,10 @@ exists    booked before (cross-reference, else DocNumber in QBO)? skip, void or 
 customers one customer upsert (``customer_upsert.py``) per chunk
 load      sales receipts / invoices in batches of 30; voids; updates or conflicts
 
+Vanished records: an order deleted in Lightspeed after it failed is retired as ``skipped``
+"deleted in Lightspeed"; a booked document deleted by hand in QuickBooks fails the order
+once (``details.deleted_in_quickbooks``) and is then retired, never booked again silently.
+
 Exactly once: a booked order has a cross-reference; a crash after QBO wrote but before
 koppel recorded it is caught by the DocNumber look-up (and QBO's own 6140) on the next
 attempt, and batch writes carry deterministic request ids, so a retried request is
@@ -34,6 +38,8 @@ from koppel.flows.base import (
 log = logging.getLogger(__name__)
 
 ENTITY = {"sales_receipt": "SalesReceipt", "invoice": "Invoice"}
+#: Cross-reference state of an order whose booked document was deleted in QuickBooks.
+DELETED_IN_QUICKBOOKS = "deleted_in_quickbooks"
 
 
 class OrdersProcess(Process):
@@ -280,7 +286,12 @@ class OrdersProcess(Process):
                        result: StepResult) -> None:
         record.state.update(target_type=target_type, target_id=target_id)
         cancelled = order.status == "cancelled"
-        if state == "voided":
+        if state == DELETED_IN_QUICKBOOKS:
+            result.end(record, "skipped", target_type=target_type, target_id=target_id,
+                       reason=f"booked {target_type} {target_id} was deleted in QuickBooks "
+                              "(retired: not booked again)",
+                       details={"deleted_in_quickbooks": True})
+        elif state == "voided":
             result.end(record, "skipped", target_type=target_type, target_id=target_id,
                        reason=f"already voided ({target_type} {target_id})")
         elif cancelled:
@@ -639,8 +650,7 @@ class OrdersProcess(Process):
         for record in records:
             row = current.get(record.state["target_id"])
             if row is None:
-                result.fail(record, RecordError(f"booked Invoice {record.state['target_id']} "
-                                                "is gone from QuickBooks"))
+                self._gone_in_quickbooks(record, "Invoice", record.state["target_id"], result)
             else:
                 out.append((record, row, None))
         return out
@@ -723,7 +733,7 @@ class OrdersProcess(Process):
             ("shipment discount", order.shipping_discount_incl),
             ("order discount", order.discount_incl),
             ("mixed VAT rates", len({line.tax_rate for line in order.lines}) > 1)) if present]
-        details = {"doc_number": record.state["doc_number"],
+        details = {"doc_number": record.state["doc_number"], "order_number": str(order.number),
                    "customer": record.state["customer"]["action"],
                    "vat_treatment": record.state.get("vat_treatment"), "kinds": kinds}
         reason = payment_note
@@ -755,8 +765,7 @@ class OrdersProcess(Process):
         for record in records:
             row = current.get(record.state["target_id"])
             if row is None:
-                result.fail(record, RecordError(f"booked {self.entity} {record.state['target_id']} "
-                                                "is gone from QuickBooks"))
+                self._gone_in_quickbooks(record, self.entity, record.state["target_id"], result)
                 continue
             payload = {**built[record.source_id].payload, "Id": row["Id"],
                        "SyncToken": row["SyncToken"], "sparse": False}
@@ -775,8 +784,27 @@ class OrdersProcess(Process):
             answer = answers[f"u{i}"]
             if answer.ok:
                 self._booked(record, answer.value, built[record.source_id], "updated", result)
+            elif str(getattr(answer.fault, "code", "")) == "610":  # deleted meanwhile
+                self._gone_in_quickbooks(record, self.entity, record.state["target_id"],
+                                         result, str(answer.fault))
             else:
                 result.fail(record, RecordError(str(answer.fault)))
+
+    def _gone_in_quickbooks(self, record, target_type: str, target_id: str,
+                            result: StepResult, fault: str | None = None) -> None:
+        """The document this order was booked as was deleted by hand in QuickBooks: never
+        booked again silently. Reported once as a per-record error naming it; the
+        cross-reference (and so the history) is kept with state ``deleted_in_quickbooks``,
+        so the retry of the next run retires the order as ``skipped``."""
+        self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, target_type,
+                                 target_id, record.state.get("hash"),
+                                 state=DELETED_IN_QUICKBOOKS)
+        result.end(record, "failed", target_type=target_type, target_id=target_id,
+                   reason=f"booked {target_type} {target_id} was deleted in QuickBooks"
+                          + (f" ({fault})" if fault else "")
+                          + "; it is not booked again (book it by hand, or the order is "
+                            "retired on the next run)",
+                   details={"deleted_in_quickbooks": True})
 
     def _void(self, records, result: StepResult) -> None:
         """Orders cancelled after booking: the document is voided (kept, amounts zero)."""
@@ -792,9 +820,10 @@ class OrdersProcess(Process):
         for record in records:
             target_type, target_id = record.state["target_type"], record.state["target_id"]
             row = current.get(target_id)
+            if row is None:
+                self._gone_in_quickbooks(record, target_type, target_id, result)
+                continue
             try:
-                if row is None:
-                    raise RecordError(f"booked {target_type} {target_id} is gone from QuickBooks")
                 body = {"Id": row["Id"], "SyncToken": row["SyncToken"], "sparse": True}
                 params = {"operation": "void"} if target_type == "Invoice" else \
                     {"operation": "update", "include": "void"}

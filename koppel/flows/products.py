@@ -19,6 +19,13 @@ single variant. Steps:
   updates in batches of 30 (only the fields whose policy is ``always``, and only when
   they differ), then uploads images not attached yet.
 
+Vanished records: a variant (or its product) deleted in Lightspeed after it was listed
+or after it failed is reported once as ``skipped`` with ``details.deleted_in_lightspeed``
+and leaves the retry list. An item deleted or made inactive by hand in QuickBooks is never
+re-created: the variant fails once naming the item (``details.deleted_in_quickbooks``),
+its cross-reference is kept with state ``deleted_in_quickbooks``, and later runs retire it
+as ``skipped`` (reactivating the item links it again).
+
 Update policy: a QBO field is updated when ``settings.products.update_policy`` says
 ``always`` *and* no canonical field it is built from is mapped ``"on": "create_only"``
 (e.g. ``long_description`` create-only keeps ``Description`` as first written, so text
@@ -53,6 +60,7 @@ from koppel.flows.products_source import (
     read_product_context,
     ref_id,
     enriched_variant,
+    is_gone,
 )
 from koppel.flows.products_target import (
     CategoryPlan,
@@ -73,6 +81,9 @@ log = logging.getLogger(__name__)
 
 #: Marks duplicate-SKU conflicts in the activity log (they are re-read every run).
 DUPLICATE_SKU_MARK = "duplicate SKU"
+#: Cross-reference state of a record whose QuickBooks object was deleted (or made
+#: inactive) by hand in QuickBooks: retired, its history kept.
+DELETED_IN_QUICKBOOKS = "deleted_in_quickbooks"
 
 #: QBO item field → the canonical fields it is built from (for ``on: create_only``).
 FIELD_SOURCES: dict[str, frozenset[str]] = {
@@ -187,6 +198,8 @@ class ProductsProcess(Process):
         if cap:
             records = records[:cap]
         self._flag_duplicates(records)
+        records += [Record(source_id=str(vid), source_type=self.source_type, data={},
+                           state={"gone": why}) for vid, why in sorted(catalogue.gone.items())]
         return records
 
     def _open_sku_conflicts(self) -> list[str]:
@@ -230,10 +243,23 @@ class ProductsProcess(Process):
         contexts: dict[int, Any] = {}
         mapper = self.mapper()
         for record in records:
+            if record.state.get("gone"):  # deleted in Lightspeed: reported once, retired
+                result.end(record, "skipped", reason=record.state["gone"],
+                           details={"deleted_in_lightspeed": True})
+                continue
             try:
                 self._enrich_one(record, shop, tree, contexts, mapper, hook)
             except RecordError as exc:
                 result.fail(record, exc)
+                continue
+            except Exception as exc:
+                if not is_gone(exc):
+                    raise
+                pid = record.data["product"]["id"]
+                result.end(record, "skipped", reason=(
+                    f"variant {record.source_id}: its product {pid} was deleted in Lightspeed "
+                    "while it was read (retired: not synced)"),
+                    details={"deleted_in_lightspeed": True})
                 continue
             if record.state.get("ended"):
                 action, reason = record.state.pop("ended")
@@ -292,6 +318,8 @@ class ProductsProcess(Process):
                 continue
             if xref is not None:
                 record.state["linked_id"] = xref.target_id
+                record.state["xref_state"] = xref.state
+                record.state["xref_hash"] = xref.content_hash
             todo.append(record)
         if not todo:
             return result
@@ -342,7 +370,11 @@ class ProductsProcess(Process):
                 and item.currency.upper() != target.home_currency:
             raise RecordError(f"the shop currency {item.currency} differs from the QuickBooks "
                               f"home currency {target.home_currency}", field="currency")
-        existing = target.by_id.get(record.state.get("linked_id") or "")
+        linked = record.state.get("linked_id")
+        existing = target.by_id.get(linked or "")
+        if linked and existing is None:
+            self._linked_item_gone(record, linked)
+            return
         if existing is None:
             candidates = target.by_sku.get(item.sku.strip().casefold(), [])
             if len(candidates) > 1:
@@ -374,6 +406,28 @@ class ProductsProcess(Process):
         index.claim(prefix, name)
         record.state["mode"] = "create"
         record.state["name"] = name
+
+    def _linked_item_gone(self, record: Record, item_id: str) -> None:
+        """The item this variant is linked to no longer answers a query: deleted or made
+        inactive by hand in QuickBooks. Never re-created silently: reported once as a
+        per-record error, then retired "deleted in QuickBooks" (cross-reference and history
+        kept; reactivating the item in QuickBooks links the variant again)."""
+        sku = record.state["item"].get("sku")
+        details = {"deleted_in_quickbooks": True, "sku": sku, "item_id": item_id}
+        if record.state.get("xref_state") == DELETED_IN_QUICKBOOKS:
+            record.state["ended"] = ("skipped", f"QuickBooks item {item_id} (SKU {sku}) was "
+                                     "deleted or made inactive in QuickBooks (retired: not "
+                                     "re-created; reactivate it to sync this variant again)")
+            record.state["ended_details"] = details
+            return
+        self.run.store.save_xref(self.tenant_id, self.source_type, record.source_id,
+                                 self.target_type, item_id, record.state.get("xref_hash"),
+                                 state=DELETED_IN_QUICKBOOKS)
+        record.state["ended"] = ("failed", f"item_id: QuickBooks item {item_id} linked to "
+                                 f"variant {record.source_id} (SKU {sku}) was deleted or made "
+                                 "inactive in QuickBooks; it is not re-created (reactivate it, "
+                                 "or the variant is retired on the next run)")
+        record.state["ended_details"] = details
 
     # ------------------------------------------------------------------ load
 
@@ -514,6 +568,14 @@ class ProductsProcess(Process):
                     return item  # created by an earlier attempt whose answer was lost
             raise RecordError(f"QuickBooks refused the name '{record.state['name']}' "
                               f"(taken meanwhile): {fault.message}", field="Name")
+        if record.state["mode"] == "update" and str(getattr(fault, "code", "")) == "610":
+            item_id = str(record.state["existing"]["Id"])  # gone between look-up and write
+            self.run.store.save_xref(self.tenant_id, self.source_type, record.source_id,
+                                     self.target_type, item_id, record.state.get("xref_hash"),
+                                     state=DELETED_IN_QUICKBOOKS)
+            raise RecordError(f"QuickBooks item {item_id} linked to variant "
+                              f"{record.source_id} was deleted or made inactive in QuickBooks "
+                              f"({fault.message}); it is not re-created", field="item_id")
         raise RecordError(f"QuickBooks fault {fault.code}: {fault.message}",
                           field=getattr(fault, "element", None) or None)
 

@@ -12,6 +12,10 @@ Document: ``settings.refunds.document`` — ``auto`` (a refund receipt against a
 sales receipt, a credit memo against a booked invoice), ``refund_receipt`` or
 ``credit_memo``. Numbers: ``<prefix><order number>-R<n>`` for the order's n-th credit.
 
+A credit whose order's booked document was deleted in QuickBooks fails once
+(``details.deleted_in_quickbooks``) and is retired on its next retry; a credit of an order
+deleted in Lightspeed is retired as ``skipped`` "deleted in Lightspeed".
+
 A credit of an order koppel never booked is reported as ``waiting``, with the reason, and
 retried every run (not an error: it does not count towards the error threshold): it is booked as soon as the orders flow books its order (never
 guessed from the shop's data alone). The window falls back like every flow
@@ -241,9 +245,7 @@ class RefundsProcess(Process):
         for record in numbered:
             original = originals.get(f"{record.state['original_type']}:{record.state['original_id']}")
             if original is None:
-                self._fail(result, record, RecordError(
-                    f"booked {record.state['original_type']} {record.state['original_id']} "
-                    "is gone from QuickBooks", field="order"))
+                self._original_gone(result, record)
                 continue
             record.state["original"] = original.to_json()
             entity = record.state["entity"]
@@ -428,6 +430,26 @@ class RefundsProcess(Process):
         details = {"order_id": credit["order_id"], "credit": credit["number"],
                    **kw.pop("details", {})}
         result.end(record, action, details=details, **kw)
+
+    def _original_gone(self, result: StepResult, record: Record) -> None:
+        """The document the credit's order was booked as was deleted by hand in
+        QuickBooks: the refund is reported once as a per-record error naming it, then
+        (its next retry) retired as ``skipped`` "deleted in QuickBooks" — never booked
+        against nothing, never failing every run. History stays in the activity log."""
+        what = f"booked {record.state['original_type']} {record.state['original_id']}"
+        details = {"deleted_in_quickbooks": True}
+        store, tenant = self.run.store, self.run.tenant_id
+        last = store.activity(tenant=tenant, flow=self.flow, source_id=record.source_id,
+                              limit=1)
+        if last and last[0]["action"] == "failed" \
+                and (last[0].get("details") or {}).get("deleted_in_quickbooks"):
+            self._end(result, record, "skipped", details=details,
+                      reason=f"{what} of this refund's order was deleted in QuickBooks "
+                             "(retired: not booked)")
+            return
+        self._end(result, record, "failed", details=details,
+                  reason=f"order: {what} was deleted in QuickBooks; the refund is not booked "
+                         "(book the order again by hand, or it is retired on the next run)")
 
     def _fail(self, result: StepResult, record: Record, error: RecordError) -> None:
         self._end(result, record, getattr(error, "action", "failed"), reason=str(error))

@@ -11,9 +11,24 @@ Faults (``POST /_sandbox/faults``)::
     {"path": "/query$", "sequence": ["429", "429", "ok", "503"]}
     {"path": ".", "kind": "latency", "latency_ms": 300, "times": 5}
 
-``kind`` is one of ``429``, ``500``, ``503``, ``404``, ``latency``, ``drop``. A rule with
-``sequence`` serves one entry per matching request (``ok`` lets it through) and is spent
-when the sequence is; ``times`` caps how often a probabilistic rule fires.
+``kind`` is one of ``429``, ``500``, ``503``, ``504``, ``404``, ``latency``, ``drop``
+(these fire *before* the request reaches the app: nothing is processed), or one of the
+*after* kinds, which let the app process the request first (a write is stored) and then
+lose its answer:
+
+* ``drop_after`` — the app handled the request, then the connection is dropped (the
+  response head is sent, the body is cut off): "write done, answer lost";
+* ``500_after``, ``503_after``, ``504_after`` — the app handled the request, then its
+  answer is replaced by that status in the emulated API's own error format (a gateway
+  timing out after the write reached the service).
+
+A rule with ``sequence`` serves one entry per matching request (``ok`` lets it through)
+and is spent when the sequence is; ``times`` caps how often a probabilistic rule fires.
+``GET /_sandbox/stats`` counts each fired fault under its kind in ``faults`` and the
+app's own status of an *after* fault under ``by_status`` (the client never saw it)::
+
+    {"path": "/purchase$", "method": "POST", "kind": "drop_after", "times": 1}
+    {"path": "^/nl/variants/", "method": "PUT", "sequence": ["504_after", "ok"]}
 """
 
 from __future__ import annotations
@@ -34,7 +49,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
 CONTROL_PREFIX = "/_sandbox"
-FaultKind = Literal["429", "500", "503", "404", "latency", "drop", "ok"]
+#: Where :class:`ControlMiddleware` leaves the :class:`FaultRule` of an injected fault in
+#: the ASGI scope, for outer layers (e.g. the QBO throttle headers).
+FAULT_SCOPE_KEY = "koppel.sandbox.fault"
+FaultKind = Literal["429", "500", "503", "504", "404", "latency", "drop",
+                    "drop_after", "500_after", "503_after", "504_after", "ok"]
+#: Kinds that let the app process the request, then lose or replace its answer.
+AFTER_KINDS = frozenset({"drop_after", "500_after", "503_after", "504_after"})
 
 
 class FaultRule(BaseModel):
@@ -208,7 +229,8 @@ class ControlMiddleware:
 
     ``fault_response(kind, rule)`` renders an injected 429/5xx/404 in the emulated API's
     own error format. A ``drop`` sends a response head promising a body, then aborts the
-    connection, so a real HTTP client gets a protocol error (incomplete response)."""
+    connection, so a real HTTP client gets a protocol error (incomplete response). The
+    ``*_after`` kinds run the app first (see the module docstring)."""
 
     def __init__(self, app, control: SandboxControl,
                  fault_response: FaultResponder = default_fault_response) -> None:
@@ -225,17 +247,17 @@ class ControlMiddleware:
         picked = self.control.pick_fault(scope["method"], scope["path"])
         if picked is not None:
             kind, rule = picked
+            if kind != "latency":
+                scope[FAULT_SCOPE_KEY] = rule
             if kind == "latency":
                 await asyncio.sleep(rule.latency_ms / 1000)
                 self.control.stats.count("faults_latency")
             elif kind == "drop":
                 self.control.stats.record(route, 0, fault="drop")
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", b"1000")]})
-                await send({"type": "http.response.body", "body": b'{"trunc',
-                            "more_body": True})
-                raise DroppedConnection("injected dropped connection")
+                await _drop(send)
+            elif kind in AFTER_KINDS:
+                await self._after(kind, rule, route, scope, receive, send)
+                return
             else:
                 response = self.fault_response(kind, rule)
                 self.control.stats.record(route, response.status_code, fault=kind)
@@ -251,6 +273,32 @@ class ControlMiddleware:
 
         await self.app(scope, receive, counting_send)
         self.control.stats.record(route, status_holder.get("status", 0))
+
+    async def _after(self, kind: str, rule: FaultRule, route: str, scope, receive,
+                     send) -> None:
+        """Let the app process the request to the end (its writes are stored), swallow
+        its answer, then drop the connection or answer ``kind``'s status instead."""
+        status_holder: dict[str, int] = {}
+
+        async def swallow(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+
+        await self.app(scope, receive, swallow)
+        self.control.stats.record(route, status_holder.get("status", 0), fault=kind)
+        if kind == "drop_after":
+            await _drop(send)
+        response = self.fault_response(kind.removesuffix("_after"), rule)
+        await response(scope, receive, send)
+
+
+async def _drop(send) -> None:
+    """Send a response head promising a body, a fragment of it, then hang up."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", b"1000")]})
+    await send({"type": "http.response.body", "body": b'{"trunc', "more_body": True})
+    raise DroppedConnection("injected dropped connection")
 
 
 class TimeScale(BaseModel):

@@ -1,4 +1,5 @@
-"""An order deleted in the shop never blocks a flow (issue 24).
+"""An order deleted in the shop — or a document or item deleted in QuickBooks — never
+blocks a flow (issue 24).
 
 Stock computes reservations from the open orders it can read and names, once, the one it
 could not; refunds and orders report a refund / an order whose Lightspeed order is gone
@@ -188,3 +189,153 @@ def test_customers_retire_a_customer_deleted_in_the_shop(shop, make_tenant):
     assert again.state == "success"
     assert not [r for r in tenant.activity("customers", again.run_id)
                 if r["source_id"] == str(customer_id)]
+
+
+# -- products: a variant deleted in the shop, an item made inactive in QuickBooks ---------
+PRODUCT_ACCOUNTS = {"income": "Sales of Product Income", "expense": "Cost of Goods Sold",
+                    "asset": "Inventory Asset"}
+#: small seeds: one reported record is more than the default 10 % of a run
+ONE_REPORT_ALLOWED = {"error_threshold": {"max_fraction": None, "max_count": 1}}
+
+
+def _qbo_control(tenant, method: str, path: str, **kw):
+    import httpx
+
+    response = httpx.request(method, f"{tenant.qbo_url}/_sandbox/realms/{tenant.realm_id}{path}",
+                             timeout=30, **kw)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_products_retire_a_deleted_variant_and_an_item_made_inactive_in_quickbooks(
+        shop_factory, make_tenant):
+    from koppel.store.state import StateStore
+
+    shop = shop_factory(orders=0, products=3, customers=1)
+    tenant = make_tenant(shop, settings={"products": {"accounts": PRODUCT_ACCOUNTS},
+                                         **ONE_REPORT_ALLOWED})
+    assert tenant.run("products").state == "success"
+    synced = {r["source_id"]: r for r in tenant.activity("products")
+              if r["source_type"] == "variant" and r["action"] == "created"}
+    with shop.api() as api:
+        variants = {str(v["id"]): v for v in
+                    api.get("variants.json", params={"limit": 250}).json()["variants"]}
+    per_product: dict[int, list[str]] = {}
+    for vid, variant in variants.items():
+        per_product.setdefault(variant["product"]["resource"]["id"], []).append(vid)
+    # a variant on the retry list whose (single-variant) product is deleted in the shop
+    deleted_pid, (deleted_vid,) = next((pid, vids) for pid, vids in sorted(per_product.items())
+                                       if len(vids) == 1 and vids[0] in synced)
+    StateStore().mark_failed(tenant.tenant, "products", deleted_vid, "an earlier failure")
+    assert shop.control.delete(f"/products/{deleted_pid}").status_code == 204
+    # a synced variant whose item is made inactive by hand in QuickBooks
+    inactive_vid = next(v for v in sorted(synced, key=int) if v != deleted_vid
+                        and variants[v]["product"]["resource"]["id"] != deleted_pid)
+    item_id = synced[inactive_vid]["target_id"]
+    _qbo_control(tenant, "POST", f"/entities/Item/{item_id}/touch",
+                 json={"changes": {"Active": False}})
+    items_before = len(tenant.entities("Item"))
+
+    first = tenant.run("products", full_resync=True)
+    assert first.state == "success"
+    rows = {r["source_id"]: r for r in tenant.activity("products", first.run_id)
+            if r["source_type"] == "variant"}
+    gone = rows[deleted_vid]
+    assert (gone["action"], gone["details"]["deleted_in_lightspeed"]) == ("skipped", True)
+    assert f"its product {deleted_pid} was deleted in Lightspeed" in gone["reason"] \
+        or f"variant {deleted_vid} was deleted in Lightspeed" in gone["reason"]
+    reported = rows[inactive_vid]
+    assert reported["action"] == "failed"
+    assert reported["details"]["deleted_in_quickbooks"] is True
+    assert f"QuickBooks item {item_id} linked to variant {inactive_vid}" in reported["reason"]
+    assert [r["source_id"] for r in rows.values() if r["action"] == "failed"] == [inactive_vid]
+    assert len(tenant.entities("Item")) == items_before  # never re-created
+
+    second = tenant.run("products", full_resync=True)
+    assert second.state == "success"
+    rows = {r["source_id"]: r for r in tenant.activity("products", second.run_id)
+            if r["source_type"] == "variant"}
+    assert deleted_vid not in rows
+    retired = rows[inactive_vid]
+    assert retired["action"] == "skipped" and "retired" in retired["reason"]
+    assert retired["details"]["deleted_in_quickbooks"] is True
+    assert not [r for r in rows.values() if r["action"] == "failed"]
+    assert not StateStore().failed(tenant.tenant, "products")
+    assert len(tenant.entities("Item")) == items_before
+
+
+def test_orders_retire_an_order_whose_document_was_deleted_in_quickbooks(
+        shop_factory, make_tenant):
+    from koppel.store.state import StateStore
+
+    shop = shop_factory(orders=8, products=3, customers=3)
+    tenant = make_tenant(shop, settings={"unknown_sku": "create_item", **ONE_REPORT_ALLOWED})
+    assert tenant.run("orders").state == "success"
+    booked = sorted((r for r in tenant.activity("orders") if r["action"] == "created"),
+                    key=lambda r: int(r["source_id"]))
+    assert len(booked) >= 2
+    victim, kept = booked[0], booked[1]
+    _qbo_control(tenant, "DELETE", f"/entities/SalesReceipt/{victim['target_id']}")
+    shop.control.patch(f"/orders/{victim['source_id']}",
+                       json={"status": "cancelled"}).raise_for_status()  # → void it
+    receipts = len(tenant.entities("SalesReceipt"))
+
+    first = tenant.run("orders")
+    assert first.state == "success"
+    rows = {r["source_id"]: r for r in tenant.activity("orders", first.run_id)}
+    report = rows[victim["source_id"]]
+    assert report["action"] == "failed" and report["details"]["deleted_in_quickbooks"] is True
+    assert f"booked SalesReceipt {victim['target_id']} was deleted in QuickBooks" \
+        in report["reason"]
+    assert [i for i, r in rows.items() if r["action"] == "failed"] == [victim["source_id"]]
+    assert len(tenant.entities("SalesReceipt")) == receipts  # not booked again
+
+    second = tenant.run("orders")
+    assert second.state == "success"
+    rows = {r["source_id"]: r for r in tenant.activity("orders", second.run_id)}
+    retired = rows[victim["source_id"]]
+    assert retired["action"] == "skipped" and "retired" in retired["reason"]
+    assert retired["details"]["deleted_in_quickbooks"] is True
+    assert not [r for r in rows.values() if r["action"] == "failed"]
+    assert victim["source_id"] not in {f["source_id"] for f in
+                                       StateStore().failed(tenant.tenant, "orders")}
+    assert len(tenant.entities("SalesReceipt")) == receipts
+    history = [r for r in tenant.activity("orders") if r["source_id"] == victim["source_id"]]
+    assert [r["action"] for r in sorted(history, key=lambda r: r["id"])] == \
+        ["created", "failed", "skipped"]
+    assert kept["target_id"] in {d["Id"] for d in tenant.entities("SalesReceipt")}
+
+
+def test_refunds_retire_a_credit_whose_receipt_was_deleted_in_quickbooks(shop, make_tenant):
+    from koppel.store.state import StateStore
+
+    tenant = make_tenant(shop, flows=FLOWS, settings={"unknown_sku": "create_item",
+                                                      **ONE_REPORT_ALLOWED})
+    assert tenant.run("orders").state == "success"
+    booked = {r["source_id"]: r["target_id"] for r in tenant.activity("orders")
+              if r["action"] == "created"}
+    with shop.api() as api:
+        credited = next(order_id for order_id in sorted(booked, key=int)
+                        if api.get(f"orders/{order_id}/credit.json").json().get("credits"))
+    receipt = booked[credited]
+    _qbo_control(tenant, "DELETE", f"/entities/SalesReceipt/{receipt}")
+
+    first = tenant.run("refunds")
+    assert first.state == "success"
+    rows = tenant.activity("refunds", first.run_id)
+    (report,) = [r for r in rows if r["details"].get("order_id") == credited]
+    assert report["action"] == "failed" and report["details"]["deleted_in_quickbooks"] is True
+    assert f"booked SalesReceipt {receipt} was deleted in QuickBooks" in report["reason"]
+    assert [r["source_id"] for r in rows if r["action"] == "failed"] == [report["source_id"]]
+    refunded = len(tenant.entities("RefundReceipt"))
+    assert refunded == len([r for r in rows if r["action"] == "refunded"])
+
+    second = tenant.run("refunds")
+    assert second.state == "success"
+    rows = tenant.activity("refunds", second.run_id)
+    (retired,) = [r for r in rows if r["source_id"] == report["source_id"]]
+    assert retired["action"] == "skipped" and "retired" in retired["reason"]
+    assert not [r for r in rows if r["action"] == "failed"]
+    assert report["source_id"] not in {f["source_id"] for f in
+                                       StateStore().failed(tenant.tenant, "refunds")}
+    assert len(tenant.entities("RefundReceipt")) == refunded

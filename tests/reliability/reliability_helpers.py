@@ -152,3 +152,43 @@ def answer_lost(method: str, route: str, *, times: int = 1) -> Iterator[list[str
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(httpx.Client, "request", request)
         yield lost
+
+
+# -- fault injection through the sandboxes' control planes (preferred: no patching) -------
+
+QBO_API = r"^/v3/company/"
+LS_API = r"^/nl/"
+
+
+def lose_answers(sandbox: Any, *, kind: str = "drop_after", path: str = QBO_API,
+                 method: str | None = "POST", times: int = 1) -> None:
+    """The first ``times`` matching requests are processed by the sandbox (writes stored),
+    then their answer is lost (``drop_after``) or replaced by a 5xx (``500_after``,
+    ``503_after``, ``504_after``): see :mod:`koppel.sandbox.control`."""
+    sandbox.fault(path=path, method=method, kind=kind, times=times)
+
+
+def arm_concurrent_edit(qbo: Any, realm_id: str, entity: str, object_ids: Any,
+                        changes: dict[str, Any] | None = None) -> None:
+    """Another user saves each object just before the realm's next API write: that write
+    sends a stale SyncToken (5010). ``POST /_sandbox/realms/{realm}/entities/{entity}/{id}/touch``
+    with ``when: before_next_write`` (:mod:`koppel.sandbox.quickbooks.control_routes`)."""
+    for object_id in object_ids:
+        qbo.control.post(f"/realms/{realm_id}/entities/{entity}/{object_id}/touch",
+                         json={"changes": changes or {}, "when": "before_next_write"}
+                         ).raise_for_status()
+
+
+def expire_access_tokens(qbo: Any, realm_id: str | None = None) -> int:
+    """Every QuickBooks access token already issued (for ``realm_id``) expires now."""
+    answer = qbo.control.post("/oauth/expire-access-tokens",
+                              json={"realm": realm_id} if realm_id else {})
+    answer.raise_for_status()
+    return answer.json()["expired"]
+
+
+def revoke_realm(qbo: Any, realm_id: str) -> int:
+    """The user disconnects the app: every refresh token of the realm is revoked."""
+    answer = qbo.control.post("/oauth/revoke", json={"realm": realm_id})
+    answer.raise_for_status()
+    return answer.json()["revoked"]

@@ -14,7 +14,7 @@ import pytest
 
 from reliability_helpers import assert_no_duplicates
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 QBO_API = r"^/v3/company/"
 LS_API = r"^/nl/"
@@ -57,15 +57,14 @@ FAULTS: dict[str, Callable[[Any, Any], None]] = {
 
 
 @pytest.fixture(autouse=True)
-def short_throttle_pause(monkeypatch):
-    """QBO's 429s carry no Retry-After; the hook then pauses a full minute (the real
-    window). Here it pauses a second, so a storm costs seconds, not minutes."""
-    import functools
-
-    from koppel.hooks import quickbooks
-
-    monkeypatch.setattr(quickbooks, "QBOLimits",
-                        functools.partial(quickbooks.QBOLimits, throttle_wait=1.0))
+def short_throttle_pause(qbo):
+    """Intuit documents no header on a 429 (the hook then pauses the documented minute).
+    Here the QuickBooks sandbox sends ``Retry-After`` (an injected 429: its rule's
+    ``retry_after``, 1 s) through its control plane, and the hook honours it, so a storm
+    costs seconds, not minutes."""
+    qbo.control.put("/throttle-headers", json={"retry_after": "window"}).raise_for_status()
+    yield
+    qbo.control.put("/throttle-headers", json={"retry_after": "none"}).raise_for_status()
 
 
 @pytest.fixture
@@ -162,15 +161,14 @@ def test_a_systemic_failure_leaves_no_order_behind(shop, make_tenant, clean_run,
     assert tenant.failed() == {i for i, a in clean_run["latest"].items() if a == "failed"}
 
 
-def test_stale_sync_token_from_a_concurrent_edit(shop_factory, make_tenant, qbo,
-                                                 monkeypatch):
-    """Someone edits the booked receipt in QuickBooks between koppel's read and its update:
-    QBO answers 5010 (stale object), the order is failed with that reason, and the next
-    run reads the new SyncToken and updates it once."""
+def test_stale_sync_token_from_a_concurrent_edit(shop_factory, make_tenant, qbo):
+    """Someone edits the booked receipt in QuickBooks between koppel's read and its update
+    (the QuickBooks sandbox's armed concurrent edit): QBO answers 5010 (stale object), the
+    order is failed with that reason, and the next run reads the new SyncToken and
+    updates it once."""
     from decimal import Decimal
 
-    from koppel.flows import orders
-    from koppel.hooks.quickbooks import QuickBooksHook
+    from reliability_helpers import arm_concurrent_edit
 
     shop = shop_factory(orders=6, seed=9)
     tenant = make_tenant(shop, settings={"conflict_policy": "update"})
@@ -181,25 +179,14 @@ def test_stale_sync_token_from_a_concurrent_edit(shop_factory, make_tenant, qbo,
     shop.control.patch(f"/orders/{changed}", json={"lines": [
         {"sku": "STALE-1", "title": "Changed", "price_incl": "36.30", "tax_rate": "0.21",
          "quantity": 3}]}).raise_for_status()
-
-    real_current = orders.OrdersProcess._current_documents
-
-    def current_then_concurrent_edit(self, records):
-        rows = real_current(self, records)
-        other_user = QuickBooksHook(self.run.tenant.connections.quickbooks)
-        for row in rows.values():  # a sparse update of the memo bumps the SyncToken
-            other_user.sparse_update(self.entity, row["Id"],
-                                     {"PrivateNote": "edited by the bookkeeper"},
-                                     sync_token=row["SyncToken"])
-        return rows
-
-    monkeypatch.setattr(orders.OrdersProcess, "_current_documents", current_then_concurrent_edit)
+    arm_concurrent_edit(qbo, tenant.realm_id, "SalesReceipt",
+                        [tenant.latest()[changed]["target_id"]],
+                        {"PrivateNote": "edited by the bookkeeper"})
     tenant.run("orders", records=[])
     assert tenant.latest()[changed]["action"] == "failed"
     assert "5010" in tenant.latest()[changed]["reason"] or \
         "stale" in tenant.latest()[changed]["reason"].lower()
     assert changed in tenant.failed()
-    monkeypatch.setattr(orders.OrdersProcess, "_current_documents", real_current)
     tenant.run("orders", records=[])
     assert tenant.latest()[changed]["action"] == "updated", tenant.latest()[changed]["reason"]
     assert not tenant.failed()

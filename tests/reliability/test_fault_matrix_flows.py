@@ -28,7 +28,7 @@ import pytest
 from reliability_helpers import WorkerKilled, assert_no_duplicates, dead_process, killed_after_qbo_write
 from test_fault_matrix import FAULTS, short_throttle_pause  # noqa: F401  (autouse fixture)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 #: every fault for every flow (the orders flow is ``test_fault_matrix``)
 CASES = [(flow, fault) for flow in ("products", "customers", "stock", "refunds")

@@ -11,7 +11,10 @@
   the faults are cleared, and at most two ``full_resync`` re-runs converge to exactly
   the reference: no order twice, none missing. The load is also killed mid-way (after
   Lightspeed placed an order koppel never recorded; between a checkout and its order),
-  and the answer to one Lightspeed write is lost after Lightspeed processed it.
+  and the answer to one Lightspeed write is lost after Lightspeed processed it (the
+  sandbox's ``drop_after``/``5xx_after`` faults on placing the order: placed, answer
+  lost). The documents are at the shop's prices, so every clean order carries its
+  document's money to the cent (rows, VAT per rate, total).
 - **stale SyncToken** for the products flow (an item update) and the customers flow (a
   customer update): another QuickBooks user edits the object between koppel's read and
   its write. Neither edit is lost, and none silently.
@@ -48,7 +51,7 @@ from test_fault_matrix_flows import (
     products_state,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 CENT = Decimal("0.01")
 QBO_API = r"^/v3/company/"
@@ -107,17 +110,20 @@ def _reverse_tenant(make_tenant, shop):
     assert len(unique) == 3, "the seeded shop lacks three variants with a SKU of their own"
     hook = QuickBooksHook(f"qb_{tenant.tenant}")
     items = [hook.create("Item", {"Name": f"Item {v['sku']}", "Sku": v["sku"],
-                                  "Type": "NonInventory", "UnitPrice": "10.00",
+                                  "Type": "NonInventory", "UnitPrice": str(v["priceIncl"]),
                                   "IncomeAccountRef": {"value": "1"}}) for v in unique]
     customers = {key: hook.create("Customer", body) for key, body in CUSTOMERS.items()}
     for entity, number, who, lines, paid in DOCUMENTS:
+        # TaxInclusive lines at the shop's price: the gross in TaxInclusiveAmt, the VAT
+        # code of the variant's rate (sandbox codes: 1 = 21 %, 2 = 9 %, 3 = 0 %)
         doc = hook.create(entity, {
             "DocNumber": number, "CustomerRef": {"value": customers[who]["Id"]},
             "GlobalTaxCalculation": "TaxInclusive", "BillAddr": ADDRESS,
-            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": str(Decimal("10.00") * qty),
-                      "SalesItemLineDetail": {"ItemRef": {"value": items[i]["Id"]}, "Qty": qty,
-                                              "UnitPrice": "10.00",
-                                              "TaxCodeRef": {"value": "1"}}}
+            "Line": [{"DetailType": "SalesItemLineDetail",
+                      "SalesItemLineDetail": {
+                          "ItemRef": {"value": items[i]["Id"]}, "Qty": qty,
+                          "TaxInclusiveAmt": str(Decimal(str(unique[i]["priceIncl"])) * qty),
+                          "TaxCodeRef": {"value": _TAX_CODES[_rate(unique[i])]}}}
                      for i, qty in lines]})
         if paid:
             amount = doc["TotalAmt"] if paid == "all" else paid
@@ -126,6 +132,15 @@ def _reverse_tenant(make_tenant, shop):
                                         {"TxnId": doc["Id"], "TxnType": entity}]}]})
     hook.close()
     return tenant
+
+
+_TAX_CODES = {Decimal(21): "1", Decimal(9): "2", Decimal(0): "3"}
+
+
+def _rate(variant) -> Decimal:
+    """A variant's VAT rate in percent, from its prices incl. and excl. VAT."""
+    return ((Decimal(str(variant["priceIncl"])) / Decimal(str(variant["priceExcl"])) - 1)
+            * 100).quantize(Decimal(1))
 
 
 def reverse_state(tenant, shop) -> dict[str, Any]:
@@ -143,6 +158,8 @@ def reverse_state(tenant, shop) -> dict[str, Any]:
                 "entity": trace["entity"], "status": order["status"],
                 "payment_status": order["paymentStatus"],
                 "total": str(Decimal(str(order["priceIncl"])).quantize(CENT)),
+                "vat": sorted((str(t["rate"]), str(Decimal(str(t["amount"])).quantize(CENT)))
+                              for t in order["taxRates"]),
                 "email": order["email"], "company": order.get("companyName") or "",
                 "rows": sorted((r["sku"], int(r["quantityOrdered"]),
                                 str(Decimal(str(r["priceIncl"])).quantize(CENT))) for r in rows),
@@ -153,6 +170,8 @@ def reverse_state(tenant, shop) -> dict[str, Any]:
                  for d in tenant.entities(e)}
     docs = {k: d["DocNumber"] for k, d in documents.items()}
     totals = {d["DocNumber"]: d["TotalAmt"] for d in documents.values()}
+    orders_off = sorted(n for n, made in orders.items() for o in made
+                        if Decimal(o["total"]) != Decimal(str(totals[n])))
     activity = sorted(tenant.activity("orders_reverse"), key=lambda r: r["id"])
     latest = {docs[r["source_id"]]: r for r in activity}
     created = {docs[r["source_id"]]: r for r in activity if r["action"] == "created"}
@@ -163,6 +182,8 @@ def reverse_state(tenant, shop) -> dict[str, Any]:
             # by a run that died is logged "skipped: already created" by the next one)
             "amounts_off": sorted(n for n, r in created.items() if Decimal(str(r["amount"]))
                                   != Decimal(str(totals[n]))),
+            # and the shop charged each document's total (the flow checks it)
+            "orders_off": orders_off,
             "done": sorted(n for n, r in latest.items()
                            if r["action"] in ("created", "updated", "skipped")),
             "failed": sorted(docs[k] for k in tenant.failed("orders_reverse"))}
@@ -207,6 +228,7 @@ def test_reverse_clean_run_is_a_reference(reverse_clean):
     assert paid == {"RV-101": "paid", "RV-102": "paid", "RV-103": "not_paid",
                     "RV-104": "partially_paid", "RV-105": "paid", "RV-106": "paid"}
     assert state["amounts_off"] == [], "koppel's amount is not the document's total"
+    assert state["orders_off"] == [], "an order's total is not its document's"
     assert state["done"] == sorted(state["orders"]) and not state["failed"]
     assert set(state["customers"].values()) == {1}
 
@@ -285,7 +307,8 @@ def test_reverse_faults_converge_to_the_clean_orders(case, reverse_shop, qbo, ma
         FAULTS["token-expiry-and-rotation"](reverse_shop, qbo)
     elif qbo_rule:
         qbo.fault(path=QBO_API, **qbo_rule)
-    with _from_the_load_on(lambda: shop_rule and reverse_shop.fault(path=LS_API, **shop_rule)), \
+    with _from_the_load_on(lambda: shop_rule and reverse_shop.fault(**{"path": LS_API,
+                                                                        **shop_rule})), \
             (capped_retries(attempts) if attempts else nullcontext()):
         run = tenant.run("orders_reverse")
     reverse_shop.clear_faults()
@@ -493,3 +516,28 @@ def test_killed_load_rerun_writes_each_once(flow, catalogue_shop, make_tenant,
     assert state != clean["state"], "the killed run wrote everything: nothing to recover"
     assert_converges(tenant, flow, clean)
 
+
+
+#: Faults that let Lightspeed place the order and then lose or replace its answer (the
+#: sandbox's *after* kinds on ``POST checkouts/{id}/order.json``), with the hooks' own
+#: retries on: the retry finds the checkout already ordered, the document fails, and the
+#: next run adopts the placed order from its pending checkout — never a second order.
+PLACED_ANSWER_LOST = ["drop_after", "500_after", "503_after", "504_after"]
+
+
+@pytest.mark.parametrize("kind", PLACED_ANSWER_LOST)
+def test_reverse_order_placed_but_answer_lost_is_adopted(kind, reverse_shop, make_tenant,
+                                                         reverse_clean):
+    tenant = _reverse_tenant(make_tenant, reverse_shop)
+    with _from_the_load_on(lambda: reverse_shop.fault(
+            path=r"^/nl/checkouts/\d+/order\.json$", method="POST", kind=kind, times=1)):
+        tenant.run("orders_reverse")
+    reverse_shop.clear_faults()
+    assert reverse_shop.stats()["faults"].get(kind) == 1, "the fault never fired"
+    after = reverse_state(tenant, reverse_shop)
+    assert_one_order_per_document(after)
+    assert sum(len(o) for o in after["orders"].values()) == len(DOCUMENTS), \
+        "every document's order is in the shop (the lost one placed all the same)"
+    assert len(after["failed"]) == 1, "the document whose answer was lost waits for adoption"
+    state = _converge_reverse(tenant, reverse_shop, reverse_clean, runs=1)
+    assert state["failed"] == []

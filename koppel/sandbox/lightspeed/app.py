@@ -34,7 +34,8 @@ from .serialize import error_body
 from .store import ShopSettings, ShopStore, Sizes
 
 FAULT_MESSAGES = {"404": "Not found.", "429": "Too many requests.",
-                  "500": "Internal server error.", "503": "Service temporarily unavailable."}
+                  "500": "Internal server error.", "503": "Service temporarily unavailable.",
+                  "504": "Gateway timeout."}
 
 
 @dataclass

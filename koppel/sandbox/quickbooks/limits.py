@@ -37,6 +37,19 @@ class RealmLimits:
             self.in_flight += 1
             return True
 
+    def retry_in(self, control: SandboxControl, batch: bool = False) -> float:
+        """Seconds (scaled) until a refused request would be accepted: the oldest request
+        (or batch) leaving the minute window; 1 s when only concurrency refused it."""
+        window = control.window(WINDOW_SECONDS)
+        now = monotonic()
+        with self._lock:
+            waits = [control.window(1.0)] if self.in_flight >= CONCURRENT_REQUESTS else []
+            if self.requests.remaining(now, window) <= 0:
+                waits.append(self.requests.reset_in(now, window))
+            if batch and self.batches.remaining(now, window) <= 0:
+                waits.append(self.batches.reset_in(now, window))
+            return max(waits, default=0.0)
+
     def release(self) -> None:
         with self._lock:
             self.in_flight = max(0, self.in_flight - 1)

@@ -1,8 +1,16 @@
 """Lightspeed's part of the control plane (``/_sandbox``; never limited or counted)
-and the CDN that serves product images."""
+and the CDN that serves product images.
+
+Credential faults: ``POST /_sandbox/credentials/revoke`` deletes the shop's API key now,
+as a merchant deleting (or regenerating) the key in the back office does: every request
+signed with the old key and secret answers 401 "Access denied." from then on, and the
+answer carries the new pair (what the merchant would hand over again). Lightspeed eCom
+keys have no expiry and no access tokens (HTTP Basic with key and secret on every
+request), so there is nothing to "expire early"; a reset restores the seeded pair."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any, Literal
 
@@ -68,6 +76,14 @@ def credentials(request: Request) -> dict[str, str]:
     st = state(request)
     return {"api_key": st.store.api_key, "api_secret": st.store.api_secret,
             "language": "nl", "base_url": st.base_url or str(request.base_url).rstrip("/")}
+
+
+@router.post("/credentials/revoke")
+def revoke_credentials(request: Request) -> dict[str, str]:
+    st = state(request)
+    with st.store.lock:
+        st.store.api_key, st.store.api_secret = secrets.token_hex(16), secrets.token_hex(16)
+    return credentials(request)
 
 
 @router.post("/reset")
