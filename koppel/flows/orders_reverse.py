@@ -11,9 +11,22 @@ exists    koppel's own documents are skipped (cross-reference *target* of the fo
           resolved to one Lightspeed variant (unknown SKU: the tenant's policy)
 customers Lightspeed customers by e-mail; new ones created (company with contact person,
           else a person)
-load      checkout → rows → order; the QuickBooks reference as order metafield; payment
-          status as the document says (receipt: paid; invoice: paid at zero balance);
-          voided documents cancel their order
+load      checkout → rows → the shipment and payment method that charge the document's
+          shipping and fees → the checkout's quote checked against the document → order,
+          checked again as Lightspeed returns it; the QuickBooks reference as order
+          metafield; payment status as the document says (receipt: paid; invoice: paid at
+          zero balance, partially paid, else open); voided documents cancel their order
+
+The order carries the document's money or is not made: rows at the document's amounts,
+its shipping and payment fees, total and VAT per rate to the cent. Lightspeed prices
+checkout rows at the catalogue price and documents no way to give a row another price
+or an amount off (``docs/vendor-facts.md``, section 8), so a document whose money the
+shop would not charge becomes a ``conflict`` record naming both figures
+(``details.verification``: alerted, counted by the error threshold): before placing
+(the checkout is deleted) or, should the placed order differ, after (the order is
+cancelled). Such a document is not tried again until it changes (or a run names it in
+``records``). Checkouts are sent with ``notifications: false`` unless the tenant's
+``reverse_orders.notify_customer`` asks for the shop's e-mails.
 
 Records: ``source_type`` ``qbo:SalesReceipt`` / ``qbo:Invoice`` and ``source_id``
 ``"<Entity>:<Id>"`` (QuickBooks numbers each document type on its own, so the Id alone is
@@ -28,6 +41,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from koppel.domain.money import cents
 from koppel.flows import orders_reverse_lightspeed as ls
 from koppel.flows import orders_reverse_mapping as rm
 from koppel.flows.base import Process, Record, RecordError, StepResult, is_systemic, jsonable, run_window
@@ -35,6 +49,8 @@ from koppel.flows.base import Process, Record, RecordError, StepResult, is_syste
 log = logging.getLogger(__name__)
 
 FORWARD_TARGETS = ("SalesReceipt", "Invoice")
+#: cross-reference kind of a document refused because the shop would charge other money
+REFUSED = "refused"
 
 
 def record_id(entity: str, doc_id: Any) -> str:
@@ -153,8 +169,10 @@ class ReverseOrdersProcess(Process):
             try:
                 customer = customers.get(str((doc.get("CustomerRef") or {}).get("value")))
                 shipping_item = self.settings.shipping_item
+                fee_item = self.settings.payment_fee_item
                 mapped = mapper.map(rm.mapping_source(doc, customer=customer, items=items,
-                                                      shipping_item=shipping_item))
+                                                      shipping_item=shipping_item,
+                                                      fee_item=fee_item))
                 if mapped.errors:
                     raise RecordError("; ".join(f"{e.field}: {e.message}"
                                                 for e in mapped.errors),
@@ -162,7 +180,8 @@ class ReverseOrdersProcess(Process):
                 order = rm.reverse_order(record.data["entity"], doc, mapped.values,
                                          customer=customer, items=items,
                                          shipping_item=shipping_item,
-                                         default_email=default_email)
+                                         default_email=default_email, fee_item=fee_item,
+                                         notify=self.options.notify_customer)
                 record.state["order"] = jsonable(order)
                 record.state["hash"] = rm.content_hash(order)
                 result.passed.append(record)
@@ -184,6 +203,8 @@ class ReverseOrdersProcess(Process):
             booked_from_shop = store.xrefs_by_target(tenant, entity, ids)
             orders = store.xrefs(tenant, source_type, ids, target_type=ls.ORDER)
             checkouts = store.xrefs(tenant, source_type, ids, target_type=ls.CHECKOUT)
+            refused = store.xrefs(tenant, source_type, ids, target_type=REFUSED)
+            named = {str(w) for w in self.run.params.get("records") or []}
             for record in group:
                 doc_id, doc = self._doc_id(record), record.data["doc"]
                 if doc_id in booked_from_shop:
@@ -198,16 +219,25 @@ class ReverseOrdersProcess(Process):
                 xref = orders.get(doc_id)
                 if xref is not None:
                     self._decide_existing(record, xref, result)
+                    if record.state.pop("adopt_rows", False):
+                        to_create.append(record)
                     continue
                 pending = checkouts.get(doc_id)
                 if pending is not None and pending.state == "pending":
                     adopted = ls.resume_checkout(self.run.lightspeed, int(pending.target_id))
                     if adopted is not None:
                         record.state.update(action="adopt", order_id=adopted)
-                        result.passed.append(record)
+                        to_create.append(record)
                         continue
                 if record.state["order"]["voided"]:
                     result.end(record, "skipped", reason="voided before it became an order")
+                    continue
+                before = refused.get(doc_id)
+                if before is not None and before.content_hash == record.state["hash"] \
+                        and not named & {record.source_id, doc_id}:
+                    result.end(record, "skipped", reason="refused earlier: the shop would "
+                               "charge other money than the document (see its conflict); "
+                               "tried again when the document changes or a run names it")
                     continue
                 record.state["action"] = "create"
                 to_create.append(record)
@@ -230,8 +260,8 @@ class ReverseOrdersProcess(Process):
                        "QuickBooks after the order was created (Lightspeed orders cannot be "
                        "rewritten); change the order in the shop", **target)
         elif xref.state == "placed":
-            record.state["action"] = "adopt"  # placed, but metafield/payment not done yet
-            result.passed.append(record)
+            record.state["action"] = "adopt"  # placed, but not checked or finished yet
+            record.state["adopt_rows"] = True
         elif order["payment_status"] != xref.state and order["payment_status"] in (
                 "paid", "partially_paid"):
             record.state["action"] = "pay"
@@ -241,6 +271,7 @@ class ReverseOrdersProcess(Process):
                        content_hash=record.state["hash"], **target)
 
     def _resolve_variants(self, records: list[Record], result: StepResult) -> None:
+        """Each line's variant (its SKU is what the order's row must carry)."""
         by_sku = ls.variants_by_sku(self.run.lightspeed)
         for record in records:
             try:
@@ -290,16 +321,26 @@ class ReverseOrdersProcess(Process):
                 if self.run.dry_run:
                     result.end(record, "skipped", reason=self._dry_run_reason(record))
                 elif action == "create":
+                    expected = self._expected(record)
+                    if expected.discount:
+                        raise ls.OrderMismatch(
+                            [f"discount {cents(expected.discount)}: Lightspeed checkouts have no "
+                             "documented way to give an amount off"], expected, None,
+                            placed=False)
                     order_id = ls.place_order(self.run, record,
                                               rm.checkout_payload(order, record.state["customer_id"]),
                                               record.state["rows"], methods,
-                                              order["payment_method"])
+                                              order["payment_method"], expected)
+                    record.state["order_id"] = order_id
+                    ls.verify_placed(self.run.lightspeed, order_id, expected)
                     self._finish(record, order_id, fresh=True)
-                    self._created(record, order_id, "created", result)
+                    self._created(record, order_id, "created", result, expected)
                 elif action == "adopt":
+                    expected = self._expected(record)
+                    ls.verify_placed(self.run.lightspeed, record.state["order_id"], expected)
                     self._finish(record, record.state["order_id"], fresh=False)
                     self._created(record, record.state["order_id"], "created", result,
-                                  reason="order placed by an earlier, interrupted run")
+                                  expected, reason="order placed by an earlier, interrupted run")
                 elif action == "pay":
                     self.run.lightspeed.update_order_status(
                         record.state["order_id"], payment_status=order["payment_status"])
@@ -315,6 +356,8 @@ class ReverseOrdersProcess(Process):
                     result.end(record, "voided", target_type="order",
                                target_id=str(record.state["order_id"]),
                                reason=f"QuickBooks {order['entity']} voided; order cancelled")
+            except ls.OrderMismatch as exc:
+                self._refused(record, exc, result)
             except RecordError as exc:
                 result.fail(record, exc)
             except Exception as exc:
@@ -322,6 +365,43 @@ class ReverseOrdersProcess(Process):
                     raise
                 result.fail(record, RecordError(f"Lightspeed refused the {action}: {exc}"))
         return result
+
+    def _expected(self, record: Record):
+        """The document's money as the order must carry it (rows under the SKU each line
+        resolved to in the shop)."""
+        rows = record.state.get("rows")
+        skus = [row["sku"] for row in rows] if rows else None
+        return rm.document_figures(record.state["order"], skus)
+
+    def _refused(self, record: Record, exc, result: StepResult) -> None:
+        """A document whose money the shop would not (or did not) charge: the placed order
+        is cancelled, and the record ends as a verified ``conflict`` naming both figures."""
+        from koppel.domain.verify import describe
+
+        order = record.state["order"]
+        tenant, doc_id = self.run.tenant_id, self._doc_id(record)
+        target: dict[str, Any] = {}
+        if exc.placed:
+            self.run.lightspeed.update_order_status(exc.order_id, status="cancelled")
+            self.run.store.save_xref(tenant, record.source_type, doc_id, ls.ORDER,
+                                     str(exc.order_id), record.state["hash"], state="cancelled")
+            target = {"target_type": "order", "target_id": str(exc.order_id)}
+            what = f"Lightspeed order {exc.order_id} (cancelled)"
+        else:
+            self.run.store.save_xref(tenant, record.source_type, doc_id, REFUSED, doc_id,
+                                     record.state["hash"], state="refused")
+            what = "the Lightspeed checkout (not placed)"
+        details = {"verification": True, "placed": exc.placed,
+                   "doc_number": order["doc_number"],
+                   "quickbooks": exc.document.as_dict() if exc.document else None,
+                   "lightspeed": exc.lightspeed.as_dict() if exc.lightspeed else None}
+        result.end(record, "conflict", amount=Decimal(order["total"]),
+                   content_hash=record.state["hash"], details=details,
+                   reason=describe(f"{what} for {order['entity']} "
+                                   f"{order['doc_number'] or order['doc_id']}",
+                                   exc.problems).replace("differs from the shop",
+                                                         "differs from the document"),
+                   **target)
 
     def _finish(self, record: Record, order_id: int, *, fresh: bool) -> None:
         order = record.state["order"]
@@ -335,23 +415,15 @@ class ReverseOrdersProcess(Process):
                                  state=state)
 
     def _created(self, record: Record, order_id: int, action: str, result: StepResult,
-                 reason: str | None = None) -> None:
-        """Ends a created order; the Lightspeed total is compared to the document's (the
-        shop prices rows at its own prices and shipping by the shipment method)."""
+                 expected, reason: str | None = None) -> None:
+        """Ends an order checked against the document (:func:`ls.verify_placed`)."""
         order = record.state["order"]
-        placed = self.run.lightspeed.get_order(int(order_id), with_rows=False)
-        qbo_total = Decimal(order["total"])
         details = {"doc_number": order["doc_number"], "payment_status": order["payment_status"],
-                   "customer": record.state.get("customer_action", "existing")}
-        if placed.price_incl is not None and Decimal(str(placed.price_incl)) != qbo_total:
-            difference = Decimal(str(placed.price_incl)) - qbo_total
-            details["total_mismatch"] = str(difference)
-            reason = (reason + "; " if reason else "") + (
-                f"Lightspeed total {placed.price_incl} differs from the QuickBooks total "
-                f"{qbo_total} (the shop prices rows and shipping itself)")
+                   "customer": record.state.get("customer_action", "existing"),
+                   "figures": expected.as_dict()}
         result.end(record, action, target_type="order", target_id=str(order_id),
-                   content_hash=record.state["hash"], amount=qbo_total, reason=reason,
-                   details=details)
+                   content_hash=record.state["hash"], amount=Decimal(order["total"]),
+                   reason=reason, details=details)
 
     def _dry_run_reason(self, record: Record) -> str:
         order, action = record.state["order"], record.state["action"]

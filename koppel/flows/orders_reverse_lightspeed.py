@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from koppel.flows.base import RecordError
@@ -59,7 +60,8 @@ def resolve_lines(lines: list[dict[str, Any]], by_sku: Mapping[str, list[dict[st
                 f"QuickBooks item {line['item_id']} has no SKU"
             raise RecordError(f"{what}: no Lightspeed variant (unknown-SKU policy: {policy})",
                               field=field_name)
-        rows.append({"variant_id": matches[0]["id"], "quantity": int(line["quantity"])})
+        rows.append({"variant_id": matches[0]["id"], "sku": matches[0]["sku"],
+                     "quantity": int(line["quantity"])})
     return rows
 
 
@@ -74,33 +76,115 @@ def find_customers(hook, emails: Iterable[str]) -> dict[str, int]:
     return found
 
 
+class OrderMismatch(Exception):
+    """Lightspeed would charge (``placed=False``: the checkout's quote) or charged
+    (``placed=True``: the placed order) other money than the QuickBooks document."""
+
+    def __init__(self, problems: list[str], document, lightspeed, *, placed: bool,
+                 order_id: int | None = None) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.document = document
+        self.lightspeed = lightspeed
+        self.placed = placed
+        self.order_id = order_id
+
+
+def method_list(answer: Any) -> list[dict[str, Any]]:
+    """The methods of a ``payment_methods``/``shipment_methods`` answer (a bare array,
+    or wrapped in an object)."""
+    candidates: Any = answer
+    if isinstance(answer, dict):
+        candidates = next((v for v in answer.values() if isinstance(v, (list, dict))), [])
+    if isinstance(candidates, dict):
+        candidates = list(candidates.values())
+    return [c if isinstance(c, dict) else {"id": c} for c in candidates or []]
+
+
+def method_price(method: Mapping[str, Any], basis: str) -> Decimal | None:
+    """What a method adds to this checkout, in the document's tax basis (``price_incl``
+    / ``price_excl``; ``None`` when the shop does not say)."""
+    from koppel.domain.money import cents
+
+    value = method.get(f"price_{basis}", method.get(f"price{basis.capitalize()}"))
+    return None if value is None else cents(value)
+
+
 @dataclass
 class Methods:
-    """Shipment and payment method ids for the checkouts of one chunk: the tenant's
-    choice, else the first the shop offers (read once per chunk)."""
+    """Shipment and payment method for a document's checkout. A method the tenant names
+    is used as it is (the order is then checked like any other); otherwise the first
+    method the shop offers *for this checkout* whose price is the document's shipping
+    (resp. payment fee) — the checkout's ``shipment_methods.json`` and
+    ``payment_methods.json`` list each method with what it adds."""
 
     shipment: str | None = None
     payment: str | None = None
     payment_map: dict[str, str] = field(default_factory=dict)
-    _offered: dict[str, str] = field(default_factory=dict)
 
-    def payment_for(self, qbo_method: str) -> str | None:
-        return self.payment_map.get(qbo_method) or self.payment or self._offered.get("payment")
+    def named_payment(self, qbo_method: str) -> str | None:
+        return self.payment_map.get(qbo_method) or self.payment
 
-    def shipment_id(self) -> str | None:
-        return self.shipment or self._offered.get("shipment")
+    def choose(self, hook, checkout_id: int, *, named: str | None, kind: str,
+               amount: Decimal, basis: str) -> str:
+        """The method id; raises :class:`RecordError` when no method adds ``amount``."""
+        if named:
+            return named
+        read = hook.checkout_shipment_methods if kind == "shipment" \
+            else hook.checkout_payment_methods
+        offered = method_list(read(checkout_id))
+        for method in offered:
+            if method_price(method, basis) == amount:
+                return str(method["id"])
+        prices = ", ".join(f"{m.get('id')} {method_price(m, basis)}" for m in offered)
+        what = "shipping" if kind == "shipment" else "payment fee"
+        raise OrderMismatch([f"{what}: no {kind} method of the shop adds {amount} "
+                             f"(offered: {prices or 'none'})"], None, None, placed=False)
 
-    def complete(self, hook, checkout_id: int) -> None:
-        """Read the methods the shop offers for a checkout (only when the tenant did not
-        name them): two calls, once per chunk."""
-        from koppel.hooks.lightspeed import _first_method
 
-        if not self.payment and "payment" not in self._offered:
-            self._offered["payment"] = str(_first_method(
-                hook.checkout_payment_methods(checkout_id))["id"])
-        if not self.shipment and "shipment" not in self._offered:
-            self._offered["shipment"] = str(_first_method(
-                hook.checkout_shipment_methods(checkout_id))["id"])
+def checkout_figures(checkout: Mapping[str, Any], basis: str):
+    """What Lightspeed would charge for a checkout (``GET checkouts/{id}.json``: its
+    ``products`` and ``quote``), or ``None`` when the answer carries no quote to check
+    (the placed order is then the only check)."""
+    from koppel.domain.money import cents
+    from koppel.domain.verify import OrderFigures, lightspeed_vat
+
+    quote = checkout.get("quote")
+    if not isinstance(quote, Mapping) or quote.get("price_incl") is None:
+        return None
+    rows = []
+    for line in checkout.get("products") or []:
+        unit = line.get(f"price_{basis}")
+        if unit is None:
+            return None
+        quantity = int(line.get("quantity") or 0)
+        rows.append((str(line.get("sku") or ""), quantity, cents(Decimal(str(unit)) * quantity)))
+    discount = quote.get(f"discount_price_{basis}") or 0
+    return OrderFigures(
+        basis=basis, rows=tuple(rows), shipping=cents(quote.get(f"shipment_price_{basis}") or 0),
+        fees=cents(quote.get(f"payment_price_{basis}") or 0), discount=abs(cents(discount)),
+        total=cents(quote["price_incl"]), vat=lightspeed_vat(quote.get("tax_rates")))
+
+
+def placed_figures(hook, order_id: int, basis: str):
+    """What the placed order charges: the order and its rows as Lightspeed returns them."""
+    from koppel.domain.verify import lightspeed_order_figures
+
+    order = hook.get_order(int(order_id), with_rows=True)
+    raw = order._raw if getattr(order, "_raw", None) is not None else order.to_api()
+    rows = [row.to_api() for row in order.rows or []]
+    return lightspeed_order_figures(raw, rows, basis)
+
+
+def verify_placed(hook, order_id: int, expected) -> None:
+    """Raises :class:`OrderMismatch` (``placed=True``) when the order Lightspeed placed
+    charges other money than the document."""
+    from koppel.domain.verify import order_differences
+
+    got = placed_figures(hook, order_id, expected.basis)
+    problems = order_differences(expected, got)
+    if problems:
+        raise OrderMismatch(problems, expected, got, placed=True, order_id=int(order_id))
 
 
 def resume_checkout(hook, checkout_id: int) -> int | None:
@@ -147,17 +231,32 @@ def _add_rows(hook, checkout_id: int, rows: list[dict[str, int]]) -> bool:
     return have == want
 
 
-def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, int]],
-                methods: Methods, payment_name: str) -> int:
-    """Checkout → rows → methods → order; returns the Lightspeed order id. The pending
-    checkout and the order are cross-referenced as soon as each exists."""
-    from koppel.hooks.lightspeed import _placed_order_id
+def _delete_checkout(hook, checkout_id: int) -> None:
+    from koppel.hooks.errors import LightspeedNotFound
+
+    try:
+        hook.request("DELETE", "checkouts/{checkout_id}.json", record_id=checkout_id,
+                     checkout_id=checkout_id)
+    except LightspeedNotFound:
+        pass
+
+
+def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, Any]],
+                methods: Methods, payment_name: str, expected) -> int:
+    """Checkout → rows → the methods that charge the document's shipping and fees → the
+    quote checked against the document → order; returns the Lightspeed order id. The
+    pending checkout and the order are cross-referenced as soon as each exists. A quote
+    that differs from the document (``expected``: its
+    :class:`~koppel.domain.verify.OrderFigures`) deletes the checkout and raises
+    :class:`OrderMismatch`: no order is placed."""
+    from koppel.domain.verify import order_differences
     from koppel.hooks.errors import LightspeedError
+    from koppel.hooks.lightspeed import _placed_order_id
 
     hook, store, tenant = run.lightspeed, run.store, run.tenant_id
-    chosen = {"shipment_method": methods.shipment_id(),
-              "payment_method": methods.payment_for(payment_name)}
-    body = {**payload, **{k: {"id": v} for k, v in chosen.items() if v}}
+    named = {"shipment_method": methods.shipment,
+             "payment_method": methods.named_payment(payment_name)}
+    body = {**payload, **{k: {"id": v} for k, v in named.items() if v}}
     for attempt in (1, 2):
         checkout_id = int(hook.create_checkout(body).id)
         store.save_xref(tenant, record.source_type, _doc_id(record), CHECKOUT, str(checkout_id),
@@ -166,17 +265,33 @@ def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, int]]
             break
         # a row is in the checkout twice (its answer was lost and the hook sent it
         # again): this cart is discarded, never placed
-        hook.request("DELETE", "checkouts/{checkout_id}.json", record_id=checkout_id,
-                     checkout_id=checkout_id)
+        _delete_checkout(hook, checkout_id)
         if attempt == 2:
             raise RecordError("the checkout's rows differ from the document's after a lost "
                               "answer from Lightspeed (twice); the document is retried next "
                               "run", field="Line")
-    if not all(chosen.values()):
-        methods.complete(hook, checkout_id)
-        hook.update_checkout(checkout_id, {
-            "shipment_method": {"id": methods.shipment_id()},
-            "payment_method": {"id": methods.payment_for(payment_name)}})
+    try:
+        if not named["shipment_method"]:
+            chosen = methods.choose(hook, checkout_id, named=None, kind="shipment",
+                                    amount=expected.shipping, basis=expected.basis)
+            hook.update_checkout(checkout_id, {"shipment_method": {"id": chosen}})
+        if not named["payment_method"]:
+            chosen = methods.choose(hook, checkout_id, named=None, kind="payment",
+                                    amount=expected.fees, basis=expected.basis)
+            hook.update_checkout(checkout_id, {"payment_method": {"id": chosen}})
+        checkout = hook.request("GET", "checkouts/{checkout_id}.json", record_id=checkout_id,
+                                checkout_id=checkout_id)
+        quoted = checkout_figures((checkout or {}).get("checkout") or {}, expected.basis)
+        problems = order_differences(expected, quoted) if quoted is not None else []
+        if problems:
+            raise OrderMismatch(problems, expected, quoted, placed=False)
+    except OrderMismatch as exc:
+        _delete_checkout(hook, checkout_id)
+        store.save_xref(tenant, record.source_type, _doc_id(record), CHECKOUT, str(checkout_id),
+                        record.state["hash"], state="deleted")
+        if exc.document is None:
+            exc.document = expected
+        raise
     placed = hook.place_checkout_order(checkout_id)
     order_id = _placed_order_id(placed)
     if order_id is None:

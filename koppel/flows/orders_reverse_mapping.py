@@ -14,7 +14,18 @@ Lightspeed checkout::
                    country} | None,
      "ship_addr": ... | None,
      "lines": [{"index", "item_id", "sku", "name", "quantity", "unit_price", "amount"}],
-     "shipping": "4.95", "discount": "0.00"}
+     "shipping": "4.09", "fees": "0.00", "discount": "0.00",
+     "basis": "incl" | "excl", "charges": {"shipping": "4.95", "fees": "0.00"},
+     "vat": {"21": "5.12", ...}, "notify": false}
+
+QuickBooks line ``Amount`` is always excl. VAT (``lines[].amount``, ``shipping``,
+``fees``, ``discount``); a ``TaxInclusive`` document carries each line's gross in
+``SalesItemLineDetail.TaxInclusiveAmt`` (``lines[].gross``). ``basis`` says which the
+order is checked in: ``incl`` for a ``TaxInclusive`` document whose lines all carry
+their gross (and for ``NotApplicable``, whose amounts have no VAT), else ``excl``;
+``charges`` are shipping and fees in that basis. ``total`` is the document's
+``TotalAmt`` and ``vat`` its ``TxnTaxDetail`` per rate. :func:`document_figures` turns them into the
+:class:`~koppel.domain.verify.OrderFigures` the order Lightspeed places is checked against.
 
 The mapping decides the fields (where the e-mail, names, addresses, line names and SKUs
 come from); this module keeps the structure: which lines are products, shipping or
@@ -77,14 +88,35 @@ def _has_address(addr: Mapping[str, Any] | None) -> bool:
     return bool(addr) and any((addr or {}).get(k) for k in ("Line1", "City", "PostalCode"))
 
 
-def product_lines(doc: Mapping[str, Any], items: Mapping[str, Mapping[str, Any]],
-                  shipping_item: str | None) -> tuple[list[tuple[int, dict]], Decimal, Decimal]:
-    """The document's product lines (``(index, line)``), and its shipping and discount
-    amounts: lines on the tenant's shipping item are shipping (Lightspeed prices it
-    through the checkout's shipment method), discount lines a discount; sub-totals,
-    descriptions and group headers are neither."""
-    lines, shipping, discount = [], ZERO, ZERO
+def _gross(line: Mapping[str, Any]) -> Any:
+    return (line.get("SalesItemLineDetail") or {}).get("TaxInclusiveAmt")
+
+
+def basis_of(doc: Mapping[str, Any]) -> str:
+    """``incl`` or ``excl``: the terms the document's line amounts can be compared in."""
+    mode = doc.get("GlobalTaxCalculation")
+    if mode == "NotApplicable":
+        return "incl"
+    items = [line for line in doc.get("Line") or []
+             if line.get("DetailType") == "SalesItemLineDetail"]
+    if mode == "TaxInclusive" and items and all(_gross(line) not in (None, "", 0, "0")
+                                                for line in items):
+        return "incl"
+    return "excl"
+
+
+def split_lines(doc: Mapping[str, Any], items: Mapping[str, Mapping[str, Any]],
+                shipping_item: str | None, fee_item: str | None = None, *,
+                gross: bool = False) -> tuple[list[tuple[int, dict]], Decimal, Decimal, Decimal]:
+    """The document's product lines (``(index, line)``) and its shipping, payment-fee and
+    discount amounts: lines on the tenant's shipping item are shipping (Lightspeed prices
+    it through the checkout's shipment method), lines on its payment-fee item a fee
+    (the checkout's payment method), discount lines a discount; sub-totals,
+    descriptions and group headers are none of these. ``gross``: shipping and fees as
+    the lines' ``TaxInclusiveAmt``, else their ``Amount``."""
+    lines, shipping, fees, discount = [], ZERO, ZERO, ZERO
     shipping_key = (shipping_item or "").casefold()
+    fee_key = (fee_item or "").casefold()
     for index, line in enumerate(doc.get("Line") or []):
         kind = line.get("DetailType")
         if kind == "DiscountLineDetail":
@@ -94,21 +126,35 @@ def product_lines(doc: Mapping[str, Any], items: Mapping[str, Mapping[str, Any]]
             continue
         ref = (line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}
         item = items.get(str(ref.get("value") or "")) or {}
-        if shipping_key and str(item.get("Name") or ref.get("name") or "").casefold() == shipping_key:
-            shipping += money(line.get("Amount"), f"Line[{index}].Amount")
+        name = str(item.get("Name") or ref.get("name") or "").casefold()
+        value = (money(_gross(line), f"Line[{index}].SalesItemLineDetail.TaxInclusiveAmt")
+                 if gross else money(line.get("Amount"), f"Line[{index}].Amount"))
+        if shipping_key and name == shipping_key:
+            shipping += value
+            continue
+        if fee_key and name == fee_key:
+            fees += value
             continue
         lines.append((index, line))
+    return lines, shipping, fees, discount
+
+
+def product_lines(doc: Mapping[str, Any], items: Mapping[str, Mapping[str, Any]],
+                  shipping_item: str | None, fee_item: str | None = None
+                  ) -> tuple[list[tuple[int, dict]], Decimal, Decimal]:
+    """The product lines, shipping and discount of :func:`split_lines` (fees left out)."""
+    lines, shipping, _fees, discount = split_lines(doc, items, shipping_item, fee_item)
     return lines, shipping, discount
 
 
 def mapping_source(doc: Mapping[str, Any], *, customer: Mapping[str, Any] | None,
                    items: Mapping[str, Mapping[str, Any]],
-                   shipping_item: str | None) -> dict[str, Any]:
+                   shipping_item: str | None, fee_item: str | None = None) -> dict[str, Any]:
     """The document as the tenant's ``orders_reverse`` mapping reads it: ``_customer``
     (its QuickBooks customer), ``_bill``/``_ship`` (the document's address, else the
     customer's) and ``_lines`` (the product lines, each with ``_item``)."""
     customer = dict(customer or {})
-    lines, _shipping, _discount = product_lines(doc, items, shipping_item)
+    lines, _shipping, _discount = product_lines(doc, items, shipping_item, fee_item)
 
     def item_of(line):
         ref = (line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}
@@ -166,12 +212,20 @@ def customer_of(doc: Mapping[str, Any], mapped: Mapping[str, Any] | None,
 
 def reverse_order(entity: str, doc: Mapping[str, Any], mapped: Mapping[str, Any], *,
                   customer: Mapping[str, Any] | None, items: Mapping[str, Mapping[str, Any]],
-                  shipping_item: str | None, default_email: str | None) -> dict[str, Any]:
+                  shipping_item: str | None, default_email: str | None,
+                  fee_item: str | None = None, notify: bool = False) -> dict[str, Any]:
     """The reverse order of one document from its mapped fields (``mapped``: the tenant's
     ``orders_reverse`` mapping applied to :func:`mapping_source`); raises
-    :class:`RecordError` naming the field."""
+    :class:`RecordError` naming the field. ``notify``: whether Lightspeed may e-mail the
+    customer about the order (the tenant's choice; koppel's default is no)."""
+    from koppel.domain.verify import booked_figures
+
     voided = is_voided(doc)
-    product, shipping, discount = product_lines(doc, items, shipping_item)
+    basis = basis_of(doc)
+    product, shipping, fees, discount = split_lines(doc, items, shipping_item, fee_item)
+    _p, ship_charged, fees_charged, _d = split_lines(
+        doc, items, shipping_item, fee_item,
+        gross=basis == "incl" and doc.get("GlobalTaxCalculation") == "TaxInclusive")
     mapped_lines = list(mapped.get("lines") or [])
     lines = []
     for position, (index, line) in enumerate(product):
@@ -181,12 +235,15 @@ def reverse_order(entity: str, doc: Mapping[str, Any], mapped: Mapping[str, Any]
         if quantity is None:
             continue  # a voided document's zeroed line
         ref = (line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}
-        lines.append({"index": index, "item_id": str(ref.get("value") or ""),
-                      "sku": str(values.get("sku") or "").strip(),
-                      "name": str(values.get("name") or ""),
-                      "quantity": quantity,
-                      "unit_price": str(money(values.get("unit_price"), f"{field}.UnitPrice")),
-                      "amount": str(money(values.get("amount"), f"{field}.Amount"))})
+        entry = {"index": index, "item_id": str(ref.get("value") or ""),
+                 "sku": str(values.get("sku") or "").strip(),
+                 "name": str(values.get("name") or ""),
+                 "quantity": quantity,
+                 "unit_price": str(money(values.get("unit_price"), f"{field}.UnitPrice")),
+                 "amount": str(money(values.get("amount"), f"{field}.Amount"))}
+        if basis == "incl" and _gross(line) not in (None, ""):
+            entry["gross"] = str(money(_gross(line), f"{field}.TaxInclusiveAmt"))
+        lines.append(entry)
     if not lines and not voided:
         raise RecordError("the document has no product lines", field="Line")
     total = money(doc.get("TotalAmt"), "TotalAmt")
@@ -203,7 +260,12 @@ def reverse_order(entity: str, doc: Mapping[str, Any], mapped: Mapping[str, Any]
         if not voided else None,
         "bill_addr": _address(mapped.get("bill_addr")),
         "ship_addr": _address(mapped.get("ship_addr")),
-        "lines": lines, "shipping": str(shipping), "discount": str(discount),
+        "lines": lines, "shipping": str(shipping), "fees": str(fees),
+        "discount": str(abs(discount)),
+        "basis": basis,
+        "charges": {"shipping": str(ship_charged), "fees": str(fees_charged)},
+        "vat": {k: str(v) for k, v in booked_figures(doc).vat.items() if v != ZERO},
+        "notify": bool(notify),
     }
 
 
@@ -224,9 +286,35 @@ def content_hash(order: Mapping[str, Any]) -> str:
 
     keep = {k: order.get(k) for k in ("entity", "doc_number", "customer", "bill_addr",
                                       "ship_addr", "shipping", "discount")}
+    if order.get("fees") not in (None, "0", "0.00"):  # hashes of fee-less orders unchanged
+        keep["fees"] = order["fees"]
     keep["lines"] = [{k: line[k] for k in ("sku", "quantity", "amount")}
                      for line in order.get("lines", [])]
     return _hash(keep)
+
+
+def document_figures(order: Mapping[str, Any], skus: list[str] | None = None):
+    """What the Lightspeed order must carry, from the reverse order: each product line
+    (``skus``: the SKU each line resolved to in the shop, else the line's own), shipping,
+    payment fees, discount, total and VAT per rate, in the document's tax basis."""
+    from koppel.domain.verify import OrderFigures
+
+    lines = order["lines"]
+    names = skus if skus is not None else [line["sku"] for line in lines]
+    basis = order.get("basis") or "excl"
+    charges = order.get("charges") or {"shipping": order.get("shipping"),
+                                       "fees": order.get("fees")}
+    return OrderFigures(
+        basis=basis,
+        rows=tuple((str(sku), int(line["quantity"]),
+                    Decimal(line["gross"] if basis == "incl" and line.get("gross")
+                            else line["amount"]))
+                   for sku, line in zip(names, lines)),
+        shipping=Decimal(charges.get("shipping") or "0"),
+        fees=Decimal(charges.get("fees") or "0"),
+        discount=Decimal(order.get("discount") or "0"), total=Decimal(order["total"]),
+        vat={k: Decimal(v) for k, v in (order.get("vat") or {}).items()},
+        currency=None)
 
 
 def trace_comment(order: Mapping[str, Any]) -> str:
@@ -245,7 +333,9 @@ def checkout_payload(order: Mapping[str, Any], customer_id: int | None) -> dict[
     followed by the document's mapped memo (the customer's message) if any."""
     person = order["customer"]
     memo = str(order.get("memo") or "").strip()
-    payload: dict[str, Any] = {"comment": trace_comment(order) + (f"\n{memo}" if memo else "")}
+    payload: dict[str, Any] = {"comment": trace_comment(order) + (f"\n{memo}" if memo else ""),
+                               # no e-mail to the customer unless the tenant asks for it
+                               "notifications": bool(order.get("notify"))}
     if customer_id is not None:
         payload["mode"] = "login"
         payload["customer"] = {"id": int(customer_id)}

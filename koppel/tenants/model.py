@@ -305,6 +305,9 @@ class ReverseOrderSettings(_Model):
     metafield_key: str = Field(
         default="koppel_qbo", min_length=1, max_length=50,
         description="Order metafield that carries the QuickBooks document reference.")
+    notify_customer: bool = Field(
+        default=False,
+        description="Let Lightspeed e-mail the customer about orders koppel places (off: no e-mails).")
 
 
 class RefundSettings(_Model):

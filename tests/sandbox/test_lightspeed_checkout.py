@@ -98,3 +98,48 @@ def test_checkout_validation_and_crud(api):
     assert api.get("checkouts/count.json").json() == {"count": 1}
     assert api.delete(f"checkouts/{checkout['id']}.json").status_code == 204
     assert api.get(f"checkouts/{checkout['id']}.json").status_code == 404
+
+
+def test_rows_at_catalogue_price_methods_priced_for_the_checkout_and_notifications(api):
+    """Rows take a variant and a quantity only (a price sent along is ignored: no
+    Lightspeed source documents one), ``shipment_methods.json`` prices each method for
+    this checkout (free at home from €75), the checkout carries its ``quote``, and
+    ``notifications`` decides the order's ``allowNotifications`` (default on)."""
+    variants = api.get("variants.json", params={"limit": 50}).json()["variants"]
+    cheap = next(v for v in variants if dec(v["priceIncl"]) < Decimal("30"))
+    dear = next(v for v in variants if dec(v["priceIncl"]) >= Decimal("75"))
+    quiet = start(api, notifications=False)
+    added = api.post(f"checkouts/{quiet['id']}/products.json", json={"product": {
+        "variant_id": cheap["id"], "quantity": 2, "price_incl": "1.00",
+        "special_price_incl": "1.00", "discount": "5.00"}}).json()["product"]
+    assert dec(added["price_incl"]) == dec(cheap["priceIncl"]) and added["tax_rate"] > 0
+    shipments = {m["id"]: dec(m["price_incl"]) for m in api.get(
+        f"checkouts/{quiet['id']}/shipment_methods.json").json()["shipment_methods"]}
+    assert shipments["core|postnl|standard"] == Decimal("4.95")
+    assert shipments["core|pickup|store"] == Decimal("0")
+    api.put(f"checkouts/{quiet['id']}.json", json={"checkout": {
+        "shipment_method": {"id": "core|postnl|standard"}, "payment_method": {"id": "bancontact"}}})
+    checkout = api.get(f"checkouts/{quiet['id']}.json").json()["checkout"]
+    assert checkout["notifications"] is False
+    quote = checkout["quote"]
+    rows = dec(cheap["priceIncl"]) * 2
+    assert (dec(quote["products_price_incl"]), dec(quote["shipment_price_incl"]),
+            dec(quote["payment_price_incl"]), dec(quote["price_incl"])) == (
+        rows, Decimal("4.95"), Decimal("0"), rows + Decimal("4.95"))
+    order = api.post(f"checkouts/{quiet['id']}/order.json").json()["order"]
+    assert dec(order["priceIncl"]) == rows + Decimal("4.95")
+    assert order["allowNotifications"] is False
+
+    loud = start(api)
+    api.post(f"checkouts/{loud['id']}/products.json",
+             json={"variant_id": dear["id"], "quantity": 1})
+    shipments = {m["id"]: dec(m["price_incl"]) for m in api.get(
+        f"checkouts/{loud['id']}/shipment_methods.json").json()["shipment_methods"]}
+    assert shipments["core|postnl|standard"] == Decimal("0")  # free from €75 at home
+    assert api.put(f"checkouts/{loud['id']}.json",
+                   json={"checkout": {"notifications": "no"}}).status_code == 422
+    api.put(f"checkouts/{loud['id']}.json", json={"checkout": {
+        "shipment_method": {"id": "core|postnl|standard"}, "payment_method": {"id": "ideal"}}})
+    order = api.post(f"checkouts/{loud['id']}/order.json").json()["order"]
+    assert order["allowNotifications"] is True
+    assert dec(order["shipmentPriceIncl"]) == Decimal("0")

@@ -119,3 +119,101 @@ def test_unknown_country_is_a_field_error():
     mapped = mapper.map(rm.mapping_source(doc, customer=CUSTOMER, items=ITEMS,
                                           shipping_item="Verzending"))
     assert [e.field for e in mapped.errors] == ["bill_addr.country"]
+
+
+# -- the document's money, as the Lightspeed order must carry it -------------------------
+
+FEE_ITEMS = {**ITEMS, "11": {"Id": "11", "Name": "Betaalkosten", "Sku": ""}}
+
+
+def _gross_line(item_id, qty, net, gross, code="1"):
+    return {"DetailType": "SalesItemLineDetail", "Amount": net,
+            "SalesItemLineDetail": {"ItemRef": {"value": item_id}, "Qty": qty,
+                                    "TaxInclusiveAmt": gross, "TaxCodeRef": {"value": code}}}
+
+
+def _money_doc(mode="TaxInclusive"):
+    """Mok 2 × 12.50 incl. 21 % (net 20.66), shipping 4.95 (net 4.09), fee 0.29 (net 0.24)."""
+    return {"Id": "32", "DocNumber": "1043", "TotalAmt": "30.24",
+            "GlobalTaxCalculation": mode, "CustomerRef": {"value": "58"},
+            "Line": [_gross_line("7", 2, "20.66", "25.00"), _gross_line("9", 1, "4.09", "4.95"),
+                     _gross_line("11", 1, "0.24", "0.29")],
+            "TxnTaxDetail": {"TotalTax": "5.25", "TaxLine": [
+                {"Amount": "5.25", "DetailType": "TaxLineDetail",
+                 "TaxLineDetail": {"TaxPercent": 21, "NetAmountTaxable": "24.99"}},
+                {"Amount": "0", "DetailType": "TaxLineDetail",
+                 "TaxLineDetail": {"TaxPercent": 9, "NetAmountTaxable": "0"}}]}}
+
+
+def _money_order(doc, notify=False):
+    mapper = Mapper("orders_reverse", DEFAULT["orders_reverse"])
+    mapped = mapper.map(rm.mapping_source(doc, customer=CUSTOMER, items=FEE_ITEMS,
+                                          shipping_item="Verzending", fee_item="Betaalkosten"))
+    return rm.reverse_order("SalesReceipt", doc, mapped.values, customer=CUSTOMER,
+                            items=FEE_ITEMS, shipping_item="Verzending", default_email=None,
+                            fee_item="Betaalkosten", notify=notify)
+
+
+def test_tax_inclusive_document_is_checked_on_its_gross_amounts():
+    from decimal import Decimal as D
+
+    order = _money_order(_money_doc())
+    assert order["basis"] == "incl"
+    assert [(line["sku"], line["amount"], line["gross"]) for line in order["lines"]] == [
+        ("MOK-1", "20.66", "25.00")]
+    assert (order["shipping"], order["fees"]) == ("4.09", "0.24")  # QuickBooks' net amounts
+    assert order["charges"] == {"shipping": "4.95", "fees": "0.29"}
+    assert order["vat"] == {"21": "5.25"}  # the 0.00 line of 9 % is no VAT to check
+    figures = rm.document_figures(order, ["MOK-1-BLAUW"])
+    assert figures.rows == (("MOK-1-BLAUW", 2, D("25.00")),)
+    assert (figures.shipping, figures.fees, figures.discount) == (D("4.95"), D("0.29"), D("0"))
+    assert (figures.total, dict(figures.vat), figures.basis) == (D("30.24"), {"21": D("5.25")},
+                                                                 "incl")
+
+
+def test_tax_excluded_document_and_lines_without_gross_are_checked_net():
+    from decimal import Decimal as D
+
+    doc = _money_doc("TaxExcluded")
+    assert rm.basis_of(doc) == "excl"
+    order = _money_order(doc)
+    figures = rm.document_figures(order)
+    assert figures.rows == (("MOK-1", 2, D("20.66")),)
+    assert (figures.shipping, figures.fees) == (D("4.09"), D("0.24"))
+    mixed = _money_doc()
+    del mixed["Line"][1]["SalesItemLineDetail"]["TaxInclusiveAmt"]
+    assert rm.basis_of(mixed) == "excl"  # one line without its gross: all compared net
+    assert rm.basis_of({**_money_doc(), "GlobalTaxCalculation": "NotApplicable"}) == "incl"
+
+
+def test_checkout_asks_for_no_customer_emails_unless_the_tenant_does():
+    order = _money_order(_money_doc())
+    assert rm.checkout_payload(order, 12)["notifications"] is False
+    asked = _money_order(_money_doc(), notify=True)
+    assert rm.checkout_payload(asked, None)["notifications"] is True
+
+
+def test_order_differences_name_each_figure_both_ways():
+    from decimal import Decimal as D
+
+    from koppel.domain.verify import OrderFigures, lightspeed_order_figures, order_differences
+
+    document = rm.document_figures(_money_order(_money_doc()), ["MOK-1"])
+    order = {"priceIncl": 31.85, "shipmentPriceIncl": 6.95, "paymentPriceIncl": 0.29,
+             "discountIncl": 0, "taxRates": [{"name": "21% BTW", "rate": 0.21, "amount": 5.53},
+                                             {"name": "9% BTW", "rate": 0.09, "amount": 0}]}
+    rows = [{"sku": "MOK-1", "quantityOrdered": 2, "priceIncl": 24.61, "priceExcl": 20.3388}]
+    placed = lightspeed_order_figures(order, rows, "incl")
+    assert placed == OrderFigures("incl", (("MOK-1", 2, D("24.61")),), D("6.95"), D("0.29"),
+                                  D("0.00"), D("31.85"), {"21": D("5.53")})
+    assert order_differences(document, placed) == [
+        "row 1 MOK-1 ×2 24.61 (QuickBooks 25.00)", "shipping 6.95 (QuickBooks 4.95)",
+        "total 31.85 (QuickBooks 30.24)", "VAT 21% 5.53 (QuickBooks 5.25)"]
+    same = lightspeed_order_figures(
+        {**order, "priceIncl": 30.24, "shipmentPriceIncl": 4.95,
+         "taxRates": [{"rate": 0.21, "amount": 5.25}]},
+        [{**rows[0], "priceIncl": 25.0}], "incl")
+    assert order_differences(document, same) == []
+    other = lightspeed_order_figures(order, [{**rows[0], "sku": "MOK-2"}, rows[0]], "incl")
+    assert order_differences(document, other)[:2] == [
+        "2 rows (QuickBooks 1)", "row 1 MOK-2 ×2 (QuickBooks MOK-1 ×2)"]

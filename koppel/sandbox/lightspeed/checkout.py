@@ -7,6 +7,14 @@ valid checkout into a real order, priced exactly like seeded orders: the shop's 
 for shipping (free at home from €75), payment fees (``payment_methods.json`` shows the
 fee each method would add to this checkout) and VAT (an EU company outside NL with a
 VAT number, or an address outside the EU, is charged 0 %) apply.
+
+Rows are priced at the catalogue: ``products.json`` takes a variant and a quantity only
+(fields such as a price or a discount are ignored, as no Lightspeed source documents
+one); ``shipment_methods.json`` and ``payment_methods.json`` list each method with what
+it would add to *this* checkout. ``notifications`` (default ``true``) is copied to the
+order's ``allowNotifications``; an order placed with it ``true`` counts as one whose
+customer the shop e-mailed (``orders_notified`` of the checkout store; assumed, see
+docs/vendor-facts.md section 8).
 """
 
 from __future__ import annotations
@@ -37,10 +45,17 @@ def payment_methods(quotes: dict[str, dict[str, Any]] | None = None) -> list[dic
     return out
 
 
-def shipment_methods() -> list[dict[str, Any]]:
-    return [{"id": sid, "title": title, "price_incl": float(price),
-             "price_excl": float(excl_from_incl(price, VAT_HIGH)), "pickup": pickup}
-            for sid, title, price, pickup in SHIPMENT_METHODS]
+def shipment_methods(quotes: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The methods with the price each adds (``quotes``: a checkout's quote per method;
+    without, the list price)."""
+    out = []
+    for sid, title, price, pickup in SHIPMENT_METHODS:
+        quote = (quotes or {}).get(sid)
+        incl = quote["shipment_price_incl"] if quote else price
+        excl = quote["shipment_price_excl"] if quote else excl_from_incl(price, VAT_HIGH)
+        out.append({"id": sid, "title": title, "price_incl": float(incl),
+                    "price_excl": float(excl), "pickup": pickup})
+    return out
 
 
 class Checkouts:
@@ -48,6 +63,13 @@ class Checkouts:
 
     def __init__(self, store: ShopStore) -> None:
         self.store = store
+
+    @property
+    def orders_notified(self) -> list[int]:
+        """Ids of the orders whose customer the shop e-mailed: placed from a checkout
+        with ``notifications`` on."""
+        return sorted(int(c["order_id"]) for c in self.store.checkouts.values()
+                      if c["order_id"] and c["notifications"])
 
     # -- records ------------------------------------------------------------------------
     def get(self, checkout_id: int) -> dict[str, Any]:
@@ -63,7 +85,8 @@ class Checkouts:
             "id": cid, "createdAt": now, "updatedAt": now, "mode": "guest",
             "customer": {}, "billing_address": {}, "shipping_address": {},
             "shipment_method": False, "payment_method": False, "products": [],
-            "comment": "", "order_id": False, "_customer_id": None, "_next_line": 1,
+            "comment": "", "notifications": True, "order_id": False, "_customer_id": None,
+            "_next_line": 1,
         }
         self.store.checkouts[cid] = record
         self._apply(record, data)
@@ -120,6 +143,11 @@ class Checkouts:
                     record[key] = {"id": match[0], "title": match[1]}
         if "comment" in data:
             record["comment"] = str(data["comment"])
+        if "notifications" in data:
+            if not isinstance(data["notifications"], bool):
+                errors["notifications"] = ["Must be true or false."]
+            else:
+                record["notifications"] = data["notifications"]
         if errors:
             raise invalid(errors)
 
@@ -143,7 +171,8 @@ class Checkouts:
         line = {"id": record["_next_line"], "product_id": product["id"],
                 "variant_id": variant["id"], "title": product["title"],
                 "variant": variant["title"], "sku": variant["sku"], "quantity": quantity,
-                "price_incl": variant["priceIncl"], "price_excl": variant["priceExcl"]}
+                "price_incl": variant["priceIncl"], "price_excl": variant["priceExcl"],
+                "tax_rate": variant["_tax_rate"]}
         record["_next_line"] += 1
         record["products"].append(line)
         record["updatedAt"] = self.store.clock.now()
@@ -201,6 +230,7 @@ class Checkouts:
             status=status, payment=payment, payment_status="not_paid", shipment=shipment,
             shipment_status="not_shipped", discount=("amount", ZERO, "", ZERO),
             comment=record["comment"])
+        order["allowNotifications"] = bool(record["notifications"])
         record["order_id"] = order["id"]
         record["updatedAt"] = now
         return order
@@ -242,9 +272,11 @@ class Checkouts:
         out["addressShippingCompany"] = (record["shipping_address"] or {}).get("company", "")
         return out
 
-    def quote(self, record: dict[str, Any], payment_id: str | None = None) -> dict[str, Any]:
+    def quote(self, record: dict[str, Any], payment_id: str | None = None,
+              shipment_id: str | None = None) -> dict[str, Any]:
         """Running totals of a checkout, computed exactly as the order will be (the
-        shop's shipping, fee and VAT rules; ``payment_id`` prices another method)."""
+        shop's shipping, fee and VAT rules; ``payment_id``/``shipment_id`` price another
+        method)."""
         store = self.store
         try:
             person = self._person(record)
@@ -255,9 +287,8 @@ class Checkouts:
         if vat_regime(person, store.settings.reverse_charge) != "domestic":
             specs = [store.gen.zero_rated(spec) for spec in specs]
         rows = [build_row(0, spec) for spec in specs]
-        shipment = next((o for o in SHIPMENT_METHODS
-                         if record["shipment_method"]
-                         and o[0] == record["shipment_method"]["id"]), None)
+        sid = shipment_id or (record["shipment_method"] or {}).get("id")
+        shipment = next((o for o in SHIPMENT_METHODS if o[0] == sid), None)
         pid = payment_id or (record["payment_method"] or {}).get("id", "")
         order = {"addressShippingCountry": person["addressShippingCountry"],
                  "paymentId": pid}
@@ -277,3 +308,7 @@ class Checkouts:
 
     def payment_quotes(self, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {pid: self.quote(record, pid) for pid, _ in PAYMENT_METHODS}
+
+    def shipment_quotes(self, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {method[0]: self.quote(record, shipment_id=method[0])
+                for method in SHIPMENT_METHODS}

@@ -95,8 +95,8 @@ def checkout_payment_methods(lang: str, checkout_id: int, request: Request):
 def checkout_shipment_methods(lang: str, checkout_id: int, request: Request):
     st = state(request)
     with st.store.lock:
-        st.checkouts.get(checkout_id)
-    return {"shipment_methods": shipment_methods()}
+        quotes = st.checkouts.shipment_quotes(st.checkouts.get(checkout_id))
+    return {"shipment_methods": shipment_methods(quotes)}
 
 
 @router.get("/checkouts/{checkout_id:int}/validate.json")
