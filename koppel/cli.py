@@ -3,12 +3,16 @@
     koppel validate [TENANT ...] [--dir include/mappings]
     koppel schema [--output include/mappings/tenant.schema.json]
     koppel pools [TENANT ...] [--dir include/mappings] [--apply | --json]
+    koppel doctor TENANT [--dir include/mappings] [--problems-only]
 
 ``validate`` prints every problem as ``file: $.json.path: reason`` and exits 1 when there
 is any (2 for usage errors). ``schema`` prints (or writes) the tenant JSON Schema
 generated from the pydantic models. ``pools`` prints one Airflow pool per tenant and API,
 sized from the API's limits (:func:`pool_slots`), or creates them with ``--apply``
-(``airflow pools import``, one call for every pool). New subcommands register in :func:`build_parser`.
+(``airflow pools import``, one call for every pool). ``doctor`` checks a tenant against
+its live systems (:mod:`koppel.doctor`) and prints what to fix, with the real names to
+choose from; it exits 0 when clean, 1 with problems. New subcommands register in
+:func:`build_parser`.
 """
 
 from __future__ import annotations
@@ -124,6 +128,23 @@ def cmd_pools(args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
+def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    from koppel.doctor import doctor
+    from koppel.tenants import load_tenants
+
+    result = load_tenants(args.dir, only=[args.tenant])
+    for problem in result.errors:
+        print(problem, file=out)
+    tenant = next((t for t in result.tenants if t.tenant == args.tenant), None)
+    if tenant is None:
+        if not result.errors:
+            print(f"no tenant file {args.tenant}.json in {args.dir}", file=out)
+        return 1
+    report = doctor(tenant)
+    print(report.render(verbose=not args.problems_only), file=out)
+    return 1 if report.problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="koppel", description="koppel: Lightspeed eCom ↔ QuickBooks Online on Airflow.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -147,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     pools.add_argument("--lightspeed-slots", type=int, metavar="N", help="override the Lightspeed pool size")
     pools.add_argument("--quickbooks-slots", type=int, metavar="N", help="override the QuickBooks pool size")
     pools.set_defaults(handler=cmd_pools)
+
+    doctor = commands.add_parser("doctor", help="check a tenant against its live systems and print what to fix")
+    doctor.add_argument("tenant", metavar="TENANT", help="tenant id (file name without .json)")
+    doctor.add_argument("--dir", default=default_mappings_dir(), help=f"tenant file directory (default: ${MAPPINGS_DIR_ENV} or {DEFAULT_MAPPINGS_DIR})")
+    doctor.add_argument("--problems-only", action="store_true", help="print problems and notes, not the checks that passed")
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 

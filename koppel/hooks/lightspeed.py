@@ -599,7 +599,10 @@ class LightspeedHook(BaseHook):
 
     # -- connection test ------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """GET shop.json once; a one-line reason on failure, never a secret."""
+        """The connection's Test button: GET shop.json once and say what was checked (shop,
+        language, currency, base URL); a one-line reason on failure, never a secret. A
+        port of 0 or none (what Airflow's UI sends for the hidden field) means the
+        default."""
         try:
             settings = self.settings
             if not settings.api_key or not settings.api_secret:
@@ -617,7 +620,9 @@ class LightspeedHook(BaseHook):
         except Exception as exc:  # connection lookup and the like
             return False, f"{type(exc).__name__}: {exc}"
         currency = shop.currency_code or "unknown currency"
-        return True, f"Connected to shop '{shop.title or shop.id}' ({currency})"
+        return True, (f"Lightspeed shop '{shop.title or shop.id}' (id {shop.id}, language "
+                      f"{settings.language}, {currency}) reachable at {settings.base_url}; "
+                      f"API key and secret accepted (GET shop.json)")
 
     def _get_one_quick(self) -> Shop:
         data = self.request("GET", "shop.json", retry=RetryPolicy(attempts=2, initial=0.2,

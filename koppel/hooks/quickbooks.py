@@ -332,7 +332,10 @@ class QuickBooksHook(BaseHook):
                                     method=method, path=path, status=401, record_id=record_id)
             return response
 
-        return (retry or self.retry).call(attempt, sleep=self._sleep)
+        try:
+            return (retry or self.retry).call(attempt, sleep=self._sleep)
+        except AuthError as exc:
+            raise _named_connection(exc, self.quickbooks_conn_id) from None
 
     def _send_once(self, method: str, url: str, headers: dict[str, str] | None,
                    params: dict[str, Any], body: Any, token: str, template: str,
@@ -356,8 +359,12 @@ class QuickBooksHook(BaseHook):
                 raise QBOTransientError(f"connection failed ({type(exc).__name__})",
                                         method=method, path=path, record_id=record_id) from None
         if _is_throttled(response):
+            # Intuit documents no header on a 429, only "wait 60 seconds" (throttle_wait);
+            # a Retry-After, when sent, is honoured instead; intuit_tid is for support.
             wait = parse_retry_after(response.headers.get("retry-after"))
-            raise QBOThrottled("throttled by QuickBooks (ThrottleExceeded)",
+            tid = response.headers.get("intuit_tid")
+            raise QBOThrottled("throttled by QuickBooks (ThrottleExceeded"
+                               + (f", intuit_tid {tid})" if tid else ")"),
                                retry_after=wait if wait is not None else
                                self.limits.throttle_wait,
                                method=method, path=path, status=429, record_id=record_id)
@@ -565,7 +572,14 @@ class QuickBooksHook(BaseHook):
 
     # -- connection test --------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Refresh if needed and read the company info; a one-line reason, never a secret."""
+        """The connection's Test button (Airflow's ``POST /api/v2/connections/test``).
+
+        Checks the client id and secret at Intuit's token endpoint and reads the company
+        info, and says what it checked. It never rotates nor replaces the refresh token a
+        running tenant uses (see :func:`koppel.hooks.tokens.grant_for_test`): koppel's
+        current access token is used when it was seeded from this connection and is fresh;
+        the refresh token is exchanged only when no tenant has used this app on this
+        company yet. A one-line answer, never a secret."""
         try:
             s = self.settings
             missing = [name for name, value in (("client id", s.client_id),
@@ -574,7 +588,8 @@ class QuickBooksHook(BaseHook):
                                                 ("refresh token", s.refresh_token)) if not value]
             if missing:
                 return False, "Missing " + ", ".join(missing)
-            info = self.api_quick_company_info()
+            s.base_url  # noqa: B018 - a custom environment without an API base URL
+            return True, self._test_connection_checks()
         except AuthError as exc:
             return False, f"Authorisation failed: {exc.message}"
         except QBOTransientError as exc:
@@ -583,20 +598,87 @@ class QuickBooksHook(BaseHook):
             return False, f"QuickBooks answered an error: {exc}"
         except Exception as exc:  # a broken connection definition and the like
             return False, f"{type(exc).__name__}: {exc}"
-        name = info.get("CompanyName") or info.get("LegalName") or self.realm_id
-        return True, f"Connected to company '{name}' (realm {self.realm_id})"
 
-    def api_quick_company_info(self) -> dict[str, Any]:
+    def _test_connection_checks(self) -> str:
+        from koppel.hooks.tokens import check_client, grant_for_test
+
+        s = self.settings
         quick = RetryPolicy(attempts=2, initial=0.2, maximum=1.0)
-        self.tokens  # noqa: B018 - creates the OAuth client
-        self._oauth.retry = quick
+        oauth = OAuthClient(s.client_id, s.client_secret, s.environment,
+                            timeout=min(self.timeout, 30.0), retry=quick, sleep=self._sleep)
+        store = self._token_store or TokenStore()
+        grant = grant_for_test(store, s.client_id, s.realm_id, s.refresh_token, oauth.refresh)
+        if grant.source != "exchanged":
+            check_client(oauth)
+        checked = "client id and secret accepted by the token endpoint"
+        if grant.access_token:
+            info = self._test_company_info(grant.access_token, quick)
+            name = info.get("CompanyName") or info.get("LegalName") or "(no name)"
+            reached = f"QuickBooks company '{name}' (realm {s.realm_id}) reachable"
+        else:
+            reached = (f"QuickBooks company (realm {s.realm_id}) not read: koppel's access "
+                       f"token for it has expired and the next run refreshes it")
+        until = _utc(grant.expires_at)
+        if grant.source == "stored":
+            return (f"{reached} with koppel's current access token (valid until {until}); "
+                    f"{checked}; refresh token not exchanged")
+        if grant.source == "exchanged":
+            return (f"{reached}; refresh token exchanged and the rotated one stored for the "
+                    f"first run; access token valid until {until}")
+        whose = ("this connection's" if grant.seed_matches else
+                 "another connection's (this connection's refresh token is not the one "
+                 "koppel uses for this company)")
+        return (f"{reached}; {checked}; refresh token not exchanged: koppel holds the live "
+                f"token for this company, from {whose} authorisation, last refreshed "
+                f"{_utc(grant.refreshed_at)}, and a test never rotates it")
+
+    def _test_company_info(self, access_token: str, retry: RetryPolicy) -> dict[str, Any]:
+        """GET the company info with ``access_token`` as it is: no refresh, no 401 retry."""
         url = f"{self.company_url}/companyinfo/{self.realm_id}"
-        response = self.send("GET", url, retry=quick)
-        data = json.loads(response.text) if response.content else {}
-        if isinstance(data, dict) and data.get("Fault"):
-            raise fault_from_payload(data["Fault"], method="GET",
-                                     path=httpx.URL(url).path, status=response.status_code)
+        path = httpx.URL(url).path
+
+        def attempt() -> httpx.Response:
+            try:
+                response = self.get_conn().get(
+                    url, params={"minorversion": self.settings.minor_version},
+                    headers={"Authorization": f"Bearer {access_token}",
+                             "Accept": "application/json"}, timeout=min(self.timeout, 30.0))
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                raise QBOTransientError(f"unreachable ({type(exc).__name__})", method="GET",
+                                        path=path) from None
+            self.counter.add("GET", self._template("GET", url))
+            if response.status_code >= 500 or _is_throttled(response):
+                raise QBOTransientError(_fault_message(response), method="GET", path=path,
+                                        status=response.status_code)
+            return response
+
+        response = retry.call(attempt, sleep=self._sleep)
+        if response.status_code in (401, 403):
+            raise AuthError(f"the company refused koppel's access token "
+                            f"(HTTP {response.status_code}): check the realm id",
+                            method="GET", path=path, status=response.status_code)
+        try:
+            data = response.json() if response.content else {}
+        except ValueError:
+            raise QBOError("unreadable answer", method="GET", path=path,
+                           status=response.status_code) from None
+        fault = data.get("Fault") or data.get("fault") if isinstance(data, dict) else None
+        if fault:
+            raise fault_from_payload(fault, method="GET", path=path,
+                                     status=response.status_code)
+        if not response.is_success:
+            raise QBOError(f"HTTP {response.status_code}", method="GET", path=path,
+                           status=response.status_code)
         return data.get("CompanyInfo", data)
+
+
+def _utc(epoch: float | None) -> str:
+    """``2026-12-04 21:30 UTC`` (or ``unknown``)."""
+    if not epoch:
+        return "unknown"
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _is_throttled(response: httpx.Response) -> bool:
@@ -631,3 +713,17 @@ def _chunks(values: list[Any], size: int, max_chars: int) -> Iterator[list[Any]]
         length += literal
     if chunk:
         yield chunk
+
+
+def _named_connection(exc: AuthError, conn_id: str) -> AuthError:
+    """``exc`` with the Airflow connection it concerns in its message: a tenant's operator
+    must know which connection to re-authorise (never a secret: only the id)."""
+    if f"connection '{conn_id}'" in exc.message:
+        return exc
+    named = AuthError(f"connection '{conn_id}': {exc.message}", status=exc.status,
+                      method=exc.method, path=exc.path, record_id=exc.record_id)
+    for key, value in vars(exc).items():
+        if key not in vars(named):
+            setattr(named, key, value)
+    return named
+

@@ -373,3 +373,110 @@ class TokenManager:
                 "stored": row is not None and bool(row.refresh_token),
                 "access_expires_at": row.access_expires_at if row else None,
                 "refreshes_here": self.refreshes}
+
+
+# -- connection tests -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestGrant:
+    """What a connection test may use: an access token (or none) and how it was obtained.
+
+    ``source`` is ``stored`` (koppel's current access token for this connection, read, not
+    refreshed), ``exchanged`` (no tenant had used this company yet: the connection's refresh
+    token was exchanged and the rotated one stored as the first row), or ``held`` (koppel
+    holds the live token for this company and it may not be touched; ``access_token`` is
+    then koppel's current one when still fresh — it belongs to the same app and company —
+    else None)."""
+
+    __test__ = False  # not a pytest test class
+
+    source: str
+    access_token: str | None = field(repr=False, default=None)
+    expires_at: float | None = None
+    seed_matches: bool = True
+    refreshed_at: float | None = None
+
+
+def check_client(oauth: "OAuthClient") -> None:
+    """Check the client id and secret at the token endpoint without a refresh token.
+
+    RFC 6749 §5.2 (https://www.rfc-editor.org/rfc/rfc6749#section-5.2): the token endpoint
+    authenticates the client first and answers ``invalid_client`` (401 with HTTP Basic)
+    when that fails; only then does it look at the grant (``invalid_grant`` /
+    ``invalid_request`` for an empty one). So a refresh request with an empty refresh
+    token proves the credentials and exchanges — rotates — nothing. Raises
+    :class:`AuthError` when the client is refused, :class:`QBOTransientError` when the
+    endpoint cannot be reached."""
+    endpoint = oauth.token_endpoint
+    path = httpx.URL(endpoint).path
+
+    def attempt() -> None:
+        oauth.calls += 1
+        try:
+            response = httpx.post(endpoint, auth=(oauth.client_id, oauth._client_secret),
+                                  data={"grant_type": "refresh_token", "refresh_token": ""},
+                                  headers={"Accept": "application/json"},
+                                  timeout=oauth.timeout)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise QBOTransientError(f"token endpoint unreachable ({type(exc).__name__})",
+                                    method="POST", path=path) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise QBOTransientError("token endpoint unavailable", method="POST", path=path,
+                                    status=response.status_code)
+        try:
+            error = str(response.json().get("error", ""))
+        except (ValueError, AttributeError):
+            error = ""
+        if response.status_code == 401 or error == "invalid_client":
+            raise AuthError("client id or secret refused by the token endpoint "
+                            "(invalid_client)", method="POST", path=path,
+                            status=response.status_code)
+        if response.is_success:  # an empty refresh token can never be exchanged
+            raise AuthError("the token endpoint accepted an empty refresh token",
+                            method="POST", path=path, status=response.status_code)
+
+    oauth.retry.call(attempt, sleep=oauth._sleep)
+
+
+def grant_for_test(store: TokenStore, client_id: str, realm_id: str, seed_refresh_token: str,
+                   refresher: Callable[[str], TokenGrant], *, margin: float = 120.0,
+                   clock: Callable[[], float] = time.time) -> TestGrant:
+    """An access token for a connection test that never rotates nor replaces the refresh
+    token a running tenant uses.
+
+    Intuit rotates refresh tokens and wants the latest one used ("always use the latest
+    refresh token", https://developer.intuit.com/app/developer/qbo/docs/develop/
+    authentication-and-authorization/faq): exchanging a token a tenant depends on, or
+    re-seeding koppel's row from another connection to the same company, makes the
+    tenant's next refresh fail with ``invalid_grant``. So:
+
+    * koppel's row was seeded from this connection's token and its access token is fresh:
+      that access token is used as it is (read, nothing written);
+    * the row exists otherwise (expired, or seeded from another connection to the same
+      company): nothing is exchanged (``held``; koppel's access token when still fresh);
+    * there is no row (no tenant has used this app on this company yet): the refresh
+      token is exchanged under the row lock and the rotated one stored, exactly as a
+      first run would — unless a tenant created the row meanwhile (then ``held``)."""
+    realm_id = str(realm_id)
+    seed_hash = token_hash(seed_refresh_token)
+    manager = TokenManager(store, client_id, realm_id, seed_refresh_token, refresher,
+                           margin=margin, clock=clock)
+    row = store.read(client_id, realm_id)
+    if row is not None and row.refresh_token:
+        matches = row.seed_token_hash == seed_hash
+        fresh = manager._fresh(row.access_token, row.access_expires_at, row.updated_at, None)
+        if fresh:
+            mask(row.access_token)
+        return TestGrant("stored" if matches and fresh else "held",
+                         row.access_token if fresh else None,
+                         row.access_expires_at if fresh else None, matches, row.updated_at)
+    with store.locked(client_id, realm_id) as locked:
+        current = locked.row
+        if current is not None and current.refresh_token:
+            return TestGrant("held", None, None, current.seed_token_hash == seed_hash,
+                             current.updated_at)
+        grant = refresher(seed_refresh_token)
+        now = clock()
+        locked.save(grant, seed_hash, now)
+    return TestGrant("exchanged", grant.access_token, now + grant.expires_in, True, now)

@@ -201,10 +201,14 @@ def test_connection_test_from_env_json(qb, monkeypatch, caplog, capsys, tmp_path
     # the client secret is only used to refresh: test it before a valid token is stored
     ok, message = QuickBooksHook("qb_bad_secret").test_connection()
     assert not ok and "Authorisation failed" in message
-    ok, message = QuickBooksHook("qb_good").test_connection()
-    assert ok, message
     ok, message = QuickBooksHook("qb_bad_token").test_connection()
     assert not ok and "invalid_grant" in message
+    ok, message = QuickBooksHook("qb_good").test_connection()
+    assert ok, message
+    # once koppel holds the live token for this company, a test never exchanges another
+    # connection's refresh token: it says whose token koppel uses instead
+    ok, message = QuickBooksHook("qb_bad_token").test_connection()
+    assert ok and "another connection's" in message, message
     ok, message = QuickBooksHook("qb_down").test_connection()
     assert not ok and "Cannot reach" in message
 
@@ -216,3 +220,19 @@ def test_connection_test_from_env_json(qb, monkeypatch, caplog, capsys, tmp_path
     for secret in (qb["client_secret"], qb["refresh_token"], stored.refresh_token,
                    stored.access_token):
         assert secret and secret not in text
+
+
+def test_revoked_authorisation_names_the_connection(qb, state_db):
+    """The user disconnected the app in QuickBooks (control plane: revoke every refresh
+    token of the realm, access tokens die with them): the error names the connection to
+    re-authorise, and no token."""
+    settings = qbo_settings(qb)
+    hook = QuickBooksHook("qb_shop_acme", settings=settings, token_store=state_db,
+                          retry=QUICK_RETRY)
+    assert hook.company_info()
+    control(qb["url"], "POST", "/oauth/revoke", json={"realm": str(settings.realm_id)})
+    with pytest.raises(errors.AuthError) as caught:
+        hook.company_info()
+    text = str(caught.value)
+    assert "connection 'qb_shop_acme'" in text, text
+    assert settings.refresh_token not in text and settings.client_secret not in text
