@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: venv demo test airflow bench lock validate clean
+.PHONY: venv demo test test-fast airflow bench lock validate clean
 
 # The environment: a venv with uv, then the fully pinned lock and koppel (editable).
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -25,8 +25,12 @@ test: venv  ## the whole test suite
 	bash scripts/ensure-test-deps.sh
 	$(PY) -m pytest
 
-airflow: venv  ## Airflow standalone UI on the demo's home, with the sandboxes running
-	$(PY) -m koppel.demo --standalone
+test-fast: venv  ## the fast lane: unit tests and the sandboxes' contracts, no Airflow runs, no fault matrix
+	$(PY) -m pytest tests/unit tests/sandbox -m "not faults and not e2e and not browser and not cluster"
+
+AIRFLOW_PORT ?= 8080
+airflow: venv  ## Airflow standalone UI on the demo's home, with the sandboxes running (Ctrl-C stops it)
+	$(PY) -m koppel.demo --standalone --port $(AIRFLOW_PORT)
 
 bench: venv  ## benchmarks: figures printed and written to bench/results.json
 	$(PY) -m bench

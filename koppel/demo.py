@@ -15,8 +15,10 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,51 @@ def airflow_env(home: Path) -> dict[str, str]:
         "KOPPEL_MAPPINGS_DIR": str(ROOT / "include" / "mappings"),
         "OAUTHLIB_INSECURE_TRANSPORT": "1",  # the sandboxes serve plain http on loopback
     })
+    # `airflow standalone` starts its components as `airflow scheduler`, `airflow
+    # api-server`, …: the venv's bin directory must be on PATH even when the venv is not
+    # activated (make runs .venv/bin/python directly)
+    bin_dir = str(Path(sys.executable).parent)
+    path = env.get("PATH", "")
+    if bin_dir not in path.split(os.pathsep):
+        env["PATH"] = bin_dir + (os.pathsep + path if path else "")
     return env
+
+
+#: what ``airflow_env`` sets, also written into the home's ``airflow.cfg``, so a second
+#: shell with only ``AIRFLOW_HOME`` set (``airflow dags list``, ``airflow dags trigger``)
+#: sees the same DAGs and plugins as ``make demo`` and ``make airflow``
+PINNED_CONFIG = {
+    "core": {"dags_folder": str(ROOT / "dags"), "plugins_folder": str(ROOT / "plugins"),
+             "load_examples": "False", "test_connection": "Enabled"},
+}
+
+
+def pin_config(home: Path) -> None:
+    """Set :data:`PINNED_CONFIG` in ``home/airflow.cfg`` (Airflow writes the file with its
+    defaults on first use), line by line: the file's comments stay as they are."""
+    import re
+
+    cfg = home / "airflow.cfg"
+    if not cfg.exists():
+        return
+    lines = cfg.read_text().splitlines()
+    for section, values in PINNED_CONFIG.items():
+        try:
+            head = lines.index(f"[{section}]")
+        except ValueError:
+            lines += ["", f"[{section}]"]
+            head = len(lines) - 1
+        end = next((i for i in range(head + 1, len(lines)) if lines[i].startswith("[")),
+                   len(lines))
+        for key, value in values.items():
+            pattern = re.compile(rf"^{re.escape(key)}\s*=")
+            at = next((i for i in range(head + 1, end) if pattern.match(lines[i])), None)
+            if at is None:
+                lines.insert(head + 1, f"{key} = {value}")
+                end += 1
+            else:
+                lines[at] = f"{key} = {value}"
+    cfg.write_text("\n".join(lines) + "\n")
 
 
 # -- sandboxes -----------------------------------------------------------------------------
@@ -158,7 +204,7 @@ def flow_activity(env: dict[str, str], flow: str, since: dt.datetime) -> dict[st
         for action, reason, details in conn.execute(stmt):
             counts[action] = counts.get(action, 0) + 1
             if action in ("failed", "waiting", "conflict", "skipped") and reason:
-                key = f"{action}: {reason[:90]}"
+                key = f"{action}: {reason}"  # whole: the reason is the record's fix
                 reasons[key] = reasons.get(key, 0) + 1
             details = details or {}
             if action in ("created", "conflict") and details.get("vat_treatment"):
@@ -172,11 +218,135 @@ def _calls_delta(before: dict[str, Any], after: dict[str, Any]) -> int:
     return int(after.get("total", 0)) - int(before.get("total", 0))
 
 
+# -- make airflow --------------------------------------------------------------------------
+DEFAULT_API_PORT = 8080
+#: seconds `airflow standalone` gets to stop its components after SIGTERM before they are
+#: killed (its own shutdown waits for the scheduler, triggerer, DAG processor and API server)
+STOP_GRACE_SECONDS = 20
+
+
+def provision(env: dict[str, str], home: Path, log_dir: Path, migrate: bool = False) -> None:
+    """What a triggered run needs in the metadata database: every tenant's pools (a task
+    in a pool that does not exist is never scheduled) and the demo tenant's connections
+    (visible under Admin → Connections, pointing at this start's sandbox ports).
+
+    One Airflow process does both (:func:`_provision_db`), so start-up pays for one
+    import of Airflow rather than one per command."""
+    from koppel.cli import tenant_pools
+    from koppel.tenants import load_tenants
+
+    tenants = load_tenants(Path(env["KOPPEL_MAPPINGS_DIR"]))
+    for problem in tenants.errors:
+        print(f"  tenant file problem (no pools for it): {problem}")
+    pools = tenant_pools([t.tenant for t in tenants.tenants])
+    conns = {conn_id: json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+             for conn_id in (LS_CONN, QB_CONN)}
+    with tempfile.TemporaryDirectory(dir=home) as tmp:
+        spec = Path(tmp) / "provision.json"
+        fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secrets
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"pools": pools, "connections": conns, "migrate": migrate}, handle)
+        with open(log_dir / "provision.log", "w") as out:
+            subprocess.run([sys.executable, "-c",
+                            "import sys; from koppel.demo import _provision_db; "
+                            "_provision_db(sys.argv[1])", str(spec)],
+                           env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
+    print(f"  {len(pools)} pools of {len(tenants.tenants)} tenant(s) and the demo tenant's "
+          "connections created (Admin → Pools, Admin → Connections)")
+
+
+def _provision_db(spec_path: str) -> None:
+    """Create or update the pools and connections of ``spec_path`` in Airflow's metadata
+    database (runs in a process of its own, with the demo's ``AIRFLOW_HOME``)."""
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+
+    spec = json.loads(Path(spec_path).read_text())
+    if spec.get("migrate"):
+        from airflow.utils.db import upgradedb
+
+        upgradedb()  # what `airflow db migrate` does; a no-op on an up-to-date database
+    with create_session() as session:
+        for name, pool in spec["pools"].items():
+            Pool.create_or_update_pool(name, slots=int(pool["slots"]),
+                                       description=str(pool["description"]),
+                                       include_deferred=bool(pool["include_deferred"]),
+                                       session=session)
+        for conn_id, raw in spec["connections"].items():
+            wanted = Connection(conn_id=conn_id, conn_type=raw["conn_type"],
+                                host=raw.get("host"), login=raw.get("login"),
+                                password=raw.get("password"),
+                                extra=json.dumps(raw.get("extra") or {}))
+            existing = session.query(Connection).filter(Connection.conn_id == conn_id).one_or_none()
+            if existing is not None:
+                session.delete(existing)
+                session.flush()
+            session.add(wanted)
+    print(f"pools: {', '.join(spec['pools'])}; connections: {', '.join(spec['connections'])}")
+
+
+def standalone(env: dict[str, str], home: Path, log_dir: Path, port: int | None) -> int:
+    """``airflow standalone`` on the demo's home until Ctrl-C (SIGINT) or SIGTERM.
+
+    Standalone runs in a process group of its own; on Ctrl-C it is sent SIGTERM (what it
+    handles: it stops each component) and, after :data:`STOP_GRACE_SECONDS`, its whole
+    group is killed, so no component outlives ``make airflow``."""
+    env = dict(env)
+    if port is not None:
+        env["AIRFLOW__API__PORT"] = str(port)
+        env["AIRFLOW__API__BASE_URL"] = f"http://localhost:{port}"
+    port = int(env.get("AIRFLOW__API__PORT") or DEFAULT_API_PORT)
+    started = time.monotonic()
+    provision(env, home, log_dir, migrate=True)
+    pin_config(home)
+    print(f"  Airflow metadata database ready on SQLite ({time.monotonic() - started:.1f}s)")
+    print(f"  starting `airflow standalone` on http://localhost:{port} (Ctrl-C to stop); "
+          f"login details are in {home / 'simple_auth_manager_passwords.json.generated'}",
+          flush=True)
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env,
+                            start_new_session=True)
+    stopping = {"signal": None}
+
+    def on_signal(signum, _frame) -> None:
+        stopping["signal"] = signum
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while proc.poll() is None and stopping["signal"] is None:
+            time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            print("\n  stopping Airflow …", flush=True)
+            stop_process_group(proc, STOP_GRACE_SECONDS)
+    return 0 if stopping["signal"] is not None else (proc.returncode or 0)
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to ``proc``, then SIGKILL to its process group once ``grace`` has passed
+    (or at once when ``proc`` has exited but members of its group are left)."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
 # -- main ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m koppel.demo")
     parser.add_argument("--standalone", action="store_true",
                         help="start the Airflow UI (airflow standalone) instead of running flows")
+    parser.add_argument("--port", type=int, default=None,
+                        help="the Airflow API server / UI port with --standalone "
+                             f"(default: [api] port, else {DEFAULT_API_PORT})")
     args = parser.parse_args(argv)
 
     from koppel.flows.registry import FLOWS, implemented_flows
@@ -196,13 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name} sandbox on {sandboxes.url(name)} ({state})")
     env.update(sandboxes.connections())
     try:
-        took = migrate(env, log_dir)
-        print(f"  Airflow metadata database ready on SQLite ({took:.1f}s)")
         if args.standalone:
-            print("  starting `airflow standalone` (Ctrl-C to stop); login details are in "
-                  f"{home / 'simple_auth_manager_passwords.json.generated'}")
-            subprocess.run([sys.executable, "-m", "airflow", "standalone"], env=env)
-            return 0
+            return standalone(env, home, log_dir, args.port)
+        took = migrate(env, log_dir)
+        pin_config(home)
+        print(f"  Airflow metadata database ready on SQLite ({took:.1f}s)")
         from koppel.flows.registry import load_tenant
 
         os.environ["KOPPEL_MAPPINGS_DIR"] = env["KOPPEL_MAPPINGS_DIR"]

@@ -93,6 +93,13 @@ class FlowRun:
     #: where the DAG's last successful run's data interval ended (scheduled runs)
     prev_success_end: Any = None
 
+    def __post_init__(self) -> None:
+        # a run limited to ``records`` reads those records only: last runs' failures stay
+        # on the retry list for the next run that is not limited
+        wanted = requested_records(self.params)
+        if wanted and not isinstance(self.store, RecordsScopedStore):
+            self.store = RecordsScopedStore(self.store.engine, wanted)
+
     @property
     def tenant_id(self) -> str:
         return self.tenant.tenant
@@ -141,6 +148,34 @@ class FlowRun:
             hook = self.__dict__.get(name)
             counts[name] = _total_calls(hook) if hook is not None else 0
         return counts
+
+
+def requested_records(params: dict[str, Any]) -> frozenset[str]:
+    """The ``records`` Param as a set of ids / numbers / SKUs (blank entries dropped)."""
+    return frozenset(str(r).strip() for r in (params.get("records") or []) if str(r).strip())
+
+
+class RecordsScopedStore(StateStore):
+    """The state store as a run limited to ``records`` sees it: its retry list
+    (:meth:`failed`) holds only the requested records, so the run reads nothing else.
+    Everything else (activity, cross-references, staging) is the shared store."""
+
+    def __init__(self, engine: Any, records: frozenset[str]) -> None:
+        super().__init__(engine)
+        self.records = frozenset(records)
+
+    def failed(self, tenant: str, flow: str) -> list[dict[str, Any]]:
+        return [row for row in super().failed(tenant, flow)
+                if str(row["source_id"]) in self.records]
+
+    def all_failed(self, tenant: str, flow: str) -> list[dict[str, Any]]:
+        """The whole retry list, as an unlimited run sees it."""
+        return super().failed(tenant, flow)
+
+
+def dry_run_prefix(run: "FlowRun") -> str:
+    """``"DRY RUN (nothing written): "`` for a dry run's log lines, else ``""``."""
+    return "DRY RUN (nothing written): " if run.dry_run else ""
 
 
 def _total_calls(hook: Any) -> int:
@@ -212,7 +247,7 @@ def run_window(run: FlowRun, default_lookback_days: int = 1):
     """The window of records this run reads (see :func:`_window`), logged."""
     window = _window(run, default_lookback_days)
     logging.getLogger(__name__).info(
-        "koppel %s/%s reads %s", run.tenant_id, run.flow,
+        "%skoppel %s/%s reads %s", dry_run_prefix(run), run.tenant_id, run.flow,
         "every record (no window)" if window is None else
         f"records changed from {window[0].isoformat()} to {window[1].isoformat()}")
     return window
@@ -225,7 +260,9 @@ def _window(run: FlowRun, default_lookback_days: int = 1):
     backfills only: Airflow gives a manual run the last complete interval too, which is
     not what a user who presses "trigger" means); a manual run without either reads from
     a day before this flow's last activity (so re-runs overlap, never gap), and a first
-    run reads everything."""
+    run — scheduled or manual: no earlier success and no activity of this flow for this
+    tenant — reads everything, or from the flow's ``start_date`` when the tenant file
+    sets one."""
     import datetime as _dt
 
     params = run.params
@@ -235,6 +272,15 @@ def _window(run: FlowRun, default_lookback_days: int = 1):
     if params.get("since") or params.get("until"):
         start = _parse_time(params.get("since")) or _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
         return start, _parse_time(params.get("until")) or now
+    if run.run_type == "scheduled" and run.prev_success_end is None \
+            and not run.store.activity(tenant=run.tenant_id, flow=run.flow, limit=1):
+        # the tenant's first scheduled run: everything up to now, not just its interval
+        flow_start = getattr(getattr(run.tenant.flows, run.flow, None), "start_date", None)
+        if flow_start is None:
+            return None
+        if flow_start.tzinfo is None:
+            flow_start = flow_start.replace(tzinfo=_dt.timezone.utc)
+        return flow_start, run.data_interval_end or now
     if str(run.run_type or "") in INTERVAL_RUN_TYPES and run.data_interval_start is not None \
             and run.data_interval_end is not None and run.data_interval_end > run.data_interval_start:
         start = run.data_interval_start

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, Param
+from airflow.sdk import DAG, BaseOperator, BaseSensorOperator, Param
 
 from koppel.flows.registry import process_class
 from koppel.steps.operators import (
@@ -89,8 +89,12 @@ def build_flow_dag(tenant: Any, flow: str) -> DAG:
     source_pool = ls_pool if source_api == "lightspeed" else qb_pool
     target_pool = qb_pool if source_api == "lightspeed" else ls_pool
     with dag:
+        # a backfill's runs are limited by the backfill's own max_active_runs, apart from
+        # the DAG's: this first task keeps every kind of run from overlapping another
+        guard = OneRunAtATime(task_id=GUARD_TASK_ID)
         extract = ExtractOperator(task_id="extract", tenant=tenant_id, flow=flow,
                                   pool=source_pool)
+        guard >> extract
         upstream = extract
         for step, operator in _CHUNK_STEPS:
             if step not in process.steps:
@@ -107,6 +111,66 @@ def build_flow_dag(tenant: Any, flow: str) -> DAG:
             if task is not watcher:
                 task >> watcher
     return dag
+
+
+GUARD_TASK_ID = "wait_for_other_runs"
+#: task states of a guard that has not let its run through yet
+_GUARD_WAITING = ("scheduled", "queued", "running", "up_for_reschedule", "up_for_retry",
+                  "restarting", "deferred")
+_FINISHED = ("success", "failed", "skipped", "upstream_failed", "removed")
+
+
+class OneRunAtATime(BaseSensorOperator):
+    """Lets its run start only when no other run of the same DAG (flow and tenant) is
+    past this task and still running, whatever made the runs: schedule, trigger or
+    backfill.
+
+    ``max_active_runs=1`` holds for scheduled and manual runs only: Airflow counts a
+    backfill's runs against the backfill's own ``max_active_runs``, "applied independently
+    of the Dag max_active_runs setting"
+    (https://airflow.apache.org/docs/apache-airflow/3.3.2/core-concepts/backfill.html),
+    so without this task a backfill run and a scheduled run of one flow could sync the
+    same records at once. Runs waiting here at the same time go one by one, in run id
+    order; the task waits in ``reschedule`` mode, holding no worker slot, and in no
+    tenant pool, so it is never what keeps a run from starting."""
+
+    ui_color = "#fdf3d8"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 20)
+        kwargs.setdefault("timeout", dt.timedelta(hours=12).total_seconds())
+        super().__init__(**kwargs)
+
+    def poke(self, context) -> bool:
+        blockers = other_active_runs(context["ti"], context["run_id"], self.task_id)
+        if blockers:
+            self.log.info("%s: waiting for run(s) %s of the same flow to finish "
+                          "(a flow never overlaps itself)", context["run_id"],
+                          ", ".join(blockers))
+            return False
+        return True
+
+
+def other_active_runs(ti: Any, run_id: str, guard_task_id: str = GUARD_TASK_ID) -> list[str]:
+    """The runs of ``ti``'s DAG that keep ``run_id`` waiting: past their guard and not
+    finished, or waiting at it with a smaller run id (so two waiting runs never wait for
+    each other)."""
+    dag_id = ti.dag_id
+    states = ti.get_task_states(dag_id=dag_id, task_ids=[guard_task_id, "finalize"])
+    blockers = []
+    for other, tasks in sorted(states.items()):
+        if other == run_id:
+            continue
+        guard = str(getattr(tasks.get(guard_task_id), "value", tasks.get(guard_task_id)))
+        final = str(getattr(tasks.get("finalize"), "value", tasks.get("finalize")))
+        if final in _FINISHED:
+            continue
+        if guard == "success" or (guard in _GUARD_WAITING and other < run_id):
+            state = ti.get_dagrun_state(dag_id=dag_id, run_id=other)
+            if str(getattr(state, "value", state)) in ("queued", "running"):
+                blockers.append(other)
+    return blockers
 
 
 class RunFailedWatcher(BaseOperator):

@@ -125,6 +125,9 @@ class Catalogue:
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     variants: dict[int, dict[str, Any]] = field(default_factory=dict)
     category_links: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    #: variant id → why it cannot be synced: it (or its product) answered 404/410, i.e.
+    #: was deleted in Lightspeed after it was listed or after it failed in an earlier run
+    gone: dict[int, str] = field(default_factory=dict)
 
     def add_variant(self, variant: dict[str, Any]) -> None:
         self.variants[int(variant["id"])] = variant
@@ -163,16 +166,31 @@ def read_catalogue(hook: Any, plan: ReadPlan, retry_ids: Iterable[str]) -> Catal
             continue
         try:
             cat.add_variant(_raw(hook.get_variant(vid)))
-        except Exception as exc:  # a failed variant deleted meanwhile: nothing to retry
-            if type(exc).__name__ != "LightspeedNotFound":
+        except Exception as exc:  # a failed variant deleted meanwhile: retired, not retried
+            if not is_gone(exc):
                 raise
             log.info("products: variant %s failed earlier and no longer exists", vid)
+            cat.gone[vid] = f"variant {vid} was deleted in Lightspeed (retired: not retried)"
     missing = sorted({ref_id(v.get("product")) for v in cat.variants.values()}
                      - set(cat.products) - {None})
     for pid in missing:
-        cat.products[pid] = _raw(hook.get_product(pid))
+        try:
+            cat.products[pid] = _raw(hook.get_product(pid))
+        except Exception as exc:  # deleted between the variants' listing and this read
+            if not is_gone(exc):
+                raise
+            for vid, variant in list(cat.variants.items()):
+                if ref_id(variant.get("product")) == pid:
+                    del cat.variants[vid]
+                    cat.gone[vid] = (f"variant {vid}: its product {pid} was deleted in "
+                                     "Lightspeed (retired: not synced)")
     _read_links(hook, cat)
     return cat
+
+
+def is_gone(exc: BaseException) -> bool:
+    """A 404 or 410 from Lightspeed: the record was deleted (or can no longer be read)."""
+    return type(exc).__name__ == "LightspeedNotFound" or getattr(exc, "status", None) == 410
 
 
 def _matches(variant: Mapping[str, Any], wanted: frozenset[str]) -> bool:

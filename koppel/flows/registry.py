@@ -71,7 +71,8 @@ def error_threshold_exceeded(tenant: Any, failures: int, records: int) -> str | 
     max_count = getattr(threshold, "max_count", None)
     max_fraction = getattr(threshold, "max_fraction", None)
     if max_count is not None and failures > max_count:
-        return f"{failures} records failed (threshold {max_count})"
+        return f"{failures} new record failure(s) (threshold {max_count})"
     if max_fraction is not None and records and failures / records > max_fraction:
-        return f"{failures} of {records} records failed (threshold {max_fraction:.0%})"
+        return (f"{failures} new record failure(s) of {records} records "
+                f"(threshold {max_fraction:.0%})")
     return None

@@ -65,11 +65,14 @@ class KoppelStepOperator(BaseOperator):
 
         calls = {api: n - calls_before.get(api, 0) for api, n in run.api_calls().items()}
         counts = Counter(e.action for e in ended)
+        from koppel.flows.base import dry_run_prefix
+
         summary = {"tenant": self.tenant, "flow": self.flow, "step": self.step,
                    "read": read, "passed": passed, **dict(counts),
-                   "api_calls": calls, "seconds": round(time.monotonic() - started, 3)}
-        log.info("koppel %s/%s %s: read=%d passed=%d %s api_calls=%s", self.tenant, self.flow,
-                 self.step, read, passed,
+                   "api_calls": calls, "seconds": round(time.monotonic() - started, 3),
+                   "dry_run": run.dry_run}
+        log.info("%skoppel %s/%s %s: read=%d passed=%d %s api_calls=%s", dry_run_prefix(run),
+                 self.tenant, self.flow, self.step, read, passed,
                  " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "ended=0", calls)
         return summary
 
@@ -155,12 +158,14 @@ class ChunkStepOperator(KoppelStepOperator):
         run.store.record_activity(tenant=self.tenant, flow=self.flow, run_id=run.run_id,
                                   direction=run.direction, entries=result.ended,
                                   task_id=self.task_id)
-        # failed and waiting records are read again by the next run
+        # failed and waiting records are read again by the next run; a dry run attempted
+        # no write, so it leaves the retry list (and its attempt counts) as it was
         retry = [e for e in result.ended if e.action in RETRIED_ACTIONS]
-        for entry in retry:
-            run.store.mark_failed(self.tenant, self.flow, entry.source_id, entry.reason or "")
         done = [e.source_id for e in result.ended if e.action not in RETRIED_ACTIONS]
         if not run.dry_run:
+            for entry in retry:
+                run.store.mark_failed(self.tenant, self.flow, entry.source_id,
+                                      entry.reason or "")
             run.store.mark_resolved(self.tenant, self.flow, done)
         summary = self._summary(run, len(records), result.ended, len(result.passed), before,
                                 started)
@@ -173,6 +178,9 @@ class ChunkStepOperator(KoppelStepOperator):
 
     def _mark_chunk_failed(self, run, records, exc: Exception) -> None:
         from koppel.privacy import pii_values, scrub
+
+        if run.dry_run:  # nothing was attempted: the retry list stays as it was
+            return
 
         known: set[str] = set()
         for record in records:
@@ -289,12 +297,17 @@ class FinalizeOperator(KoppelStepOperator):
                    "records": sum(counts.values()), "actions": counts,
                    "api_calls_logged": calls, "staged_chunks_purged": purged,
                    "dry_run": run.dry_run}
-        log.info("koppel %s/%s run summary: %s", self.tenant, self.flow,
+        from koppel.flows.base import dry_run_prefix
+
+        log.info("%skoppel %s/%s run summary: %s", dry_run_prefix(run), self.tenant,
+                 self.flow,
                  " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no records")
         failures = [r for r in rows if r["action"] == "failed"]
         # the threshold counts new failures: a record that keeps failing was reported when
         # it first failed and stays on the dashboard's list; it does not alert every run
-        attempts = {f["source_id"]: f["attempts"] for f in run.store.failed(self.tenant, self.flow)}
+        # (the whole retry list: a run limited to ``records`` sees only its own part)
+        retry_list = getattr(run.store, "all_failed", run.store.failed)
+        attempts = {f["source_id"]: f["attempts"] for f in retry_list(self.tenant, self.flow)}
         new = [r for r in failures if attempts.get(r["source_id"], 1) <= 1]
         # documents whose booked figures differ from the shop's (koppel.domain.verify):
         # each is reported once, when it is booked, counts like a failure and is alerted
@@ -307,9 +320,20 @@ class FinalizeOperator(KoppelStepOperator):
             _alert_conflicts(run.tenant, self.flow, context, differing)
         exceeded = error_threshold_exceeded(run.tenant, len(new), sum(counts.values()))
         if exceeded:
+            from airflow.sdk.exceptions import AirflowFailException
+
             first = "; ".join(f"{r['source_type']} {r['source_id']}: {r['reason']}"
                               for r in new[:5])
-            raise RuntimeError(f"{self.tenant}/{self.flow}: {exceeded}. First errors: {first}")
+            # the counts behind the threshold, in the words of the run summary: new
+            # failures (and differing bookings) count, records that failed before do not
+            earlier = len(failures) - len([r for r in new if r["action"] == "failed"])
+            # a retry of finalize reads the same activity log and fails the same way:
+            # fail at once (the records themselves are retried by the next run)
+            raise AirflowFailException(
+                f"{self.tenant}/{self.flow}: {exceeded}; the run logged failed="
+                f"{len(failures)} ({earlier} of them failed in an earlier run too and do not "
+                f"count) and {len(differing)} booking conflict(s) of "
+                f"{sum(counts.values())} records. First errors: {first}")
         return summary
 
 

@@ -1,0 +1,123 @@
+"""``make airflow`` (``python -m koppel.demo --standalone``) on a fresh home: it finds its
+own tools without the venv on PATH, starts the API server on the port it is given,
+creates every tenant's pools and the demo tenant's connections, and stops — every
+Airflow component with it — on Ctrl-C (SIGINT) within a bounded time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from koppel.cli import tenant_pools
+from koppel.tenants import load_tenants
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 240  # seconds until the API server answers (migrate and provisioning included;
+# about 40 s on an idle 2-CPU machine, several times that while other suites run)
+STOP_TIMEOUT = 30  # seconds from SIGINT until every process of the group is gone
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _processes_of(home: Path) -> list[int]:
+    """Processes (ours) running with ``AIRFLOW_HOME=home``: the demo and every Airflow
+    component standalone started, whatever process group they are in."""
+    marker = f"AIRFLOW_HOME={home}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes() and \
+                    b"zombie" not in (entry / "status").read_bytes().lower():
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours
+            continue
+    return found
+
+
+def _env(home: Path, port: int) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "KOPPEL_STATE"))}
+    # as a new user runs it: the venv is not activated, its bin directory not on PATH
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and Path(p).resolve() != Path(venv_bin).resolve())
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+        "KOPPEL_MAPPINGS_DIR": str(ROOT / "include" / "mappings"),
+    })
+    return env
+
+
+def test_make_airflow_starts_provisions_and_stops_on_ctrl_c(tmp_path):
+    home = tmp_path / "airflow"
+    port = _free_port()
+    log = open(tmp_path / "standalone.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "koppel.demo", "--standalone",
+                             "--port", str(port)], cwd=ROOT, env=_env(home, port),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        status = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health",
+                                   timeout=2).status_code
+                if status == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        output = (tmp_path / "standalone.log").read_text()
+        assert status == 200, f"the API server did not answer on {port}:\n{output[-4000:]}"
+        assert "FileNotFoundError" not in output
+
+        with sqlite3.connect(home / "airflow.db") as db:
+            pools = {name: slots for name, slots in
+                     db.execute("SELECT pool, slots FROM slot_pool WHERE pool LIKE 'koppel_%'")}
+            conns = {conn_id: conn_type for conn_id, conn_type in
+                     db.execute("SELECT conn_id, conn_type FROM connection")}
+        tenants = [t.tenant for t in load_tenants(ROOT / "include" / "mappings").tenants]
+        expected = {name: pool["slots"] for name, pool in tenant_pools(tenants).items()}
+        assert pools == expected
+        assert pools["koppel_demo_lightspeed"] == 3 and pools["koppel_demo_quickbooks"] == 4
+        assert conns == {"lightspeed_demo": "lightspeed_ecom",
+                         "quickbooks_demo": "quickbooks_online"}
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=STOP_TIMEOUT)
+        while _processes_of(home) and time.monotonic() - stopped_at < STOP_TIMEOUT:
+            time.sleep(0.2)
+        took = time.monotonic() - stopped_at
+        assert proc.returncode == 0
+        assert _processes_of(home) == [], "an Airflow component outlived Ctrl-C"
+        assert took < STOP_TIMEOUT
+        assert "stopping Airflow" in (tmp_path / "standalone.log").read_text()
+    finally:
+        for pid in _processes_of(home):  # only what this test started (its own home)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.wait(timeout=10)
+        log.close()
+
