@@ -192,6 +192,10 @@ class CustomersProcess(Process):
         digest = record.state["content_hash"]
         target = outcome.customer_id
         details = {"upsert": outcome.action}
+        email = record.state["customer"].get("email")
+        if email:  # the dashboard's search key; erased with the customer's activity rows
+            from koppel.domain.emails import email_hash
+            details["email_hash"] = email_hash(email)
         if outcome.warnings:  # their text may carry names: only the count is logged
             details["warning_count"] = len(outcome.warnings)
         if self.run.dry_run:

@@ -7,6 +7,8 @@ names the same e-mail address.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +68,12 @@ def test_customers_are_created_once_by_email_and_resynced_only_when_changed(
         assert [c["Id"] for c in by_email[email]] == [row["target_id"]], source_id
     created = [r for r in activity.values() if r["action"] == "created"]
     assert created
+    # the dashboard finds a customer by e-mail through its hash; the address is never stored
+    from koppel.domain.emails import email_hash
+    for source_id, row in synced.items():
+        email = shop_customers[source_id]["email"]
+        assert row["details"]["email_hash"] == email_hash(email), source_id
+        assert email.casefold() not in json.dumps(row, default=str).casefold(), source_id
 
     # two shop customers with one e-mail address and different names: one QBO customer
     assert activity[first_id]["action"] == "created"
