@@ -196,19 +196,14 @@ def create_app(*, engine: Engine | None = None, airflow_api_url: str | None = No
         first = clock().date() - dt.timedelta(days=days - 1)
         checks = queries.reconciliation(get_engine(), reconcile_tenants(viewer, tenant),
                                         first, clock().date())
-        body = "".join((
-            render.airflow_notice(data["airflow_error"]),
-            render.reconciliation_section(checks, links, tenant, days),
-            render.flows_section(data["flows"], daily, links, triggerable),
-            render.flow_failures_section(data["flow_failures"], links),
-            render.failures_section(data["failures"], links, skippable),
-            render.usage_section(data["api_usage"]),
-            render.search_section(q, records, links, tenant, days),
-        ))
         all_tenants = sorted({t for t, _ in visible_keys(viewer, None)})
-        html = render.page(user=viewer.name, csrf=viewer.csrf_token,
-                           base=request.scope.get("root_path", ""), body=body,
-                           tenants=all_tenants, tenant=tenant, days=days)
+        html = render.dashboard_page(
+            user=viewer.name, csrf=viewer.csrf_token, base=request.scope.get("root_path", ""),
+            links=links, tenants=all_tenants, tenant=tenant, days=days,
+            airflow_error=data["airflow_error"], checks=checks, flows=data["flows"],
+            daily=daily, triggerable=triggerable, flow_failures=data["flow_failures"],
+            failures=data["failures"], skippable=skippable, usage=data["api_usage"],
+            query=q, records=records)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/summary")

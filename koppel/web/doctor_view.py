@@ -20,7 +20,6 @@ every Airflow component, and only the API server serves it."""
 
 # no ``from __future__ import annotations``: FastAPI resolves the routes' annotations, and
 # ``Request`` is imported inside :func:`create_app` (kept out of the plugin's import)
-import html
 from dataclasses import asdict
 from typing import Any, Awaitable, Callable
 
@@ -42,37 +41,21 @@ def _flow_dags(tenant: Any) -> list[str]:
 
 
 def render_report(report: Any, base: str) -> str:
-    """The report as an HTML page (every value escaped)."""
-    rows = []
-    for finding in report.findings:
-        choices = ""
-        if finding.choices:
-            choices = ("<div class='choices'>choose from: "
-                       + ", ".join(f"<code>{html.escape(c)}</code>" for c in finding.choices)
-                       + "</div>")
-        rows.append(f"<tr class='{html.escape(finding.severity)}'>"
-                    f"<td>{html.escape(finding.severity)}</td>"
-                    f"<td><code>{html.escape(finding.field)}</code></td>"
-                    f"<td>{html.escape(finding.message)}{choices}</td></tr>")
-    summary = (f"{len(report.problems)} problem(s), {len(report.notes)} note(s), "
-               f"{sum(f.severity == 'ok' for f in report.findings)} check(s) passed")
-    return _page(f"koppel doctor: {report.tenant}",
-                 f"<p><a href='{html.escape(base)}/'>all tenants</a></p>"
-                 f"<p class='summary'>{html.escape(summary)}</p>"
-                 "<table><thead><tr><th>severity</th><th>field</th><th>finding</th></tr>"
-                 f"</thead><tbody>{''.join(rows)}</tbody></table>")
+    """The report as an HTML page (``templates/doctor_report.html``, autoescaped)."""
+    from koppel.web.templating import render
+
+    return render("doctor_report.html", title=f"koppel doctor: {report.tenant}", base=base,
+                  findings=report.findings, problems=len(report.problems),
+                  notes=len(report.notes),
+                  passed=sum(f.severity == "ok" for f in report.findings))
 
 
-def _page(title: str, body: str) -> str:
-    return ("<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:1.5rem}"
-            "table{border-collapse:collapse}td,th{padding:.3rem .6rem;text-align:left;"
-            "vertical-align:top;border-bottom:1px solid #ddd}"
-            "tr.problem td:first-child{color:#b00020;font-weight:bold}"
-            "tr.note td:first-child{color:#8a6d00}tr.ok td:first-child{color:#1b7f3b}"
-            ".choices{color:#555;margin-top:.2rem}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+def render_index(tenants: list[str], base: str) -> str:
+    """The list of ``tenants`` the caller may read, each a link to its report
+    (``templates/doctor_index.html``, autoescaped)."""
+    from koppel.web.templating import render
+
+    return render("doctor_index.html", title="koppel doctor", base=base, tenants=tenants)
 
 
 def create_app(*, mappings_dir: str | None = None,
@@ -135,13 +118,7 @@ def create_app(*, mappings_dir: str | None = None,
         base = request.scope.get("root_path", "")
         if tenant:
             return HTMLResponse(render_report(doctor(tenant_for(viewer, tenant)), base))
-        links = "".join(f"<li><a href='{html.escape(base)}/?tenant={html.escape(tid)}'>"
-                        f"{html.escape(tid)}</a></li>" for tid in readable(viewer))
-        return HTMLResponse(_page("koppel doctor",
-                                  "<p>Check a tenant against its live systems: connections, "
-                                  "the names its file uses in QuickBooks, tax and currency "
-                                  "setup, pools.</p>"
-                                  f"<ul>{links or '<li>no tenant you may read</li>'}</ul>"))
+        return HTMLResponse(render_index(list(readable(viewer)), base))
 
     @app.get("/api/report")
     def report(viewer: Any = Depends(api_viewer),

@@ -11,109 +11,10 @@ from collections import Counter
 from html import unescape
 
 import pytest
-from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from koppel.sandbox.server import SandboxServer
 from koppel.web.app import create_app
 from koppel.web.auth import CSRF_HEADER, csrf_token
-
-
-@pytest.fixture(scope="module")
-def tokens(airflow_db):
-    """Real JWTs from Airflow's token generator (SimpleAuthManager's admin and viewer)."""
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    from koppel.web.auth import auth_manager
-
-    manager = auth_manager()
-    return {role: manager.generate_jwt(SimpleAuthManagerUser(username=f"{role}1", role=role))
-            for role in ("admin", "viewer")}
-
-
-class FakeAirflow:
-    """Just enough of ``/api/v2`` to see what the dashboard sends."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.triggered: list[dict] = []
-        self.listed: list[dict] = []
-        # koppel's DAGs as Airflow lists them: the seeded flows, and a new tenant whose
-        # first run failed before handling any record (no connection)
-        self.dags = {"orders__acme", "stock__acme", "products__bakkerij",
-                     "customers__bakkerij", "orders__nieuw", "customers__nieuw"}
-        self.paused = {"customers__nieuw"}
-        self.runs = [
-            _run("orders__acme", "manual__2026-03-10T11:10:00+00:00", "failed", "manual"),
-            _run("orders__acme", "scheduled__2026-03-08T12:00:00+00:00", "success"),
-            _run("orders__nieuw", "scheduled__2026-03-10T11:45:00+00:00", "failed"),
-            _run("orders__nieuw", "scheduled__2026-02-20T11:45:00+00:00", "failed"),  # before the window
-        ]
-        self.app = FastAPI()
-
-        def authorized(request: Request) -> bool:
-            return request.headers.get("authorization") == f"Bearer {self.token}"
-
-        @self.app.post("/api/v2/dags/{dag_id}/dagRuns")
-        async def trigger(dag_id: str, request: Request):
-            if not authorized(request):
-                return _json({"detail": "Forbidden"}, 403)
-            body = await request.json()
-            self.triggered.append({"dag_id": dag_id, "body": body})
-            return _json({"dag_run_id": f"manual__{len(self.triggered)}", "dag_id": dag_id,
-                          "state": "queued", "conf": body["conf"]})
-
-        @self.app.get("/api/v2/dags")
-        def dags(request: Request, tags: str = "", limit: int = 100, offset: int = 0):
-            if not authorized(request):
-                return _json({"detail": "Forbidden"}, 403)
-            listed = [{"dag_id": d, "is_paused": d in self.paused} for d in sorted(self.dags)
-                      if tags == "koppel"]
-            return _json({"dags": listed[offset:offset + limit], "total_entries": len(listed)})
-
-        @self.app.post("/api/v2/dags/~/dagRuns/list")
-        async def run_list(request: Request):
-            if not authorized(request):
-                return _json({"detail": "Forbidden"}, 403)
-            body = await request.json()
-            self.listed.append(body)
-            runs = [r for r in self.runs if r["dag_id"] in body["dag_ids"]
-                    and r["run_after"] >= body["run_after_gte"]]
-            runs.sort(key=lambda r: r["run_after"], reverse=True)
-            start, size = body["page_offset"], body["page_limit"]
-            return _json({"dag_runs": runs[start:start + size], "total_entries": len(runs)})
-
-        @self.app.get("/api/v2/dags/{dag_id}")
-        def dag(dag_id: str, request: Request):
-            return _json({"dag_id": dag_id, "is_paused": True})
-
-        @self.app.get("/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-        def run(dag_id: str, run_id: str, request: Request):
-            if not authorized(request):
-                return _json({"detail": "Forbidden"}, 403)
-            if run_id.startswith("manual__"):
-                return _json({"dag_run_id": run_id, "state": "failed"})
-            return _json({"detail": "not found"}, 404)
-
-
-def _run(dag_id, run_id, state, run_type="scheduled"):
-    at = run_id.split("__", 1)[1]
-    return {"dag_id": dag_id, "dag_run_id": run_id, "state": state, "run_type": run_type,
-            "run_after": at, "start_date": at, "end_date": at}
-
-
-def _json(body, status=200):
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse(body, status_code=status)
-
-
-@pytest.fixture()
-def fake_airflow(tokens):
-    fake = FakeAirflow(tokens["admin"])
-    with SandboxServer(fake.app) as server:
-        fake.url = server.url
-        yield fake
 
 
 @pytest.fixture()
