@@ -144,24 +144,32 @@ class OAuthClient:
             self._token_endpoint = self.retry.call(fetch, sleep=self._sleep)
         return self._token_endpoint
 
-    def refresh(self, refresh_token: str) -> TokenGrant:
-        """Exchange a refresh token; the answer's refresh token replaces it."""
+    def post_refresh(self, refresh_token: str) -> httpx.Response:
+        """One refresh request to the token endpoint (HTTP Basic client authentication),
+        counted; an unreachable or overloaded endpoint (network error, 5xx, 429) raises
+        :class:`QBOTransientError`, any other answer is returned as it is."""
         endpoint = self.token_endpoint
         path = httpx.URL(endpoint).path
+        self.calls += 1
+        try:
+            response = httpx.post(
+                endpoint, auth=(self.client_id, self._client_secret),
+                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                headers={"Accept": "application/json"}, timeout=self.timeout)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise QBOTransientError(f"token endpoint unreachable ({type(exc).__name__})",
+                                    method="POST", path=path) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise QBOTransientError("token endpoint unavailable", method="POST", path=path,
+                                    status=response.status_code)
+        return response
+
+    def refresh(self, refresh_token: str) -> TokenGrant:
+        """Exchange a refresh token; the answer's refresh token replaces it."""
+        path = httpx.URL(self.token_endpoint).path
 
         def attempt() -> TokenGrant:
-            self.calls += 1
-            try:
-                response = httpx.post(
-                    endpoint, auth=(self.client_id, self._client_secret),
-                    data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                    headers={"Accept": "application/json"}, timeout=self.timeout)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                raise QBOTransientError(f"token endpoint unreachable ({type(exc).__name__})",
-                                        method="POST", path=path) from None
-            if response.status_code >= 500 or response.status_code == 429:
-                raise QBOTransientError("token endpoint unavailable", method="POST", path=path,
-                                        status=response.status_code)
+            response = self.post_refresh(refresh_token)
             if not response.is_success:
                 try:
                     reason = str(response.json().get("error", "refused"))
@@ -408,22 +416,10 @@ def check_client(oauth: "OAuthClient") -> None:
     token proves the credentials and exchanges — rotates — nothing. Raises
     :class:`AuthError` when the client is refused, :class:`QBOTransientError` when the
     endpoint cannot be reached."""
-    endpoint = oauth.token_endpoint
-    path = httpx.URL(endpoint).path
+    path = httpx.URL(oauth.token_endpoint).path
 
     def attempt() -> None:
-        oauth.calls += 1
-        try:
-            response = httpx.post(endpoint, auth=(oauth.client_id, oauth._client_secret),
-                                  data={"grant_type": "refresh_token", "refresh_token": ""},
-                                  headers={"Accept": "application/json"},
-                                  timeout=oauth.timeout)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise QBOTransientError(f"token endpoint unreachable ({type(exc).__name__})",
-                                    method="POST", path=path) from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise QBOTransientError("token endpoint unavailable", method="POST", path=path,
-                                    status=response.status_code)
+        response = oauth.post_refresh("")
         try:
             error = str(response.json().get("error", ""))
         except (ValueError, AttributeError):
