@@ -166,10 +166,16 @@ def test_all_flows_of_two_tenants_sync_once_across_two_workers(cluster):
         assert pools.get(f"koppel_{tenant}_lightspeed") == 3
         assert pools.get(f"koppel_{tenant}_quickbooks") == 4
 
+    # a pool deleted by hand (or a tenant added after `koppel pools --apply`): the
+    # scheduler's koppel_pools listener creates it when the tenant's next run starts
+    assert cluster.api.delete("/pools/koppel_bolt_quickbooks").status_code == 204
+
     tenants = ("acme", "bolt")
     dag_ids = [d for d in cluster.dag_ids() if d.rsplit("__", 1)[1] in tenants]
     started = time.monotonic()
     runs = _run_all(cluster, dag_ids, timeout=300)
+    pools = {p["name"]: p["slots"] for p in cluster.api.get("/pools").json()["pools"]}
+    assert pools.get("koppel_bolt_quickbooks") == 4
     TIMINGS[f"{len(dag_ids)} flow runs of two tenants"] = round(time.monotonic() - started, 1)
 
     hosts = Counter()
