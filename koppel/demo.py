@@ -185,6 +185,19 @@ def run_flow(dag_id: str, env: dict[str, str], log_dir: Path) -> tuple[int, floa
     return proc.returncode, time.monotonic() - started, log_file
 
 
+def file_task_logs(env: dict[str, str], log_dir: Path, dag_ids: list[str]) -> None:
+    """Each task's share of the ``dags test`` output where the Airflow UI reads task logs
+    (:mod:`koppel.demo_logs`), for every flow run at once (one Airflow start-up)."""
+    if not dag_ids:
+        return
+    with open(log_dir / "task-logs.log", "w") as out:
+        proc = subprocess.run([sys.executable, "-m", "koppel.demo_logs",
+                               *(f"{d}={log_dir / f'{d}.log'}" for d in dag_ids)],
+                              env=env, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        print(f"  (task logs not filed for the UI: see {log_dir / 'task-logs.log'})")
+
+
 def flow_activity(env: dict[str, str], flow: str, since: dt.datetime) -> dict[str, Any]:
     """What the run did, read back from koppel's activity log."""
     os.environ["AIRFLOW_HOME"] = env["AIRFLOW_HOME"]
@@ -447,7 +460,10 @@ def _run_all(env, home, log_dir, sandboxes, flows, implemented) -> int:
                      if per_booked is not None else "— (nothing booked)"))
     summary["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
     (ROOT / "demo-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nSummary written to {ROOT / 'demo-summary.json'}; task logs in {log_dir}.")
+    file_task_logs(env, log_dir, [f["dag_id"] for f in summary["flows"].values()
+                                  if f.get("dag_id")])
+    print(f"\nSummary written to {ROOT / 'demo-summary.json'}; task logs in {log_dir} "
+          "and in the Airflow UI (`make airflow`).")
     print("Next: `make airflow` for the UI (DAGs orders__demo, …, the koppel dashboard), "
           "`make test` for the suite, include/mappings/demo.json for the tenant's mapping.")
     if any(sandboxes.restored.values()) and any(
