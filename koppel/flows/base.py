@@ -243,60 +243,94 @@ def jsonable(value: Any) -> Any:
 INTERVAL_RUN_TYPES = ("scheduled", "backfill")
 
 
-def run_window(run: FlowRun, default_lookback_days: int = 1):
-    """The window of records this run reads (see :func:`_window`), logged."""
-    window = _window(run, default_lookback_days)
+@dataclass(frozen=True)
+class ReadWindow:
+    """The records a run reads: changed in ``[start, end]``, or every record when
+    ``start`` is ``None``; ``reason`` says which rule of :func:`read_window` chose it."""
+
+    start: Any
+    end: Any
+    reason: str
+
+    @property
+    def everything(self) -> bool:
+        return self.start is None
+
+    def as_tuple(self):
+        return None if self.start is None else (self.start, self.end)
+
+
+def read_window(params: dict[str, Any], *, run_type: str | None, interval_start: Any,
+                interval_end: Any, prev_success_end: Any, last_activity: Any,
+                start_date: Any = None, lookback: Any = None, now: Any = None) -> ReadWindow:
+    """koppel's one read policy: which records a run reads (every flow; README "Which
+    records a run reads").
+
+    1. ``full_resync`` reads every record; ``since``/``until`` give the window.
+    2. A tenant's first scheduled run (no earlier success, no activity of the flow) reads
+       every record, or from the flow's ``start_date`` when the tenant file sets one.
+    3. Scheduled runs and backfills read their data interval; a scheduled run after
+       missed or failed runs (no catchup) reaches back to the last success's end.
+    4. Any other run (manual, triggered from the dashboard, asset) reads from
+       ``lookback`` (default one day) before the flow's last activity until now, so
+       re-runs overlap and never gap (Airflow gives a manual run the last *complete*
+       interval, which is not what a user who presses "trigger" means); without any
+       activity it is a first run and reads every record.
+
+    Records on the retry list are read besides the window by each flow; a ``records``
+    run reads only those records (:class:`RecordsScopedStore`)."""
+    import datetime as _dt
+
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    lookback = lookback if lookback is not None else _dt.timedelta(days=1)
+    if params.get("full_resync"):
+        return ReadWindow(None, None, "full resync")
+    if params.get("since") or params.get("until"):
+        start = _parse_time(params.get("since")) or _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+        return ReadWindow(start, _parse_time(params.get("until")) or now, "since/until params")
+    interval_start, interval_end = _parse_time(interval_start), _parse_time(interval_end)
+    prev_success_end, last_activity = _parse_time(prev_success_end), _parse_time(last_activity)
+    if run_type == "scheduled" and prev_success_end is None and last_activity is None:
+        start = _parse_time(start_date)
+        if start is None:
+            return ReadWindow(None, None, "first run")
+        return ReadWindow(start, interval_end or now, "first run, from the flow's start_date")
+    if str(run_type or "") in INTERVAL_RUN_TYPES and interval_start is not None \
+            and interval_end is not None and interval_end > interval_start:
+        if run_type == "scheduled" and prev_success_end is not None \
+                and prev_success_end < interval_start:
+            return ReadWindow(prev_success_end, interval_end,
+                              "data interval, from the last success (runs were missed)")
+        return ReadWindow(interval_start, interval_end, "data interval")
+    if last_activity is None:
+        return ReadWindow(None, None, "first run")
+    return ReadWindow(last_activity - lookback, now, "since the last activity")
+
+
+def run_read_window(run: FlowRun, lookback: Any = None) -> ReadWindow:
+    """:func:`read_window` for ``run``, logged."""
+    last = run.store.activity(tenant=run.tenant_id, flow=run.flow, limit=1)
+    flow_cfg = getattr(run.tenant.flows, run.flow, None)
+    window = read_window(run.params, run_type=run.run_type,
+                         interval_start=run.data_interval_start,
+                         interval_end=run.data_interval_end,
+                         prev_success_end=run.prev_success_end,
+                         last_activity=last[0]["created_at"] if last else None,
+                         start_date=getattr(flow_cfg, "start_date", None), lookback=lookback)
     logging.getLogger(__name__).info(
-        "%skoppel %s/%s reads %s", dry_run_prefix(run), run.tenant_id, run.flow,
-        "every record (no window)" if window is None else
-        f"records changed from {window[0].isoformat()} to {window[1].isoformat()}")
+        "%skoppel %s/%s reads %s (%s)", dry_run_prefix(run), run.tenant_id, run.flow,
+        "every record (no window)" if window.everything else
+        f"records changed from {window.start.isoformat()} to {window.end.isoformat()}",
+        window.reason)
     return window
 
 
-def _window(run: FlowRun, default_lookback_days: int = 1):
-    """The ``(start, end)`` of records to read, or ``None`` for every record.
-
-    Params ``since``/``until`` win; then the run's data interval (scheduled runs and
-    backfills only: Airflow gives a manual run the last complete interval too, which is
-    not what a user who presses "trigger" means); a manual run without either reads from
-    a day before this flow's last activity (so re-runs overlap, never gap), and a first
-    run — scheduled or manual: no earlier success and no activity of this flow for this
-    tenant — reads everything, or from the flow's ``start_date`` when the tenant file
-    sets one."""
+def run_window(run: FlowRun, default_lookback_days: int = 1):
+    """The ``(start, end)`` of records ``run`` reads, or ``None`` for every record
+    (:func:`read_window`)."""
     import datetime as _dt
 
-    params = run.params
-    now = _dt.datetime.now(_dt.timezone.utc)
-    if params.get("full_resync"):
-        return None
-    if params.get("since") or params.get("until"):
-        start = _parse_time(params.get("since")) or _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
-        return start, _parse_time(params.get("until")) or now
-    if run.run_type == "scheduled" and run.prev_success_end is None \
-            and not run.store.activity(tenant=run.tenant_id, flow=run.flow, limit=1):
-        # the tenant's first scheduled run: everything up to now, not just its interval
-        flow_start = getattr(getattr(run.tenant.flows, run.flow, None), "start_date", None)
-        if flow_start is None:
-            return None
-        if flow_start.tzinfo is None:
-            flow_start = flow_start.replace(tzinfo=_dt.timezone.utc)
-        return flow_start, run.data_interval_end or now
-    if str(run.run_type or "") in INTERVAL_RUN_TYPES and run.data_interval_start is not None \
-            and run.data_interval_end is not None and run.data_interval_end > run.data_interval_start:
-        start = run.data_interval_start
-        # no catchup: after downtime or failed runs the scheduler runs only the latest
-        # interval, so a scheduled run also covers the gap since the last success
-        if run.run_type == "scheduled" and run.prev_success_end is not None \
-                and run.prev_success_end < start:
-            start = run.prev_success_end
-        return start, run.data_interval_end
-    last = run.store.activity(tenant=run.tenant_id, flow=run.flow, limit=1)
-    if not last:
-        return None
-    stamp = last[0]["created_at"]
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=_dt.timezone.utc)
-    return stamp - _dt.timedelta(days=default_lookback_days), now
+    return run_read_window(run, _dt.timedelta(days=default_lookback_days)).as_tuple()
 
 
 def _parse_time(value: Any):

@@ -51,8 +51,9 @@ from koppel.domain.items import (
 )
 from koppel.domain.qbo_payloads import ItemAccounts, PayloadError
 from koppel.domain.records import MappedItem, parse_record
-from koppel.flows.base import Process, Record, RecordError, StepResult
+from koppel.flows.base import Process, Record, RecordError, StepResult, run_read_window
 from koppel.flows.products_source import (
+    LOOKBACK,
     CategoryTree,
     json_safe,
     plan_read,
@@ -170,10 +171,7 @@ class ProductsProcess(Process):
 
     def extract(self) -> list[Record]:
         run = self.run
-        last = run.store.activity(tenant=self.tenant_id, flow=self.flow, limit=1)
-        plan = plan_read(run.params, run.data_interval_start, run.data_interval_end,
-                         last[0]["created_at"] if last else None,
-                         scheduled=str(run.run_id).startswith(("scheduled__", "backfill__")))
+        plan = plan_read(run.params, run_read_window(run, lookback=LOOKBACK))
         retry = [row["source_id"] for row in run.store.failed(self.tenant_id, self.flow)]
         retry += self._open_sku_conflicts()
         catalogue = read_catalogue(run.lightspeed, plan, retry)

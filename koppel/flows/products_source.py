@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
-from koppel.hooks.paging import UpdatedWindow, parse_timestamp
+from koppel.hooks.paging import UpdatedWindow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 PER_PRODUCT_LINK_LIMIT = 25
 #: A fallback window (last activity of the flow) starts this much earlier, so records
 #: changed while the previous run was reading are read again (hashes make that cheap).
-FALLBACK_OVERLAP = dt.timedelta(minutes=15)
+#: how far before the flow's last activity a manual run reads (the catalogue is read by
+#: change window; unchanged variants are skipped by their content hash)
+LOOKBACK = dt.timedelta(minutes=15)
 
 
 def json_safe(value: Any) -> Any:
@@ -70,45 +72,16 @@ class ReadPlan:
     reason: str = ""
 
 
-def _as_utc(value: Any) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    stamp = value if isinstance(value, dt.datetime) else parse_timestamp(str(value))
-    if stamp is None:
-        raise ValueError(f"not a date-time: {value!r}")
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return stamp.astimezone(dt.timezone.utc)
-
-
-def plan_read(params: Mapping[str, Any], interval_start: Any, interval_end: Any,
-              last_activity: dt.datetime | None, *, scheduled: bool = True,
-              now: dt.datetime | None = None) -> ReadPlan:
-    """Decide the run's read.
-
-    ``records`` and ``full_resync`` scan the catalogue; ``since``/``until`` give the
-    window. A scheduled run reads its data interval, stretched back to the flow's last
-    activity when runs were missed. A manual run (whose inferred interval is the last
-    *complete* one, so it would miss what changed since) reads from the last activity
-    (minus an overlap) until now. Without any activity (a first run) the whole
-    catalogue is read."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+def plan_read(params: Mapping[str, Any], window: Any) -> ReadPlan:
+    """The catalogue read for a run: ``records`` scan the catalogue for those records;
+    otherwise ``window`` (a :class:`koppel.flows.base.ReadWindow`, from koppel's one read
+    policy) — the whole catalogue, or what changed in it."""
     only = frozenset(str(r).strip() for r in (params.get("records") or []) if str(r).strip())
     if only:
         return ReadPlan(full=True, only=only, reason=f"{len(only)} requested record(s)")
-    if params.get("full_resync"):
-        return ReadPlan(full=True, reason="full resync")
-    since, until = _as_utc(params.get("since")), _as_utc(params.get("until"))
-    if since is not None:
-        return ReadPlan(full=False, window=_window(since, until or now), reason="since/until params")
-    if last_activity is None:
-        return ReadPlan(full=True, reason="first run")
-    resume = _as_utc(last_activity) - FALLBACK_OVERLAP
-    start, end = _as_utc(interval_start), _as_utc(interval_end)
-    if scheduled and start is not None and end is not None and end > start:
-        return ReadPlan(full=False, window=_window(min(start, resume), until or end),
-                        reason="data interval")
-    return ReadPlan(full=False, window=_window(resume, until or now), reason="since the last activity")
+    if window.everything:
+        return ReadPlan(full=True, reason=window.reason)
+    return ReadPlan(full=False, window=_window(window.start, window.end), reason=window.reason)
 
 
 def _window(start: dt.datetime, end: dt.datetime) -> UpdatedWindow:

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from koppel.flows.products import ProductsProcess, combined_description
-from koppel.flows.products_source import plan_read, tax_rate
+from koppel.flows.products_source import LOOKBACK, plan_read, tax_rate
 from koppel.flows.products_target import plan_categories
 
 ACCOUNTS = {"income": "Sales of Product Income", "expense": "Cost of Goods Sold",
@@ -152,21 +152,26 @@ def test_category_keys_without_ids_follow_the_names():
     assert not one.folded
 
 
-def test_manual_runs_read_since_the_last_activity_and_first_runs_read_everything():
+def test_the_catalogue_read_follows_koppels_one_read_policy():
+    from koppel.flows.base import ReadWindow, read_window
+
     now = dt.datetime(2025, 7, 1, 12, tzinfo=dt.timezone.utc)
     last = now - dt.timedelta(hours=2)
-    first = plan_read({}, None, None, None, now=now)
-    assert first.full
-    manual = plan_read({}, now - dt.timedelta(hours=1), now - dt.timedelta(minutes=30), last,
-                       scheduled=False, now=now)
-    assert not manual.full and manual.window.start < last and manual.window.end == now
-    scheduled = plan_read({}, now - dt.timedelta(hours=1), now, last, now=now)
-    assert scheduled.window.start < last and scheduled.window.end == now
-    assert plan_read({"full_resync": True}, None, None, last, now=now).full
-    only = plan_read({"records": ["SKU-1"]}, None, None, last, now=now)
+    first = plan_read({}, read_window({}, run_type="manual", interval_start=None,
+                                      interval_end=None, prev_success_end=None,
+                                      last_activity=None, now=now))
+    assert first.full and first.reason == "first run"
+    manual = plan_read({}, read_window({}, run_type="manual", interval_start=None,
+                                       interval_end=None, prev_success_end=None,
+                                       last_activity=last, lookback=LOOKBACK, now=now))
+    assert not manual.full and manual.window.start == last - LOOKBACK
+    assert manual.window.end == now
+    only = plan_read({"records": ["SKU-1"]}, ReadWindow(last, now, "since the last activity"))
     assert only.full and only.only == {"SKU-1"}
-    since = plan_read({"since": "2025-06-01T00:00:00Z"}, None, None, last, now=now)
+    since = plan_read({}, ReadWindow(dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc), now,
+                                     "since/until params"))
     assert since.window.start == dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+    assert since.reason == "since/until params"
 
 
 def test_tax_rate_from_prices_and_description_composition():
