@@ -1,7 +1,7 @@
 """The datamapper: enriched Lightspeed records → canonical record dicts.
 
-Rules come from the shipped default mapping (``default_mapping.json``, also shipped as
-``include/mappings/_default.json``) overridden per field by the tenant file; transforms
+Rules come from the shipped default mapping (``default_mapping.json``; an installation may
+put its own ``_default.json`` next to the tenant files) overridden per field by the tenant file; transforms
 are registered, argument-checked functions (:mod:`koppel.mapping.transforms`), never
 evaluated code.
 """

@@ -1,9 +1,9 @@
 """Where the shipped default mapping lives.
 
-The package copy (``koppel/mapping/default_mapping.json``) is the one that is always
-there, also when koppel is installed as a wheel; ``include/mappings/_default.json`` is an
-identical copy shipped next to the tenant files so users see what they override (a test
-keeps the two equal). The tenant loader prefers the copy in the tenant directory.
+The default mapping is shipped once, in the package (``koppel/mapping/default_mapping.json``),
+so it is there however koppel is installed. An installation that wants other defaults
+for all its tenants puts its own ``_default.json`` in the tenant directory; the tenant
+loader prefers that one.
 """
 
 from __future__ import annotations

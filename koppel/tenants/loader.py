@@ -9,8 +9,8 @@
 Files: every ``*.json`` except names starting with ``_`` or ``.`` and ``*.schema.json``.
 The tenant id must equal the file name (``acme.json`` → ``"tenant": "acme"``). Each
 tenant's ``mappings`` are merged over the default mapping per field before validation.
-The default is ``<directory>/_default.json`` when present (it is shipped there so users
-see it), else the copy shipped in the package (``koppel/mapping/default_mapping.json``).
+The default is ``<directory>/_default.json`` when an installation puts one there, else
+the one shipped in the package (``koppel/mapping/default_mapping.json``).
 A broken file never hides the others.
 
 Light on purpose: the DAG factory calls this at DAG-parse time (pydantic and the

@@ -447,7 +447,7 @@ class TenantConfig(_Model):
     connections: Connections
     flows: Flows = Field(default_factory=Flows)
     settings: Settings = Field(default_factory=Settings)
-    mappings: MappingSet = Field(default_factory=MappingSet, description="Per flow: target field → rule (overrides _default.json).")
+    mappings: MappingSet = Field(default_factory=MappingSet, description="Per flow: target field → rule (overrides the default mapping, koppel/mapping/default_mapping.json).")
 
     @model_validator(mode="after")
     def _directions(self) -> "TenantConfig":

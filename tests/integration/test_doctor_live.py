@@ -99,7 +99,6 @@ def doctor_runs(sandboxes, airflow_db, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("doctor")
     folder = tmp / "mappings"
     folder.mkdir()
-    shutil.copy(MAPPINGS / "_default.json", folder / "_default.json")
     _tenant_file(folder, "broken",
                  {"lightspeed": "lightspeed_usd", "quickbooks": "quickbooks_demo"},
                  {"tax_codes": {"21": "22%", "9": "21%", "0": "0%"},

@@ -27,7 +27,6 @@ def mappings(tmp_path: Path) -> Path:
         doc.pop("$schema", None)
         (tmp_path / f"{tenant}.json").write_text(json.dumps(doc))
     (tmp_path / "broken.json").write_text('{"tenant": "broken"')
-    shutil.copy(ROOT / "include" / "mappings" / "_default.json", tmp_path / "_default.json")
     return tmp_path
 
 

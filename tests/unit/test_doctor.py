@@ -27,7 +27,6 @@ def _tenant(tmp_path: Path, name: str = "demo", **changes):
         node[keys[-1]] = value
     folder = tmp_path / "mappings"
     folder.mkdir(exist_ok=True)
-    shutil.copy(MAPPINGS / "_default.json", folder / "_default.json")
     (folder / f"{name}.json").write_text(json.dumps(data))
     from koppel.tenants import load_tenants
 

@@ -231,8 +231,7 @@ def doctor_client(tmp_path):
 
     mappings = tmp_path / "mappings"
     mappings.mkdir()
-    for name in ("_default.json", "demo.json"):
-        shutil.copy(ROOT / "include" / "mappings" / name, mappings / name)
+    shutil.copy(ROOT / "include" / "mappings" / "demo.json", mappings / "demo.json")
     data = json.loads((mappings / "demo.json").read_text())
     assert data["tenant"] == "demo"
 
