@@ -293,7 +293,9 @@ class MappedItem(_Record):
     ean: str | None = None
     currency: str | None = None
     category_path: list[str] = Field(default_factory=list)
-    options: dict[str, str] = Field(default_factory=dict)
+    # lists of {name, value} or a dict (see _pairs): the mapping passes either through
+    options: dict[str, str] = Field(default_factory=dict,
+                                    json_schema_extra={"mapping_kind": "any"})
     attributes: dict[str, str] = Field(default_factory=dict)
     image_urls: list[str] = Field(default_factory=list)
     active: bool = True

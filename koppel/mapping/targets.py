@@ -1,131 +1,73 @@
 """The canonical record fields a mapping may fill, per flow, with their value kinds.
 
-These mirror the canonical records of ``koppel.domain.records`` (see
-docs/architecture.md): the mapper outputs plain dicts with exactly these names and the
-domain validates them into its models. Nested records are written as dotted targets in
-a mapping (``customer.email``, ``bill_addr.line1``); order rows are the ``lines`` list.
+Forward flows: derived from the canonical records of ``koppel.domain.records`` (the one
+place a field is declared): the mapper outputs plain dicts with exactly these names and
+the domain validates them into its models. Adding a mapping field is adding it to the
+record model (and to the default mapping). Nested records are written as dotted targets
+in a mapping (``customer.email``, ``bill_addr.line1``); order rows are the ``lines`` list.
 
 Kinds: ``str`` (empty → ``None``, scalars → text), ``decimal``, ``int``, ``bool``,
 ``datetime``, ``list``, ``dict``, ``any`` (as mapped). The mapper coerces each mapped
 value to its kind, so a bad value is a per-field mapping error rather than a failure
-later on.
+later on. A model field whose validator accepts several shapes says so with
+``json_schema_extra={"mapping_kind": "any"}``.
 """
 
 from __future__ import annotations
 
-ADDRESS = {
-    "line1": "str",
-    "line2": "str",
-    "city": "str",
-    "postal_code": "str",
-    "country": "str",
-    "region": "str",
-}
+import datetime as _dt
+import decimal as _decimal
+import types as _types
+import typing as _typing
+from typing import Any
 
-CUSTOMER = {
-    "source_id": "str",
-    "email": "str",
-    "company_name": "str",
-    "given_name": "str",
-    "middle_name": "str",
-    "family_name": "str",
-    "phone": "str",
-    "vat_number": "str",
-    "coc_number": "str",
-    "bill_addr": ADDRESS,
-    "ship_addr": ADDRESS,
-    "notes": "str",
-}
+from pydantic import BaseModel
 
-ORDER_LINE = {
-    "source_id": "str",
-    "sku": "str",
-    "name": "str",
-    "description": "str",
-    "quantity": "decimal",
-    "unit_price_excl": "decimal",
-    "unit_price_incl": "decimal",
-    "amount_excl": "decimal",
-    "amount_incl": "decimal",
-    "discount_excl": "decimal",
-    "discount_incl": "decimal",
-    "tax_rate": "decimal",
-    "tax_name": "str",
-    "variant_id": "str",
-}
+from koppel.domain.records import MappedCustomer, MappedItem, MappedOrder, MappedStock
 
-TAX_AMOUNT = {
-    "rate": "decimal",
-    "amount": "decimal",
-}
+_SCALARS = {str: "str", _decimal.Decimal: "decimal", int: "int", bool: "bool",
+            _dt.datetime: "datetime", dict: "dict", list: "list", Any: "any"}
 
-ORDER = {
-    "source_id": "str",
-    "number": "str",
-    "created_at": "datetime",
-    "updated_at": "datetime",
-    "status": "str",
-    "payment_status": "str",
-    "shipment_status": "str",
-    "payment_method": "str",
-    "currency": "str",
-    "customer": CUSTOMER,
-    "bill_addr": ADDRESS,
-    "ship_addr": ADDRESS,
-    "lines": [ORDER_LINE],
-    "shipping_excl": "decimal",
-    "shipping_incl": "decimal",
-    "shipping_tax_rate": "decimal",
-    "shipping_name": "str",
-    "shipping_taxes": [TAX_AMOUNT],
-    "shipping_discount_excl": "decimal",
-    "shipping_discount_incl": "decimal",
-    "payment_fee_excl": "decimal",
-    "payment_fee_incl": "decimal",
-    "payment_fee_taxes": [TAX_AMOUNT],
-    "payment_fee_name": "str",
-    "discount_excl": "decimal",
-    "discount_incl": "decimal",
-    "total_excl": "decimal",
-    "total_incl": "decimal",
-    "tax_lines": [TAX_AMOUNT],
-    "is_company": "bool",
-    "memo": "str",
-}
 
-ITEM = {
-    "source_product_id": "str",
-    "source_variant_id": "str",
-    "sku": "str",
-    "name": "str",
-    "description": "str",
-    "long_description": "str",
-    "price_excl": "decimal",
-    "price_incl": "decimal",
-    "tax_rate": "decimal",
-    "purchase_cost": "decimal",
-    "quantity": "decimal",
-    "track_stock": "bool",
-    "ean": "str",
-    "currency": "str",
-    "category_path": "list",
-    "options": "any",
-    "attributes": "dict",
-    "image_urls": "list",
-    "active": "bool",
-}
+def _kind(annotation: Any) -> Any:
+    origin = _typing.get_origin(annotation)
+    args = [a for a in _typing.get_args(annotation) if a is not type(None)]
+    if origin in (_typing.Union, _types.UnionType):
+        return _kind(args[0]) if len(args) == 1 else "any"
+    if origin is list:
+        inner = args[0] if args else None
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return [model_tree(inner)]
+        return "list"
+    if origin is dict:
+        return "dict"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return model_tree(annotation)
+    if annotation in _SCALARS:
+        return _SCALARS[annotation]
+    raise TypeError(f"no mapping kind for {annotation!r}")
 
-STOCK = {
-    "source_variant_id": "str",
-    "sku": "str",
-    "stock_level": "decimal",
-    "track_stock": "bool",
-}
+
+def model_tree(model: type[BaseModel]) -> dict[str, Any]:
+    """``{field: kind | sub-tree | [sub-tree]}`` of a canonical record model."""
+    tree: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        tree[name] = extra.get("mapping_kind") or _kind(info.annotation)
+    return tree
+
+
+CUSTOMER = model_tree(MappedCustomer)
+ORDER = model_tree(MappedOrder)
+ITEM = model_tree(MappedItem)
+STOCK = model_tree(MappedStock)
 
 # The reverse direction: a QuickBooks sales document becomes a Lightspeed order, so its
 # addresses and customer take Lightspeed's checkout shapes (street, number and extension
 # apart; country alpha-2 in lower case). Money and structure (shipping and discount
-# lines, voiding, payment status) are the flow's, not the mapping's.
+# lines, voiding, payment status) are the flow's, not the mapping's; there is no
+# canonical record model for it (the checkout is built in orders_reverse_mapping), so
+# its targets are declared here.
 CHECKOUT_ADDRESS = {
     "address1": "str",
     "number": "str",

@@ -311,3 +311,23 @@ def test_get_path_and_is_empty():
     assert get_path({"x": 1}, "$.y", root={"y": 2}) == 2
     assert all(is_empty(value) for value in (None, False, "", "  ", [], {}))
     assert not any(is_empty(value) for value in (0, "0", [0], True))
+
+
+def test_forward_targets_are_the_record_models_fields():
+    """A mapping field is declared once, on the canonical record model: the targets a
+    mapping may fill are derived from it, with the kinds the mapper coerces to."""
+    from pydantic import Field, create_model
+
+    from koppel.domain.records import MappedCustomer, MappedItem, MappedOrder, MappedStock
+    from koppel.mapping.targets import model_tree
+
+    for flow, model in (("orders", MappedOrder), ("products", MappedItem),
+                        ("customers", MappedCustomer), ("stock", MappedStock)):
+        assert set(FLOW_TARGETS[flow]) == set(model.model_fields), flow
+    order = FLOW_TARGETS["orders"]
+    assert order["lines"][0]["quantity"] == "decimal" and order["created_at"] == "datetime"
+    assert order["customer"]["bill_addr"]["postal_code"] == "str"
+    assert order["tax_lines"] == [{"rate": "decimal", "amount": "decimal"}]
+    assert FLOW_TARGETS["products"]["options"] == "any"  # declared on the model
+    grown = create_model("Grown", __base__=MappedStock, bin_location=(str | None, Field(None)))
+    assert model_tree(grown)["bin_location"] == "str"
