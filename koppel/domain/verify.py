@@ -80,6 +80,34 @@ def describe(booked_as: str, problems: list[str]) -> str:
     return f"{booked_as} differs from the shop: " + "; ".join(problems)
 
 
+@dataclass(frozen=True)
+class Verification:
+    """The verdict on one document QuickBooks returned: the shop's figures, the booked
+    ones and each difference (empty: it matches to the cent)."""
+
+    expected: Expected
+    booked: Booked
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def figures(self) -> dict[str, Any]:
+        """Both sides, JSON-safe, for a conflict record's ``details``: ``{"booked":
+        {"total", "vat"}, "shop": {"total", "vat"}}``."""
+        return {"booked": {"total": str(self.booked.total),
+                           "vat": {k: str(v) for k, v in self.booked.vat.items()}},
+                "shop": {"total": str(self.expected.total),
+                         "vat": {k: str(v) for k, v in self.expected.vat.items()}}}
+
+
+def verify(expected: Expected, document: Mapping[str, Any]) -> Verification:
+    """:func:`differences` of ``document`` from ``expected``, with both sides' figures."""
+    return Verification(expected=expected, booked=booked_figures(document),
+                        problems=tuple(differences(expected, document)))
+
+
 # -- the reverse direction: a QuickBooks document placed as a Lightspeed order ------------
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ enrich    their rows and the shop currency; the tenant's mapping → a canonical
 exists    booked before (cross-reference, else DocNumber in QBO)? skip, void or update;
           every row's SKU resolved to a QBO item (unknown SKU: the tenant's policy)
 customers one customer upsert (``customer_upsert.py``) per chunk
-load      sales receipts / invoices in batches of 30; voids; updates or conflicts
+load      sales receipts / invoices, payments, missing items, voids and updates through
+          the QuickBooks writer (``koppel.hooks.qbo_writer``: batches of 30); conflicts
 
 Vanished records: an order deleted in Lightspeed after it failed is retired as ``skipped``
 "deleted in Lightspeed"; a booked document deleted by hand in QuickBooks fails the order
@@ -472,8 +473,9 @@ class OrdersProcess(Process):
         updates = [r for r in records if r.state["action"] == "update"]
         voids = [r for r in records if r.state["action"] == "void"]
         pays = [r for r in records if r.state["action"] == "pay"]
-        self._create_missing_items(creates + updates, refs, result)
-        built = self._build(creates + updates, refs, result)
+        refused = self._create_missing_items(creates + updates, refs, result)
+        built = self._build([r for r in creates + updates if r.source_id not in refused],
+                            refs, result)
         to_pay = self._write_creates([r for r in creates if r.source_id in built], built, result)
         self._write_updates([r for r in updates if r.source_id in built], built, result)
         self._void(voids, result)
@@ -541,12 +543,22 @@ class OrdersProcess(Process):
                             else RecordError(str(exc), field=getattr(exc, "field", None)))
         return built
 
-    def _create_missing_items(self, records, refs, result: StepResult) -> None:
+    def _writer(self):
+        """The tenant's QuickBooks writer (batches, request ids, dry run, duplicate
+        numbers, faults and verification: ``koppel.hooks.qbo_writer``)."""
+        from koppel.hooks.qbo_writer import QuickBooksWriter
+
+        return QuickBooksWriter(self.run.quickbooks, tenant=self.run.tenant_id,
+                                dry_run=self.run.dry_run)
+
+    def _create_missing_items(self, records, refs, result: StepResult) -> set[str]:
         """Unknown SKUs under the ``create_item`` policy: one NonInventory item each; the
-        tenant's fallback item (``settings.fallback_item_sku``) when QuickBooks lacks it."""
+        tenant's fallback item (``settings.fallback_item_sku``) when QuickBooks lacks it.
+        An item QuickBooks refuses fails the orders that need it, naming the SKU and the
+        fault; returns their ids."""
         from types import SimpleNamespace
 
-        from koppel.hooks.quickbooks import BatchOp
+        from koppel.hooks.qbo_writer import WriteOp
 
         wanted: dict[str, Any] = {}
         fallback_sku = self.settings.fallback_item_sku
@@ -558,8 +570,9 @@ class OrdersProcess(Process):
             if record.state.get("create_fallback") and fallback_sku:
                 wanted.setdefault(fallback_sku, SimpleNamespace(name="Onbekend artikel"))
         if not wanted:
-            return
+            return set()
         account = refs.account_id(self.settings.products.accounts.income)
+        refused: dict[str, str] = {}
         if self.run.dry_run:
             ids = {sku: "(dry run)" for sku in wanted}
         else:
@@ -574,71 +587,80 @@ class OrdersProcess(Process):
                     if row.get("Sku") in wanted:
                         ids.setdefault(str(row["Sku"]), str(row["Id"]))
                 missing = sorted(sku for sku in wanted if sku not in ids)
-                ops = [BatchOp(bid=f"i{i}", operation="create", entity="Item", payload={
-                    "Name": _item_name(wanted[sku].name or sku, sku), "Sku": sku,
-                    "Type": "NonInventory", "IncomeAccountRef": {"value": account}})
-                    for i, sku in enumerate(missing)]
-                answers = hook.batch(ops, request_id=hook.request_id(
-                    self.run.tenant_id, "Item", "create", *missing)) if ops else {}
-                for i, sku in enumerate(missing):
-                    answer = answers[f"i{i}"]
-                    if answer.ok:
-                        ids[sku] = str(answer.value["Id"])
+                outcomes = self._writer().write([WriteOp(
+                    key=sku, operation="create", entity="Item", request_key=(sku,), payload={
+                        "Name": _item_name(wanted[sku].name or sku, sku), "Sku": sku,
+                        "Type": "NonInventory", "IncomeAccountRef": {"value": account}})
+                    for sku in missing], scope="Item", bid_prefix="i")
+                for sku, outcome in outcomes.items():
+                    if outcome.written:
+                        ids[sku] = outcome.target_id
+                    else:
+                        refused[sku] = outcome.reason or outcome.status
+        failed: set[str] = set()
         for record in records:
-            for index in record.state.get("create_items", []):
-                sku = self._order(record).lines[index].sku
-                if sku in ids:
-                    record.state["item_ids"][sku] = ids[sku]
-            if record.state.get("create_fallback") and fallback_sku in ids:
-                record.state["fallback_item_id"] = ids[fallback_sku]
+            try:
+                lines = self._order(record).lines
+                for index in record.state.get("create_items", []):
+                    sku = lines[index].sku
+                    if sku in refused:
+                        raise RecordError(f"QuickBooks item for SKU {sku!r} could not be "
+                                          f"created: {refused[sku]}", field=f"lines[{index}].sku")
+                    if sku in ids:
+                        record.state["item_ids"][sku] = ids[sku]
+                if record.state.get("create_fallback") and fallback_sku in refused:
+                    index = record.state.get("fallback_lines", [0])[0]
+                    raise RecordError(f"the fallback item (SKU {fallback_sku!r}, "
+                                      "settings.fallback_item_sku) could not be created: "
+                                      f"{refused[fallback_sku]}", field=f"lines[{index}].sku")
+                if record.state.get("create_fallback") and fallback_sku in ids:
+                    record.state["fallback_item_id"] = ids[fallback_sku]
+            except RecordError as exc:
+                result.fail(record, exc)
+                failed.add(record.source_id)
+        return failed
 
     def _write_creates(self, records, built, result: StepResult) -> list:
-        from koppel.hooks.errors import DuplicateDocNumber
-        from koppel.hooks.quickbooks import BatchOp
+        """New documents through the writer; returns the invoices still to pay as
+        ``(record, invoice, built document, the create's outcome)``."""
+        from koppel.hooks.qbo_writer import ADOPTED, DRY_RUN, REFUSED, WriteOp
 
         if not records:
             return []
-        if self.run.dry_run:
-            for r in records:
-                doc = built[r.source_id]
-                result.end(r, "skipped", reason=f"dry run: would create {doc.entity} "
-                           f"{r.state['doc_number']} (total {doc.predicted.total_amt})")
-            return []
-        hook = self.run.quickbooks
-        ops = [BatchOp(bid=f"d{i}", operation="create", entity=built[r.source_id].entity,
-                       payload=built[r.source_id].payload) for i, r in enumerate(records)]
-        answers = hook.batch(ops, request_id=hook.request_id(
-            self.run.tenant_id, self.entity, "create",
-            *[f"{r.source_id}:{r.state['hash']}" for r in records]))
+        ops = []
+        for r in records:
+            doc, order = built[r.source_id], self._order(r)
+            ops.append(WriteOp(
+                key=r.source_id, operation="create", entity=doc.entity, payload=doc.payload,
+                request_key=(r.source_id, r.state["hash"]), expected=doc.expected,
+                doc_number=r.state["doc_number"],
+                matches=lambda row, order=order: adoption_mismatch(row, order),
+                summary=f"create {doc.entity} {r.state['doc_number']} "
+                        f"(total {doc.predicted.total_amt})"))
+        outcomes = self._writer().write(ops, scope=self.entity, bid_prefix="d")
         to_pay = []
-        for i, record in enumerate(records):
-            answer, doc = answers[f"d{i}"], built[record.source_id]
-            if answer.ok and self._pays(self._order(record), doc.entity):
+        for record in records:
+            outcome, doc = outcomes[record.source_id], built[record.source_id]
+            if outcome.status == DRY_RUN:
+                result.end(record, "skipped", reason=outcome.reason)
+            elif outcome.written and self._pays(self._order(record), doc.entity):
                 # booked (cross-referenced now, so never twice); ended once it is paid
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
-                                         doc.entity, str(answer.value["Id"]), record.state["hash"])
-                to_pay.append((record, answer.value, doc))
-            elif answer.ok:
-                self._booked(record, answer.value, doc, "created", result)
-            elif isinstance(answer.fault, DuplicateDocNumber) or getattr(answer.fault, "code", 0) == 6140:
-                rows = hook.query_in(self.entity, "DocNumber", [record.state["doc_number"]])
-                mismatch = adoption_mismatch(rows[0], self._order(record)) if rows else None
-                if rows and mismatch:
-                    result.end(record, "conflict", target_type=self.entity,
-                               target_id=str(rows[0]["Id"]), reason=(
-                                   f"{self.entity} {rows[0]['Id']} in QuickBooks has DocNumber "
-                                   f"{record.state['doc_number']} but {mismatch}; not adopted"),
-                               details={"verification": True})
-                elif rows:
-                    self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
-                                             self.entity, str(rows[0]["Id"]), record.state["hash"])
-                    result.end(record, "skipped", target_type=self.entity,
-                               target_id=str(rows[0]["Id"]),
-                               reason="already in QuickBooks (DocNumber exists)")
-                else:
-                    result.fail(record, RecordError(str(answer.fault), field="number"))
+                                         doc.entity, outcome.target_id, record.state["hash"])
+                to_pay.append((record, outcome.value, doc, outcome))
+            elif outcome.written:
+                self._booked(record, outcome, doc, "created", result)
+            elif outcome.status == REFUSED:
+                result.end(record, "conflict", target_type=outcome.entity,
+                           target_id=outcome.target_id, reason=outcome.reason,
+                           details={"verification": True})
+            elif outcome.status == ADOPTED:
+                self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
+                                         outcome.entity, outcome.target_id, record.state["hash"])
+                result.end(record, "skipped", target_type=outcome.entity,
+                           target_id=outcome.target_id, reason=outcome.reason)
             else:
-                result.fail(record, RecordError(str(answer.fault)))
+                result.fail(record, RecordError(outcome.reason, field=outcome.field))
         return to_pay
 
     def _invoices_to_pay(self, records, result: StepResult) -> list:
@@ -652,26 +674,26 @@ class OrdersProcess(Process):
             if row is None:
                 self._gone_in_quickbooks(record, "Invoice", record.state["target_id"], result)
             else:
-                out.append((record, row, None))
+                out.append((record, row, None, None))
         return out
 
     def _pay(self, pending, refs, result: StepResult) -> None:
         """A Payment applied to each invoice in ``pending`` (``(record, invoice as
-        QuickBooks returned it, built document or None)``), in batches of 30 with
-        deterministic request ids; an invoice QuickBooks already shows as paid gets none.
-        A failed payment fails the record (its invoice stays booked; the next run pays)."""
+        QuickBooks returned it, built document or None, the create's outcome or None)``)
+        through the writer; an invoice QuickBooks already shows as paid gets none. A
+        failed payment fails the record (its invoice stays booked; the next run pays)."""
         from koppel.domain.money import cents
         from koppel.domain.qbo_payloads import PayloadError, payment_payload, txn_date
-        from koppel.hooks.quickbooks import BatchOp
+        from koppel.hooks.qbo_writer import DRY_RUN, WriteOp
 
         if not pending:
             return
-        ops, waiting = [], []
-        for record, invoice, doc in pending:
+        ops, waiting = [], {}
+        for record, invoice, doc, created in pending:
             order = self._order(record)
             balance = cents(invoice.get("Balance", invoice.get("TotalAmt")) or 0)
             if balance <= 0:
-                self._paid(record, invoice, doc, None, result)
+                self._paid(record, invoice, doc, None, result, created)
                 continue
             when = order.updated_at if doc is None and order.updated_at else order.created_at
             try:
@@ -686,47 +708,41 @@ class OrdersProcess(Process):
                 result.fail(record, RecordError(f"Invoice {invoice['Id']} booked; its payment "
                                                 f"cannot be made: {exc}", field="payment"))
                 continue
-            if self.run.dry_run:
-                result.end(record, "skipped", reason=f"dry run: would apply a payment of "
-                           f"{balance} to Invoice {invoice['Id']}")
-                continue
-            ops.append(BatchOp(bid=f"p{len(ops)}", operation="create", entity="Payment",
-                               payload=payload))
-            waiting.append((record, invoice, doc))
-        if not ops:
-            return
-        hook = self.run.quickbooks
-        answers = hook.batch(ops, request_id=hook.request_id(
-            self.run.tenant_id, "Payment", "create",
-            *[f"{r.source_id}:{inv['Id']}" for r, inv, _ in waiting]))
-        for i, (record, invoice, doc) in enumerate(waiting):
-            answer = answers[f"p{i}"]
-            if answer.ok:
-                self._paid(record, invoice, doc, answer.value, result)
+            ops.append(WriteOp(key=record.source_id, operation="create", entity="Payment",
+                               payload=payload, request_key=(record.source_id, str(invoice["Id"])),
+                               summary=f"apply a payment of {balance} to Invoice {invoice['Id']}"))
+            waiting[record.source_id] = (record, invoice, doc, created)
+        outcomes = self._writer().write(ops, scope="Payment", bid_prefix="p")
+        for key, outcome in outcomes.items():
+            record, invoice, doc, created = waiting[key]
+            if outcome.status == DRY_RUN:
+                result.end(record, "skipped", reason=outcome.reason)
+            elif outcome.written:
+                self._paid(record, invoice, doc, outcome.value, result, created)
             else:
                 result.fail(record, RecordError(f"Invoice {invoice['Id']} booked; its payment "
-                                                f"failed: {answer.fault}", field="payment"))
+                                                f"failed: {outcome.reason}", field="payment"))
 
-    def _paid(self, record, invoice, doc, payment, result: StepResult) -> None:
+    def _paid(self, record, invoice, doc, payment, result: StepResult, created=None) -> None:
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, "Invoice",
                                  str(invoice["Id"]), record.state["hash"], state="paid")
         note = (f"payment {payment['Id']} of {payment.get('TotalAmt')} applied" if payment
                 else "already paid in QuickBooks")
         if doc is not None:
-            self._booked(record, invoice, doc, "created", result, payment_note=note,
+            self._booked(record, created, doc, "created", result, payment_note=note,
                          xref_state="paid")
         else:
             result.end(record, "updated", target_type="Invoice", target_id=str(invoice["Id"]),
                        reason=f"order paid: {note} to Invoice {invoice['Id']}",
                        details={"payment": payment["Id"] if payment else None})
 
-    def _booked(self, record, value, doc, action, result: StepResult, *,
+    def _booked(self, record, outcome, doc, action, result: StepResult, *,
                 payment_note: str | None = None, xref_state: str = "active") -> None:
-        """A document QuickBooks wrote: cross-referenced (never booked twice), then
-        verified against the shop's figures from QuickBooks' own answer."""
-        target_id = str(value["Id"])
+        """A document QuickBooks wrote (the writer's ``outcome``, verified against the
+        shop's figures from QuickBooks' own answer): cross-referenced (never booked
+        twice), then ended as ``action`` or, when its figures differ, ``conflict``."""
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, doc.entity,
-                                 target_id, record.state["hash"], state=xref_state)
+                                 outcome.target_id, record.state["hash"], state=xref_state)
         order = self._order(record)
         kinds = [kind for kind, present in (
             ("payment fee", order.payment_fee_incl), ("split shipping", len(order.shipping_taxes) > 1),
@@ -740,7 +756,7 @@ class OrdersProcess(Process):
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
             reason = f"rounding line {doc.rounding_difference} closes QuickBooks' rounding"
-        end_verified(result, record, value, doc, action, details=details, reason=reason,
+        end_verified(result, record, outcome, action, details=details, reason=reason,
                      content_hash=record.state["hash"])
 
     def _current_documents(self, records) -> dict[str, dict]:
@@ -750,45 +766,34 @@ class OrdersProcess(Process):
 
     def _write_updates(self, records, built, result: StepResult) -> None:
         """Booked orders whose lines or amounts changed (conflict policy ``update``): a full
-        update of the document, so QBO's lines equal the shop's again."""
-        from koppel.hooks.quickbooks import BatchOp
+        update of the document, so QBO's lines equal the shop's again. The writer sends
+        it against the document's current version, whose SyncToken is part of the request
+        id: a retry of the same write is answered from the first request, but after a
+        stale-object fault (someone edited the document) the next run's write is a new
+        request against the new version."""
+        from koppel.hooks.qbo_writer import DRY_RUN, GONE, WriteOp
 
         if not records:
             return
-        if self.run.dry_run:
-            for r in records:
-                result.end(r, "skipped", reason=f"dry run: would update {self.entity} "
-                           f"{r.state['target_id']}")
-            return
-        current = self._current_documents(records)
-        ops, kept, versions = [], [], []
+        ops = [WriteOp(key=r.source_id, operation="update", entity=self.entity,
+                       target_id=r.state["target_id"],
+                       payload={**built[r.source_id].payload, "sparse": False},
+                       request_key=(r.source_id, r.state["hash"]),
+                       expected=built[r.source_id].expected) for r in records]
+        outcomes = self._writer().write(ops, scope=self.entity, bid_prefix="u")
         for record in records:
-            row = current.get(record.state["target_id"])
-            if row is None:
+            outcome = outcomes[record.source_id]
+            if outcome.status == DRY_RUN:
+                result.end(record, "skipped", reason=outcome.reason)
+            elif outcome.status == GONE:
                 self._gone_in_quickbooks(record, self.entity, record.state["target_id"], result)
-                continue
-            payload = {**built[record.source_id].payload, "Id": row["Id"],
-                       "SyncToken": row["SyncToken"], "sparse": False}
-            ops.append(BatchOp(bid=f"u{len(ops)}", operation="update", entity=self.entity,
-                               payload=payload))
-            kept.append(record)
-            versions.append(row["SyncToken"])
-        hook = self.run.quickbooks
-        # The SyncToken is part of the request id: a retry of the same write is answered
-        # from the first request, but after a stale-object fault (someone edited the
-        # document) the next run's write is a new request against the new version.
-        answers = hook.batch(ops, request_id=hook.request_id(
-            self.run.tenant_id, self.entity, "update",
-            *[f"{r.source_id}:{r.state['hash']}:{v}" for r, v in zip(kept, versions)]))
-        for i, record in enumerate(kept):
-            answer = answers[f"u{i}"]
-            if answer.ok:
-                self._booked(record, answer.value, built[record.source_id], "updated", result)
-            elif str(getattr(answer.fault, "code", "")) == "610":  # deleted meanwhile
+            elif outcome.written:
+                self._booked(record, outcome, built[record.source_id], "updated", result)
+            elif outcome.code == 610:  # deleted meanwhile
                 self._gone_in_quickbooks(record, self.entity, record.state["target_id"],
-                                         result, str(answer.fault))
+                                         result, outcome.reason)
             else:
-                result.fail(record, RecordError(str(answer.fault)))
+                result.fail(record, RecordError(outcome.reason, field=outcome.field))
 
     def _gone_in_quickbooks(self, record, target_type: str, target_id: str,
                             result: StepResult, fault: str | None = None) -> None:
@@ -807,62 +812,48 @@ class OrdersProcess(Process):
                    details={"deleted_in_quickbooks": True})
 
     def _void(self, records, result: StepResult) -> None:
-        """Orders cancelled after booking: the document is voided (kept, amounts zero)."""
+        """Orders cancelled after booking: the document is voided (kept, amounts zero),
+        against its current version (the writer reads it; one request per void)."""
+        from koppel.hooks.qbo_writer import DRY_RUN, GONE, WriteOp
+
         if not records:
             return
-        if self.run.dry_run:
-            for r in records:
-                result.end(r, "skipped", reason=f"dry run: would void {r.state['target_type']} "
-                           f"{r.state['target_id']}")
-            return
-        hook = self.run.quickbooks
-        current = self._current_documents(records)
+        ops = [WriteOp(key=r.source_id, operation="void", entity=r.state["target_type"],
+                       target_id=r.state["target_id"], request_key=(r.state["target_id"],))
+               for r in records]
+        outcomes = self._writer().write(ops)
         for record in records:
             target_type, target_id = record.state["target_type"], record.state["target_id"]
-            row = current.get(target_id)
-            if row is None:
+            outcome = outcomes[record.source_id]
+            if outcome.status == DRY_RUN:
+                result.end(record, "skipped", reason=outcome.reason)
+            elif outcome.status == GONE:
                 self._gone_in_quickbooks(record, target_type, target_id, result)
-                continue
-            try:
-                body = {"Id": row["Id"], "SyncToken": row["SyncToken"], "sparse": True}
-                params = {"operation": "void"} if target_type == "Invoice" else \
-                    {"operation": "update", "include": "void"}
-                hook.api("POST", target_type.lower(), body=body, params=params,
-                         request_id=hook.request_id(self.run.tenant_id, target_type, "void",
-                                                    target_id, row["SyncToken"]),
-                         record_id=record.source_id)
+            elif outcome.written:
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
                                          target_type, target_id, record.state["hash"],
                                          state="voided")
                 result.end(record, "voided", target_type=target_type, target_id=target_id,
                            reason="order cancelled after booking")
-            except RecordError as exc:
-                result.fail(record, exc)
-            except Exception as exc:
-                if _systemic(exc):
-                    raise
-                result.fail(record, RecordError(f"void failed: {exc}"))
+            else:
+                result.fail(record, RecordError(f"void failed: {outcome.reason}"))
 
 
-def end_verified(result: StepResult, record: Record, value: dict[str, Any], doc, action: str,
-                 *, details: dict[str, Any], reason: str | None = None, **kw: Any) -> None:
-    """End ``record`` with the document QuickBooks returned for ``doc``: ``action`` when
+def end_verified(result: StepResult, record: Record, outcome, action: str, *,
+                 details: dict[str, Any], reason: str | None = None, **kw: Any) -> None:
+    """End ``record`` with the document the writer's ``outcome`` holds: ``action`` when
     its total and VAT per rate are the shop's to the cent, else a ``conflict`` that names
     both figures (``details["verification"]``: counted by the error threshold, alerted)."""
-    from koppel.domain.verify import booked_figures, describe, differences
+    from koppel.domain.verify import describe
+    from koppel.hooks.qbo_writer import CONFLICT
 
-    target_id = str(value["Id"])
-    booked = booked_figures(value)
-    problems = differences(doc.expected, value) if doc.expected else []
-    if problems:
-        details = {**details, "verification": True,
-                   "booked": {"total": str(booked.total),
-                              "vat": {k: str(v) for k, v in booked.vat.items()}},
-                   "shop": {"total": str(doc.expected.total),
-                            "vat": {k: str(v) for k, v in doc.expected.vat.items()}}}
-        action, reason = "conflict", describe(f"{action} {doc.entity} {target_id}", problems)
-    result.end(record, action, target_type=doc.entity, target_id=target_id,
-               amount=booked.total, reason=reason, details=details, **kw)
+    target_id = outcome.target_id
+    if outcome.status == CONFLICT:
+        details = {**details, "verification": True, **outcome.verification.figures()}
+        action, reason = "conflict", describe(f"{action} {outcome.entity} {target_id}",
+                                              list(outcome.problems))
+    result.end(record, action, target_type=outcome.entity, target_id=target_id,
+               amount=outcome.booked.total, reason=reason, details=details, **kw)
 
 
 def adoption_mismatch(row: dict[str, Any], order) -> str | None:

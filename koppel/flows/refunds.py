@@ -6,7 +6,8 @@ extract   orders changed in the window (or the Params' order numbers), orders wh
 enrich    the order's rows, mapped as the orders flow maps them
 exists    refunded before (cross-reference ``refund`` → skip; DocNumber in QBO → adopt)?
           the order booked (cross-reference ``order``)? its booked document read back
-load      one refund document per credit, in batches of 30, deterministic request ids
+load      one refund document per credit, through the QuickBooks writer
+          (``koppel.hooks.qbo_writer``: batches of 30, deterministic request ids)
 
 Document: ``settings.refunds.document`` — ``auto`` (a refund receipt against a booked
 sales receipt, a credit memo against a booked invoice), ``refund_receipt`` or
@@ -352,51 +353,65 @@ class RefundsProcess(Process):
         return built
 
     def _write(self, records, built, result: StepResult) -> None:
-        from koppel.hooks.errors import DuplicateDocNumber
-        from koppel.hooks.quickbooks import BatchOp
+        """The refund documents through the writer (batches of 30, deterministic request
+        ids, dry run, duplicate numbers, faults); each answer verified against the
+        credit: its total and the lines' VAT per rate."""
+        from dataclasses import replace
+
+        from koppel.domain.verify import Expected
+        from koppel.hooks.qbo_writer import ADOPTED, DRY_RUN, REFUSED, WriteOp
 
         if not records:
             return
-        if self.run.dry_run:
-            for r in records:
-                doc = built[r.source_id]
-                log.info("dry run: would create %s %s for credit %s (total %s, %d lines)",
-                         doc.entity, r.state["doc_number"], r.source_id,
-                         doc.predicted.total_amt, len(doc.payload["Line"]))
-                self._end(result, r, "skipped", reason=f"dry run: would create {doc.entity} "
-                          f"{r.state['doc_number']} (total {doc.predicted.total_amt})")
-            return
-        hook = self.run.quickbooks
-        ops = [BatchOp(bid=f"r{i}", operation="create", entity=built[r.source_id].entity,
-                       payload=built[r.source_id].payload) for i, r in enumerate(records)]
-        answers = hook.batch(ops, request_id=hook.request_id(
-            self.run.tenant_id, SOURCE_TYPE, "create",
-            *[f"{r.source_id}:{r.state['hash']}" for r in records]))
-        for i, record in enumerate(records):
-            answer, doc = answers[f"r{i}"], built[record.source_id]
-            if answer.ok:
-                self._booked(record, answer.value, doc, result)
-            elif isinstance(answer.fault, DuplicateDocNumber) or getattr(answer.fault, "code", 0) == 6140:
-                rows = hook.query_in(doc.entity, "DocNumber", [record.state["doc_number"]])
-                if rows:
-                    self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
-                                             doc.entity, str(rows[0]["Id"]), record.state["hash"])
-                    self._end(result, record, "skipped", target_type=doc.entity,
-                              target_id=str(rows[0]["Id"]),
-                              reason="already in QuickBooks (DocNumber exists)")
-                else:
-                    self._fail(result, record, RecordError(str(answer.fault), field="number"))
+        ops = []
+        for r in records:
+            doc = built[r.source_id]
+            credit = Decimal(r.data["credit"]["total_incl"])
+            ops.append(WriteOp(
+                key=r.source_id, operation="create", entity=doc.entity, payload=doc.payload,
+                request_key=(r.source_id, r.state["hash"]),
+                expected=replace(doc.expected, total=credit) if doc.expected is not None
+                else Expected(total=credit),
+                doc_number=r.state["doc_number"],
+                matches=lambda row, credit=credit: refund_mismatch(row, credit),
+                summary=f"create {doc.entity} {r.state['doc_number']} "
+                        f"(total {doc.predicted.total_amt})"))
+        outcomes = self._writer().write(ops, scope=SOURCE_TYPE, bid_prefix="r")
+        for record in records:
+            outcome, doc = outcomes[record.source_id], built[record.source_id]
+            if outcome.status == DRY_RUN:
+                self._end(result, record, "skipped", reason=outcome.reason)
+            elif outcome.written:
+                self._booked(record, outcome, doc, result)
+            elif outcome.status == ADOPTED:
+                self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
+                                         outcome.entity, outcome.target_id, record.state["hash"])
+                self._end(result, record, "skipped", target_type=outcome.entity,
+                          target_id=outcome.target_id, reason=outcome.reason)
+            elif outcome.status == REFUSED:
+                self._end(result, record, "conflict", target_type=outcome.entity,
+                          target_id=outcome.target_id, reason=outcome.reason,
+                          details={"verification": True})
             else:
-                self._fail(result, record, RecordError(str(answer.fault)))
+                self._fail(result, record, RecordError(outcome.reason, field=outcome.field))
 
-    def _booked(self, record, value, doc, result: StepResult) -> None:
-        target_id = str(value["Id"])
+    def _writer(self):
+        """The tenant's QuickBooks writer (``koppel.hooks.qbo_writer``)."""
+        from koppel.hooks.qbo_writer import QuickBooksWriter
+
+        return QuickBooksWriter(self.run.quickbooks, tenant=self.run.tenant_id,
+                                dry_run=self.run.dry_run)
+
+    def _booked(self, record, outcome, doc, result: StepResult) -> None:
+        """A refund QuickBooks wrote: cross-referenced (never twice), then ended as
+        ``refunded`` or — when the writer found its figures differ from the credit's —
+        ``conflict`` naming both."""
+        from koppel.domain.verify import describe
+        from koppel.hooks.qbo_writer import CONFLICT
+
+        target_id = outcome.target_id
         self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id, doc.entity,
                                  target_id, record.state["hash"])
-        from dataclasses import replace
-
-        from koppel.domain.verify import booked_figures, describe, differences
-
         credit = Decimal(record.data["credit"]["total_incl"])
         original = record.state["original"]
         details = {"doc_number": record.state["doc_number"],
@@ -406,13 +421,11 @@ class RefundsProcess(Process):
         action = "refunded"
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
-        # verified against QuickBooks' answer: the credit's total, the lines' VAT per rate
-        problems = differences(replace(doc.expected, total=credit), value)
-        booked = booked_figures(value)
-        if problems:
+        booked = outcome.booked
+        if outcome.status == CONFLICT:
             action = "conflict"
             details.update(verification=True, booked_total=str(booked.total))
-            reason = describe(f"refunded as {doc.entity} {target_id}", problems)
+            reason = describe(f"refunded as {doc.entity} {target_id}", list(outcome.problems))
         self._end(result, record, action, target_type=doc.entity, target_id=target_id,
                   content_hash=record.state["hash"], amount=booked.total, reason=reason,
                   details=details)
@@ -453,6 +466,17 @@ class RefundsProcess(Process):
 
     def _fail(self, result: StepResult, record: Record, error: RecordError) -> None:
         self._end(result, record, getattr(error, "action", "failed"), reason=str(error))
+
+
+def refund_mismatch(row: dict[str, Any], credit: Decimal) -> str | None:
+    """Why a QuickBooks refund document with a credit's DocNumber is not that credit's
+    refund (its total), or None when it is."""
+    from koppel.domain.money import cents
+
+    total = cents(row.get("TotalAmt") or 0)
+    if total != cents(credit):
+        return f"total {total} (credit {cents(credit)})"
+    return None
 
 
 def _deleted(exc: BaseException) -> bool:

@@ -1,0 +1,344 @@
+"""``QuickBooksWriter``: every write koppel makes to QuickBooks, with one outcome per record.
+
+The flows hand the writer write operations (:class:`WriteOp`) keyed by their own record
+key — create, update, void or delete of an entity, with its payload and, for a sales
+document, the shop's figures it must carry — and get back one :class:`WriteOutcome` per
+key. The writer owns what every write needs, once:
+
+batching     creates, updates and deletes go in batch requests of at most 30 operations
+             (the hook's ``BATCH_SIZE``); look-ups never share a batch with writes. A
+             void goes as its own request (QuickBooks voids a sales receipt through an
+             update with ``include=void``, which a batch item cannot carry).
+request ids  deterministic: ``request_id(tenant, scope, operation, *keys)`` over the
+             operations of the call (each key ``":"``-joined, the target's SyncToken
+             appended for updates, voids and deletes), and the hook derives each batch
+             request's id from it and the request's content. A retried task sends the
+             same requests with the same ids and QuickBooks answers them from the first:
+             nothing is booked twice. A write against a newer version is a new request.
+versions     an update, void or delete of ``target_id`` without a ``SyncToken`` in its
+             payload is sent against the target's current version, read in one query per
+             entity; a target QuickBooks no longer has is ``gone``.
+dry run      no request at all (no version read either): each key gets ``dry_run`` with
+             "dry run: would <summary>".
+duplicates   a create whose ``DocNumber`` QuickBooks already has (fault 6140, or 6210 as
+             Intuit's 2017 list names it) is looked up by its number: the document is
+             ``adopted`` only when the operation's ``matches`` finds it is the same one,
+             else ``refused`` with a reason naming both; not found, the fault stands.
+faults       each item's fault is that key's ``failed`` outcome (fault code, message,
+             element); auth, throttling past every retry and a QuickBooks that is down
+             are not one record's fault and raise.
+verification every answer of an operation with ``expected`` figures is compared with them
+             (:func:`koppel.domain.verify.verify`): any difference makes the outcome a
+             ``conflict`` that carries both figures — never a silent note.
+
+Model: the Singer SDK's ``BatchSink`` (one class owns batching, ``process_batch`` and
+what becomes of each record of a batch). The writer sits next to the hook and knows
+nothing of flows: the flows turn outcomes into activity (``result.end``/``fail``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from koppel.domain.verify import Booked, Expected, Verification, booked_figures, verify
+from koppel.hooks.errors import (
+    AuthError,
+    DuplicateDocNumber,
+    QBOError,
+    QBOFault,
+    TransientError,
+)
+from koppel.hooks.quickbooks import BATCH_SIZE, BatchOp
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = ("create", "update", "void", "delete")
+#: fault codes of a document number QuickBooks already has: 6140 (python-quickbooks and
+#: the sandbox), 6210 (Intuit's 2017 error list); either way the number is looked up
+DUPLICATE_NUMBER_CODES = frozenset({6140, 6210})
+#: entities QuickBooks voids through ``operation=update&include=void`` (the others
+#: through ``operation=void``)
+VOID_BY_UPDATE = frozenset({"SalesReceipt"})
+
+# outcome statuses
+WRITTEN = "written"      # QuickBooks wrote it (and its figures are the expected ones)
+CONFLICT = "conflict"    # QuickBooks wrote it, but its figures differ from the expected
+ADOPTED = "adopted"      # the DocNumber existed: that document is this write's, adopted
+REFUSED = "refused"      # the DocNumber existed on another document: not adopted
+DRY_RUN = "dry_run"      # a dry run: nothing sent
+FAILED = "failed"        # QuickBooks refused the item (``fault``), or a look-up found no
+                         # document for a duplicate number
+GONE = "gone"            # the target of an update/void/delete is not in QuickBooks
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    """One write. ``key`` is the caller's record key (one outcome per key).
+
+    ``request_key``: what makes this write unique (source id, content version, …; the
+    ``key`` when empty) — part of the request id, so keep it stable across retries.
+    ``target_id``: the entity updated, voided or deleted. ``expected``: the figures the
+    answer must carry. ``doc_number`` + ``matches``: duplicate-number recovery of a create
+    (``matches(row)`` returns why the existing ``row`` is *not* this write's document, or
+    ``None`` when it is). ``summary``: what a dry run would do ("create SalesReceipt 1001
+    (total 12.10)"; default ``"<operation> <entity> [<target_id>]"``)."""
+
+    key: str
+    operation: str
+    entity: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    request_key: tuple[str, ...] = ()
+    target_id: str | None = None
+    expected: Expected | None = None
+    doc_number: str | None = None
+    matches: Callable[[dict[str, Any]], str | None] | None = None
+    summary: str | None = None
+
+    @property
+    def target(self) -> str | None:
+        """The id of the entity an update, void or delete writes to."""
+        found = self.target_id or self.payload.get("Id")
+        return None if found is None else str(found)
+
+    def describe(self) -> str:
+        if self.summary:
+            return self.summary
+        return " ".join(p for p in (self.operation, self.entity, self.target) if p)
+
+
+@dataclass
+class WriteOutcome:
+    """What became of one :class:`WriteOp`."""
+
+    key: str
+    status: str
+    operation: str
+    entity: str
+    value: dict[str, Any] | None = None  # the entity QuickBooks returned, or the adopted one
+    fault: QBOError | None = None
+    reason: str | None = None
+    field: str | None = None             # the field a ``failed`` outcome is about
+    verification: Verification | None = None
+
+    @property
+    def written(self) -> bool:
+        """QuickBooks holds the write now (``written`` or ``conflict``)."""
+        return self.status in (WRITTEN, CONFLICT)
+
+    @property
+    def target_id(self) -> str | None:
+        return str(self.value["Id"]) if self.value and self.value.get("Id") is not None else None
+
+    @property
+    def code(self) -> int | None:
+        return getattr(self.fault, "code", None)
+
+    @property
+    def element(self) -> str:
+        return getattr(self.fault, "element", "") or ""
+
+    @property
+    def booked(self) -> Booked | None:
+        """The figures of the returned document (``None`` without one)."""
+        if self.verification is not None:
+            return self.verification.booked
+        return booked_figures(self.value) if self.value else None
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return self.verification.problems if self.verification is not None else ()
+
+
+class QuickBooksWriter:
+    """Writes of one tenant through one :class:`~koppel.hooks.quickbooks.QuickBooksHook`
+    (see the module's docstring). ``batch_size`` is the hook's limit of 30."""
+
+    def __init__(self, hook: Any, *, tenant: str, dry_run: bool = False,
+                 batch_size: int = BATCH_SIZE) -> None:
+        if not 1 <= batch_size <= BATCH_SIZE:
+            raise ValueError(f"a batch holds 1 to {BATCH_SIZE} operations")
+        self.hook = hook
+        self.tenant = tenant
+        self.dry_run = dry_run
+        self.batch_size = batch_size
+
+    # -- the one entry point ------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp], *, scope: str | None = None,
+              bid_prefix: str = "w") -> dict[str, WriteOutcome]:
+        """Send ``ops`` (one operation kind per call) and return ``key → outcome`` in the
+        order of ``ops``. ``scope`` names the writes in the request id (default: their
+        entity, which must then be one); ``bid_prefix`` + the index of each sent
+        operation is its batch item id — both are part of the request id, keep them."""
+        if not ops:
+            return {}
+        keys = [op.key for op in ops]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"tenant {self.tenant}: write keys must be unique")
+        kinds = {op.operation for op in ops}
+        if len(kinds) != 1 or not kinds <= set(OPERATIONS):
+            raise ValueError(f"tenant {self.tenant}: one operation of {OPERATIONS} per "
+                             f"write, got {sorted(kinds)}")
+        operation = kinds.pop()
+        if operation != "create" and any(op.target is None for op in ops):
+            raise ValueError(f"tenant {self.tenant}: a {operation} needs its target_id")
+        if self.dry_run:
+            return {op.key: self._dry_run(op) for op in ops}
+        outcomes: dict[str, WriteOutcome] = {}
+        bodies = self._bodies(ops, outcomes)
+        sendable = [op for op in ops if op.key in bodies]
+        if operation == "void":
+            for op in sendable:
+                outcomes[op.key] = self._single(op, bodies[op.key], scope)
+        elif sendable:
+            outcomes.update(self._batched(sendable, bodies, scope, operation, bid_prefix))
+        return {key: outcomes[key] for key in keys}
+
+    # -- dry run ------------------------------------------------------------------------
+    def _dry_run(self, op: WriteOp) -> WriteOutcome:
+        reason = f"dry run: would {op.describe()}"
+        log.info("DRY RUN (nothing written): tenant %s, record %s: would %s", self.tenant,
+                 op.key, op.describe())
+        return WriteOutcome(op.key, DRY_RUN, op.operation, op.entity, reason=reason)
+
+    # -- bodies, with the current version of each target --------------------------------
+    def _bodies(self, ops: Sequence[WriteOp],
+                outcomes: dict[str, WriteOutcome]) -> dict[str, dict[str, Any]]:
+        """The body of each op; updates, voids and deletes without a SyncToken get their
+        target's current one (one look-up per entity); a target not found is ``gone``."""
+        need: dict[str, list[str]] = {}
+        for op in ops:
+            if op.operation != "create" and "SyncToken" not in op.payload:
+                need.setdefault(op.entity, []).append(op.target)
+        current: dict[tuple[str, str], dict[str, Any]] = {}
+        for entity, ids in need.items():
+            for row in self.hook.query_in(entity, "Id", ids):
+                current[(entity, str(row["Id"]))] = row
+        bodies: dict[str, dict[str, Any]] = {}
+        for op in ops:
+            if op.operation == "create" or "SyncToken" in op.payload:
+                body = dict(op.payload)
+            else:
+                row = current.get((op.entity, op.target))
+                if row is None:
+                    outcomes[op.key] = WriteOutcome(
+                        op.key, GONE, op.operation, op.entity,
+                        reason=f"{op.entity} {op.target} is not in QuickBooks")
+                    continue
+                body = {**op.payload, "Id": row["Id"], "SyncToken": row["SyncToken"]}
+            if op.operation == "void":
+                body = {"Id": body.get("Id", op.target), "SyncToken": body["SyncToken"],
+                        "sparse": True}
+            elif op.operation == "delete":
+                body = {"Id": body.get("Id", op.target), "SyncToken": body["SyncToken"]}
+            bodies[op.key] = body
+        return bodies
+
+    @staticmethod
+    def _request_parts(op: WriteOp, body: Mapping[str, Any]) -> tuple[str, ...]:
+        parts = tuple(str(p) for p in (op.request_key or (op.key,)))
+        if op.operation != "create":
+            parts += (str(body["SyncToken"]),)
+        return parts
+
+    # -- batches ------------------------------------------------------------------------
+    def _batched(self, ops: Sequence[WriteOp], bodies: Mapping[str, dict[str, Any]],
+                 scope: str | None, operation: str, bid_prefix: str) -> dict[str, WriteOutcome]:
+        entities = {op.entity for op in ops}
+        if scope is None and len(entities) > 1:
+            raise ValueError(f"tenant {self.tenant}: writes of {sorted(entities)} need a scope")
+        hook = self.hook
+        base = hook.request_id(self.tenant, scope or next(iter(entities)), operation,
+                               *[":".join(self._request_parts(op, bodies[op.key])) for op in ops])
+        sent = [BatchOp(bid=f"{bid_prefix}{i}", operation=operation, entity=op.entity,
+                        payload=bodies[op.key]) for i, op in enumerate(ops)]
+        answers: dict[str, Any] = {}
+        for start in range(0, len(sent), self.batch_size):
+            # one request per batch; its request id is derived from ``base`` and its content
+            answers.update(hook.batch(sent[start:start + self.batch_size], request_id=base))
+        outcomes: dict[str, WriteOutcome] = {}
+        duplicates: list[tuple[WriteOp, QBOFault]] = []
+        for op, item in zip(ops, sent):
+            answer = answers.get(item.bid)
+            if answer is None:
+                fault = QBOFault("no answer for this batch item", method="POST", path="batch",
+                                 record_id=item.bid)
+                outcomes[op.key] = self._failed(op, fault)
+            elif answer.ok:
+                outcomes[op.key] = self._answered(op, answer.value or {})
+            elif operation == "create" and op.doc_number and _duplicate_number(answer.fault):
+                duplicates.append((op, answer.fault))
+            else:
+                outcomes[op.key] = self._failed(op, answer.fault)
+        outcomes.update(self._recover_duplicates(duplicates))
+        return outcomes
+
+    # -- single requests (voids) --------------------------------------------------------
+    def _single(self, op: WriteOp, body: dict[str, Any], scope: str | None) -> WriteOutcome:
+        params = {"operation": "update", "include": "void"} if op.entity in VOID_BY_UPDATE \
+            else {"operation": op.operation}
+        hook = self.hook
+        rid = hook.request_id(self.tenant, scope or op.entity, op.operation,
+                              *self._request_parts(op, body))
+        try:
+            data = hook.api("POST", op.entity.lower(), body=body, params=params,
+                            request_id=rid, record_id=op.key)
+        except (AuthError, TransientError):
+            raise  # not this record's fault: the task fails, Airflow retries
+        except QBOError as exc:
+            return self._failed(op, exc)
+        value = data.get(op.entity) if isinstance(data, dict) else None
+        return self._answered(op, value if isinstance(value, dict) else {"Id": body["Id"]})
+
+    # -- answers ------------------------------------------------------------------------
+    def _answered(self, op: WriteOp, value: dict[str, Any]) -> WriteOutcome:
+        if op.expected is None:
+            return WriteOutcome(op.key, WRITTEN, op.operation, op.entity, value=value)
+        verdict = verify(op.expected, value)
+        status = WRITTEN if verdict.ok else CONFLICT
+        reason = None if verdict.ok else (
+            f"{op.entity} {value.get('Id')} differs from the shop: " + "; ".join(verdict.problems))
+        return WriteOutcome(op.key, status, op.operation, op.entity, value=value, reason=reason,
+                            verification=verdict)
+
+    @staticmethod
+    def _failed(op: WriteOp, fault: QBOError, field: str | None = None) -> WriteOutcome:
+        """A fault as the key's error: its text names the code, message and element."""
+        return WriteOutcome(op.key, FAILED, op.operation, op.entity, fault=fault,
+                            reason=str(fault), field=field)
+
+    def _recover_duplicates(self, duplicates: list[tuple[WriteOp, QBOFault]]
+                            ) -> dict[str, WriteOutcome]:
+        """Creates refused for a DocNumber QuickBooks has: the documents with those
+        numbers, one look-up per entity (never inside a write batch)."""
+        out: dict[str, WriteOutcome] = {}
+        by_entity: dict[str, list[tuple[WriteOp, QBOFault]]] = {}
+        for op, fault in duplicates:
+            by_entity.setdefault(op.entity, []).append((op, fault))
+        for entity, group in by_entity.items():
+            rows = self.hook.query_in(entity, "DocNumber", [op.doc_number for op, _ in group])
+            existing: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                existing.setdefault(str(row.get("DocNumber")), row)
+            for op, fault in group:
+                row = existing.get(str(op.doc_number))
+                if row is None:  # the fault stands: the number is not the problem we can fix
+                    out[op.key] = self._failed(op, fault, field="number")
+                    continue
+                why_not = op.matches(row) if op.matches is not None else None
+                if why_not:
+                    out[op.key] = WriteOutcome(
+                        op.key, REFUSED, op.operation, entity, value=row, fault=fault,
+                        field="number",
+                        reason=(f"{entity} {row['Id']} in QuickBooks has DocNumber "
+                                f"{op.doc_number} but {why_not}; not adopted"))
+                    continue
+                out[op.key] = WriteOutcome(op.key, ADOPTED, op.operation, entity, value=row,
+                                           reason="already in QuickBooks (DocNumber exists)")
+        return out
+
+
+def _duplicate_number(fault: Any) -> bool:
+    return isinstance(fault, DuplicateDocNumber) \
+        or getattr(fault, "code", None) in DUPLICATE_NUMBER_CODES
