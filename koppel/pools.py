@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from koppel.limits import LIGHTSPEED, QUICKBOOKS
+
 
 @dataclass(frozen=True)
 class ApiLimits:
@@ -33,11 +35,17 @@ class ApiLimits:
 #: the hook paces against, so they do not depend on the number of tasks.
 #: QuickBooks Online: 10 requests/second and 10 concurrent requests per realm and app
 #: (500/minute and 40 batch requests/minute, paced by the hook).
+#: (The published numbers are in :mod:`koppel.limits`; the round trips are koppel's.)
 API_LIMITS: dict[str, ApiLimits] = {
-    "lightspeed": ApiLimits("Lightspeed eCom", per_second=20, concurrent=None, round_trip=0.15,
-                            basis="20 requests/s per shop, ~0.15 s a request"),
-    "quickbooks": ApiLimits("QuickBooks Online", per_second=10, concurrent=10, round_trip=0.4,
-                            basis="10 requests/s and 10 in flight per realm, ~0.4 s a request"),
+    "lightspeed": ApiLimits(
+        "Lightspeed eCom", per_second=LIGHTSPEED.requests_per_second, concurrent=None,
+        round_trip=0.15,
+        basis=f"{LIGHTSPEED.requests_per_second} requests/s per shop, ~0.15 s a request"),
+    "quickbooks": ApiLimits(
+        "QuickBooks Online", per_second=QUICKBOOKS.requests_per_second,
+        concurrent=QUICKBOOKS.concurrent_requests, round_trip=0.4,
+        basis=f"{QUICKBOOKS.requests_per_second} requests/s and "
+              f"{QUICKBOOKS.concurrent_requests} in flight per realm, ~0.4 s a request"),
 }
 
 

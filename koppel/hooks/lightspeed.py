@@ -46,6 +46,7 @@ from koppel.hooks.lightspeed_models import (
     Variant,
 )
 from koppel.hooks.pacing import CallCounter, HeaderPacer, SlidingWindowLimiter, reset_fallback
+from koppel.limits import LIGHTSPEED
 from koppel.hooks.paging import PageNumberPaginator, Paginator, SinceIdPaginator, UpdatedWindow
 from koppel.hooks.retry import RetryPolicy, parse_retry_after
 
@@ -167,7 +168,7 @@ class LightspeedHook(BaseHook):
     def __init__(self, lightspeed_conn_id: str = default_conn_name, *,
                  settings: LightspeedSettings | None = None,
                  retry: RetryPolicy | None = None, timeout: float = 30.0,
-                 max_pause: float = 600.0, per_second: int = 20,
+                 max_pause: float = 600.0, per_second: int = LIGHTSPEED.requests_per_second,
                  transient_404_retries: int = 2, low_water: float = 0.2,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__()

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-MAX_LIMIT = 250
+from koppel.limits import LIGHTSPEED
+
+MAX_LIMIT = LIGHTSPEED.page_limit
 FILTER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 

@@ -35,6 +35,7 @@ from koppel.hooks.errors import (
     fault_from_payload,
 )
 from koppel.hooks.pacing import CallCounter, SlidingWindowLimiter
+from koppel.limits import QUICKBOOKS as PUBLISHED
 from koppel.hooks.retry import RetryPolicy, parse_retry_after
 from koppel.hooks.tokens import OAuthClient, TokenManager, TokenStore, mask
 
@@ -43,7 +44,7 @@ API_BASE = {
     "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
 }
 MIN_MINOR_VERSION = 75
-BATCH_SIZE = 30
+BATCH_SIZE = PUBLISHED.batch_items
 MAX_RESULTS = 1000
 # fields QBO filters with "=" only: look-ups of many values go as a batch of queries
 EQUALS_ONLY_FIELDS = {"PrimaryEmailAddr"}
@@ -128,16 +129,17 @@ class QBOLimits:
     """Per-process pacing of one realm. ``window`` is the minute (shrink it together with a
     sandbox time scale); ``throttle_wait`` is the pause after a 429 without Retry-After."""
 
-    per_minute: int = 500
-    per_second: int = 10
-    concurrent: int = 10
-    batches_per_minute: int = 40
-    window: float = 60.0
-    throttle_wait: float = 60.0
+    per_minute: int = PUBLISHED.requests_per_minute
+    per_second: int = PUBLISHED.requests_per_second
+    concurrent: int = PUBLISHED.concurrent_requests
+    batches_per_minute: int = PUBLISHED.batch_requests_per_minute
+    window: float = PUBLISHED.window_seconds
+    throttle_wait: float = PUBLISHED.throttle_wait_seconds
 
     @classmethod
     def scaled(cls, time_scale: float) -> "QBOLimits":
-        return cls(window=60.0 / time_scale, throttle_wait=60.0 / time_scale)
+        return cls(window=PUBLISHED.window_seconds / time_scale,
+                   throttle_wait=PUBLISHED.throttle_wait_seconds / time_scale)
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Literal
 
+from koppel.limits import LIGHTSPEED
+
 from ..control import SandboxControl, SlidingWindow, monotonic
 
 RetryAfterStyle = Literal["seconds", "http-date"]
-WINDOW_SECONDS = (300.0, 3600.0, 86400.0)
-DEFAULT_LIMITS = (300, 3000, 12000)
-DEFAULT_PER_SECOND = 20
+WINDOW_SECONDS = tuple(seconds for _, seconds in LIGHTSPEED.windows)
+DEFAULT_LIMITS = tuple(limit for limit, _ in LIGHTSPEED.windows)
+DEFAULT_PER_SECOND = LIGHTSPEED.requests_per_second
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator
 
+from koppel.limits import LIGHTSPEED
+
 from .clock import Clock
 from .credits import CreditBook, seed_credits
 from .errors import ApiError, invalid, not_found
@@ -89,7 +91,7 @@ TAXES = (  # the shop's VAT rates (``taxes.json``)
 WEBHOOK_GROUPS = ("customers", "invoices", "orders", "products", "quotes", "reviews",
                   "returns", "shipments", "subscriptions", "tickets", "variants")
 WEBHOOK_ACTIONS = ("*", "created", "updated", "deleted")
-MAX_WEBHOOKS = 10
+MAX_WEBHOOKS = LIGHTSPEED.webhooks_per_shop
 
 
 def credentials_for(seed: int) -> tuple[str, str]:

@@ -25,13 +25,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from koppel.sandbox.control import ControlMiddleware, SandboxControl, control_router
+from koppel.limits import QUICKBOOKS
 from koppel.sandbox.quickbooks import currencies, entities, faults, operations, query, seed
 from koppel.sandbox.quickbooks.oauth import DISCOVERY_PATH, OAuthServer, oauth_router
 from koppel.sandbox.quickbooks.store import Realm, Store, parse_time, utcnow
 
 MIN_MINOR_VERSION = 75
-MAX_BATCH_ITEMS = 30
-CDC_MAX_DAYS = 30
+MAX_BATCH_ITEMS = QUICKBOOKS.batch_items
+CDC_MAX_DAYS = QUICKBOOKS.cdc_max_days
 SPECIAL_QUERY_ENTITIES = {"companyinfo": "CompanyInfo", "preferences": "Preferences",
                           "exchangerate": "ExchangeRate"}
 

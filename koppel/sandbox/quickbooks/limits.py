@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 
+from koppel.limits import QUICKBOOKS
 from koppel.sandbox.control import SandboxControl, SlidingWindow, monotonic
 
-REQUESTS_PER_MINUTE = 500
-CONCURRENT_REQUESTS = 10
-BATCHES_PER_MINUTE = 40
-WINDOW_SECONDS = 60.0
+REQUESTS_PER_MINUTE = QUICKBOOKS.requests_per_minute
+CONCURRENT_REQUESTS = QUICKBOOKS.concurrent_requests
+BATCHES_PER_MINUTE = QUICKBOOKS.batch_requests_per_minute
+WINDOW_SECONDS = QUICKBOOKS.window_seconds
 
 
 class RealmLimits:

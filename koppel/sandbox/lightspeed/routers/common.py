@@ -8,10 +8,12 @@ from typing import Any, Callable, Iterable
 
 from fastapi import Query, Request
 
+from koppel.limits import LIGHTSPEED
+
 from ..errors import ApiError
 from ..serialize import RenderContext, pick_fields, render
 
-MAX_LIMIT = 250
+MAX_LIMIT = LIGHTSPEED.page_limit
 DEFAULT_LIMIT = 50
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 
