@@ -83,10 +83,6 @@ def cents(value: object) -> Decimal:
     return to_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def is_cents(value: Decimal) -> bool:
-    """True when ``value`` has no more than two decimals."""
-    return value == value.quantize(CENT, rounding=ROUND_HALF_UP)
-
 
 def rate_key(rate: object) -> str:
     """Canonical text of a VAT percentage: ``Decimal("21.00")`` → ``"21"``, ``9.5`` → ``"9.5"``.

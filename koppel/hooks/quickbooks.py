@@ -519,18 +519,6 @@ class QuickBooksHook(BaseHook):
                 rows[str(row.get("Id"))] = row
         return list(rows.values())
 
-    def cdc(self, entities: Sequence[str], changed_since: str) -> dict[str, list[dict]]:
-        """Changed objects per entity since an ISO timestamp (≤ 30 days back)."""
-        data = self.api("GET", "cdc", params={"entities": ",".join(entities),
-                                              "changedSince": changed_since})
-        out: dict[str, list[dict]] = {e: [] for e in entities}
-        for block in data.get("CDCResponse", []):
-            for response in block.get("QueryResponse", []):
-                for entity, rows in response.items():
-                    if isinstance(rows, list):
-                        out.setdefault(entity, []).extend(rows)
-        return out
-
     # -- batch ------------------------------------------------------------------------------
     def batch(self, operations: Sequence[BatchOp], *,
               request_id: str | None = None) -> dict[str, BatchResult]:

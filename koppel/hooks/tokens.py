@@ -370,10 +370,6 @@ class TokenManager:
             return row.refresh_token
         return self._seed
 
-    def invalidate(self) -> None:
-        """Forget the in-memory access token (the stored one stays)."""
-        self._access, self._expires_at = None, 0.0
-
     def describe(self) -> dict[str, Any]:
         """Token state without the tokens (for logs and the dashboard)."""
         row = self.store.read(self.client_id, self.realm_id)
