@@ -13,7 +13,7 @@ The quantity koppel writes to the target is one of (``settings.stock.calculation
   ``max(stock_level - reserved - buffer, 0)``. It is parsed with :mod:`ast` and
   evaluated by a small whitelist interpreter over pandas Series: numbers, column names,
   ``+ - * /``, unary minus, parentheses and the functions ``min``/``max``/``floor`` (the
-  same whitelist as the tenant validator, ``koppel.tenants.formula``). Anything else
+  same whitelist as the tenant validator, ``koppel.domain.formula``). Anything else
   (attributes, subscripts, other calls, ``__import__``…) is rejected before evaluation.
 
 Only items that track stock on the target are compared, and only rows whose quantity
@@ -34,7 +34,7 @@ import pandas as pd
 
 from koppel.domain.qbo_payloads import AdjustmentRow
 from koppel.domain.records import MappedStock
-from koppel.tenants.formula import QUANTITIES, FormulaError, StockFormula
+from koppel.domain.formula import QUANTITIES, FormulaError, StockFormula
 
 CalculationKind = Literal["available_minus_reserved", "stock_level", "formula"]
 CALCULATIONS: tuple[str, ...] = ("available_minus_reserved", "stock_level", "formula")
@@ -90,7 +90,7 @@ _BINARY: Mapping[type, Callable[[Any, Any], Any]] = {
 _UNARY: Mapping[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _FUNCTIONS: Mapping[str, Callable[..., Any]] = {"min": np.minimum, "max": np.maximum}
 _UNARY_FUNCTIONS: Mapping[str, Callable[[Any], Any]] = {"floor": np.floor}
-#: Names a formula may use: the tenant file's whitelist (koppel.tenants.formula)
+#: Names a formula may use: the tenant file's whitelist (koppel.domain.formula)
 FORMULA_NAMES = frozenset(QUANTITIES)
 
 

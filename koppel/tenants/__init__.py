@@ -5,7 +5,7 @@ loads tenant files at DAG-parse time.
 """
 
 from koppel.tenants.errors import TenantError
-from koppel.tenants.formula import FormulaError, StockFormula
+from koppel.domain.formula import FormulaError, StockFormula
 from koppel.tenants.loader import TenantSet, load_default_mapping, load_tenant_file, load_tenants, tenant_files
 from koppel.tenants.model import FLOW_NAMES, FlowConfig, Settings, TenantConfig, tenant_json_schema, tenant_json_schema_text
 

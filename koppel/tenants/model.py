@@ -33,7 +33,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from typing_extensions import Annotated
 
 from koppel.mapping.rules import MappingSet, rules_dict
-from koppel.tenants.formula import FormulaError, StockFormula
+from koppel.domain.formula import FormulaError, StockFormula
 
 FLOW_NAMES = ("orders", "products", "stock", "customers", "orders_reverse", "refunds")
 Direction = Literal["lightspeed_to_quickbooks", "quickbooks_to_lightspeed"]

@@ -53,7 +53,7 @@ def test_quickbooks_hook_verifies_tls_for_real_hosts():
     "eval('1')",
 ])
 def test_stock_formula_injection_is_rejected(formula):
-    from koppel.tenants.formula import FormulaError, StockFormula
+    from koppel.domain.formula import FormulaError, StockFormula
 
     with pytest.raises(FormulaError):
         StockFormula.parse(formula)
