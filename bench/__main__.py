@@ -7,7 +7,9 @@ orders find their items), each in a subprocess of its own. Per flow and size: re
 wall time, records per second, API calls per record per side, 429s received, peak
 memory of the worker process, and the time the same calls take under the real limits.
 The per-record python-quickbooks baseline runs on a sample of each size's orders in a
-company of its own. ``--quick`` is a small smoke run (the test suite runs it).
+company of its own. Then the DAG-file parse for 1, 100, 500 and 1,000 tenants and the
+single-DAG build a worker does before a task at 500 tenants (``bench/parse_time.py``;
+``--parse-only`` runs just those). ``--quick`` is a small smoke run (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from typing import Any
 
 from bench import limits
 from bench.harness import ROOT, BenchEnv, Sandboxes
-from bench.parse_time import measure as measure_parse
+from bench.parse_time import measure_all as measure_parse_times
 from bench.report import render
 
 FLOW_ORDER = ("products", "stock", "customers", "orders")
 DEFAULT_OUTPUT = ROOT / "bench" / "results.json"
+PARSE_ONLY_OUTPUT = ROOT / "bench" / "results-parse.json"
 FULL = {"sizes": "1000,5000,20000", "catalogue": 2000, "baseline_orders": 300,
-        "parse_tenants": "1,100,500"}
-QUICK = {"sizes": "10", "catalogue": 30, "baseline_orders": 10, "parse_tenants": "1,5"}
+        "parse_tenants": "1,100,500,1000", "worker_tenants": "500"}
+QUICK = {"sizes": "10", "catalogue": 30, "baseline_orders": 10, "parse_tenants": "1,5",
+         "worker_tenants": "5"}
 
 
 def _ints(value: str) -> list[int]:
@@ -46,20 +50,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline-orders", type=int, default=None,
                         help="orders per size the per-record baseline books (default 300)")
     parser.add_argument("--parse-tenants", default=None,
-                        help="tenant counts for the DAG parse time (default 1,100,500)")
+                        help="tenant counts for the DAG parse time (default 1,100,500,1000)")
+    parser.add_argument("--worker-tenants", default=None,
+                        help="tenant counts for a worker's single-DAG build (default 500)")
+    parser.add_argument("--parse-only", action="store_true",
+                        help="only the DAG parse and worker build times (no sandboxes, "
+                             "no flow runs)")
     parser.add_argument("--flows", default=None, help="only these flows (comma-separated)")
     parser.add_argument("--quick", action="store_true",
                         help="a small smoke run (explicit options still win)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="default bench/results.json (bench/results-parse.json with "
+                             "--parse-only)")
     parser.add_argument("--home", type=Path, default=None,
                         help="Airflow home to use (default: a temporary one, removed after)")
     args = parser.parse_args(argv)
+    if args.parse_only and args.output == DEFAULT_OUTPUT:
+        args.output = PARSE_ONLY_OUTPUT  # a partial run keeps the full results
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.sizes = _ints(args.sizes)
     args.parse_tenants = _ints(args.parse_tenants)
+    args.worker_tenants = _ints(args.worker_tenants)
     return args
 
 
@@ -139,6 +153,37 @@ def growth(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"sizes": [r["size"] for r in runs], "flows": curves}
 
 
+def run_flows(args: argparse.Namespace, env: BenchEnv, flows: list[str],
+              results: dict[str, Any]) -> None:
+    """Every size: a seeded shop, a new company and tenant, each flow and the baseline."""
+    env.migrate()
+    tax_codes = json.loads((ROOT / "include" / "mappings" / "demo.json")
+                           .read_text())["settings"]["tax_codes"]
+    with Sandboxes() as sandboxes:
+        sandboxes.lift_limits()
+        products = products_for(sandboxes, args.catalogue)
+        for size in args.sizes:
+            sandboxes.seed_shop(orders=size, products=products,
+                                customers=max(10, size // 4))
+            variants = sandboxes.variant_count()
+            tenant = f"bench_{size}_{uuid.uuid4().hex[:6]}"
+            env.add_tenant(tenant, sandboxes, settings={"unknown_sku": "create_item"})
+            run: dict[str, Any] = {"size": size, "variants": variants, "flows": []}
+            for flow in flows:
+                print(f"  {size:>6} orders: {flow} …", end=" ", flush=True)
+                result = env.run_flow(sandboxes, tenant, flow, conf={"full_resync": True})
+                run["flows"].append(_with_projection(result.to_json()))
+                print(f"{result.state}, {result.records} records, "
+                      f"{result.wall_seconds:.1f} s", flush=True)
+            orders_flow = next((f for f in run["flows"] if f["flow"] == "orders"), None)
+            print(f"  {size:>6} orders: baseline …", end=" ", flush=True)
+            run["baseline"] = run_baseline(sandboxes, size, args.baseline_orders,
+                                           orders_flow, tax_codes)
+            print(f"{run['baseline']['orders_read']} orders, "
+                  f"{run['baseline']['wall_seconds']:.1f} s", flush=True)
+            results["runs"].append(run)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     flows = flows_to_run(args.flows)
@@ -148,39 +193,15 @@ def main(argv: list[str] | None = None) -> int:
                                "quick": args.quick, "sizes": args.sizes, "flows": flows,
                                "catalogue_variants": args.catalogue, "runs": []}
     try:
-        print(f"koppel bench: sizes {args.sizes}, flows {flows}; Airflow home {env.home}",
-              flush=True)
-        env.migrate()
-        tax_codes = json.loads((ROOT / "include" / "mappings" / "demo.json")
-                               .read_text())["settings"]["tax_codes"]
-        with Sandboxes() as sandboxes:
-            sandboxes.lift_limits()
-            products = products_for(sandboxes, args.catalogue)
-            for size in args.sizes:
-                sandboxes.seed_shop(orders=size, products=products,
-                                    customers=max(10, size // 4))
-                variants = sandboxes.variant_count()
-                tenant = f"bench_{size}_{uuid.uuid4().hex[:6]}"
-                env.add_tenant(tenant, sandboxes, settings={"unknown_sku": "create_item"})
-                run: dict[str, Any] = {"size": size, "variants": variants, "flows": []}
-                for flow in flows:
-                    print(f"  {size:>6} orders: {flow} …", end=" ", flush=True)
-                    result = env.run_flow(sandboxes, tenant, flow, conf={"full_resync": True})
-                    run["flows"].append(_with_projection(result.to_json()))
-                    print(f"{result.state}, {result.records} records, "
-                          f"{result.wall_seconds:.1f} s", flush=True)
-                orders_flow = next((f for f in run["flows"] if f["flow"] == "orders"), None)
-                print(f"  {size:>6} orders: baseline …", end=" ", flush=True)
-                run["baseline"] = run_baseline(sandboxes, size, args.baseline_orders,
-                                               orders_flow, tax_codes)
-                print(f"{run['baseline']['orders_read']} orders, "
-                      f"{run['baseline']['wall_seconds']:.1f} s", flush=True)
-                results["runs"].append(run)
-        results["parse_times"] = []
-        for count in args.parse_tenants:
-            print(f"  DAG parse: {count} tenants …", end=" ", flush=True)
-            results["parse_times"].append(measure_parse(count, env.home))
-            print(f"{results['parse_times'][-1]['seconds']:.2f} s", flush=True)
+        if args.parse_only:
+            print(f"koppel bench: DAG parse times only; Airflow home {env.home}", flush=True)
+        else:
+            print(f"koppel bench: sizes {args.sizes}, flows {flows}; Airflow home {env.home}",
+                  flush=True)
+            run_flows(args, env, flows, results)
+        results.update(measure_parse_times(
+            args.parse_tenants, args.worker_tenants, env.home,
+            progress=lambda text: print(text, end="", flush=True)))
         results["growth"] = growth(results["runs"])
         results["total_seconds"] = round(time.monotonic() - started, 1)
     finally:

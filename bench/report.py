@@ -3,6 +3,7 @@ under the real limits, the parse times and the cost curves (text sparklines)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -37,8 +38,9 @@ def _fmt(value: Any) -> str:
 
 def render(results: dict[str, Any]) -> str:
     out: list[str] = []
-    out.append("koppel benchmarks — sandboxes with their rate limits lifted; calls counted by "
-               "the sandboxes")
+    if results.get("runs"):
+        out.append("koppel benchmarks — sandboxes with their rate limits lifted; calls counted "
+                   "by the sandboxes")
     rows = []
     for run in results["runs"]:
         for flow in run["flows"]:
@@ -48,9 +50,11 @@ def render(results: dict[str, Any]) -> str:
                          calls.get("lightspeed", 0.0), calls.get("quickbooks", 0.0),
                          sum(flow["throttled_429"].values()), flow["peak_rss_mb"],
                          flow["real_limits"]["human"]])
-    out.append("")
-    out.append(table(["flow", "orders", "records", "state", "wall s", "rec/s", "LS calls/rec",
-                      "QBO calls/rec", "429s", "peak MiB", "under real limits"], rows))
+    if rows:
+        out.append("")
+        out.append(table(["flow", "orders", "records", "state", "wall s", "rec/s",
+                          "LS calls/rec", "QBO calls/rec", "429s", "peak MiB",
+                          "under real limits"], rows))
 
     base_rows = []
     for run in results["runs"]:
@@ -70,9 +74,6 @@ def render(results: dict[str, Any]) -> str:
                           "base LS/ord", "koppel LS/ord", "base s/ord", "koppel s/ord",
                           "time ratio"], base_rows))
 
-    out.append("")
-    out.append("first sync under the real APIs' limits (Lightspeed 300/5 min, 3,000/h, "
-               "12,000/day; QBO 500/min, 40 batches/min)")
     lim_rows = []
     for run in results["runs"]:
         for flow in run["flows"]:
@@ -83,18 +84,19 @@ def render(results: dict[str, Any]) -> str:
             lim = run["baseline"]["real_limits_full_size"]
             lim_rows.append(["baseline (extrapolated)", run["size"], lim["lightspeed_seconds"],
                              lim["quickbooks_seconds"], lim["bound_by"], lim["human"]])
-    out.append(table(["flow", "orders", "LS s", "QBO s", "bound by", "total"], lim_rows))
-
-    if results.get("parse_times"):
+    if lim_rows:
         out.append("")
-        out.append("DAG-file parse time (DagBag of dags/)")
-        out.append(table(["tenants", "DAGs", "errors", "cold s", "warm s", "ms/DAG warm"],
-                         [[p["tenants"], p["dags"], p["import_errors"], p["seconds"],
-                           p["seconds_warm"], p["ms_per_dag_warm"]]
-                          for p in results["parse_times"]]))
+        out.append("first sync under the real APIs' limits (Lightspeed 300/5 min, 3,000/h, "
+                   "12,000/day; QBO 500/min, 40 batches/min)")
+        out.append(table(["flow", "orders", "LS s", "QBO s", "bound by", "total"], lim_rows))
+
+    if results.get("parse_times") or results.get("worker_builds"):
+        if out:
+            out.append("")
+        out.append(render_parse(results))
 
     growth = results.get("growth") or {}
-    if growth:
+    if growth.get("sizes"):
         out.append("")
         out.append("cost growth across sizes " + ", ".join(str(s) for s in growth.get("sizes", [])))
         for flow, curves in sorted(growth.get("flows", {}).items()):
@@ -102,3 +104,60 @@ def render(results: dict[str, Any]) -> str:
                 shown = " ".join(_fmt(v) for v in values)
                 out.append(f"  {flow:<10} {metric:<22} {sparkline(values)}  {shown}")
     return "\n".join(out)
+
+
+def render_parse(results: dict[str, Any]) -> str:
+    """The full parse per tenant count and a worker's single-DAG build, with the targets."""
+    from bench.parse_time import TARGET_PARSE_500_S, TARGET_WORKER_500_S
+
+    out: list[str] = []
+    parses = results.get("parse_times") or []
+    if parses:
+        out.append("DAG-file parse time (DagBag of dags/, a fresh process; Airflow's import "
+                   "timeout is 30 s)")
+        out.append(table(["tenants", "DAGs", "errors", "cold s", "cold CPU s", "warm s",
+                          "ms/DAG warm", "load"],
+                         [[p["tenants"], p["dags"], p["import_errors"], p["seconds"],
+                           p.get("cpu_seconds"), p["seconds_warm"], p["ms_per_dag_warm"],
+                           p.get("load")]
+                          for p in parses]))
+    builds = results.get("worker_builds") or []
+    if builds:
+        if out:
+            out.append("")
+        out.append("worker's DAG build before a task (koppel_dags.py with the parsing context "
+                   "naming one DAG, a fresh process)")
+        out.append(table(["tenants", "DAG", "DAGs built", "cold s", "cold CPU s", "warm s",
+                          "load"],
+                         [[b["tenants"], b["dag_id"], b["dags"], _ms(b["seconds"]),
+                           _ms(b.get("cpu_seconds")), _ms(b["seconds_warm"]), b.get("load")]
+                          for b in builds]))
+    verdicts = [_verdict(f"full parse of {p['tenants']} tenants", p, TARGET_PARSE_500_S)
+                for p in parses if p["tenants"] == 500]
+    verdicts += [_verdict(f"worker build at {b['tenants']} tenants", b, TARGET_WORKER_500_S)
+                 for b in builds if b["tenants"] == 500]
+    if verdicts:
+        out.append("")
+        out.extend(verdicts)
+        cpus = os.cpu_count() or 1
+        busy = [r.get("load") for r in (*parses, *builds) if (r.get("load") or 0) > cpus]
+        if busy:
+            out.append(f"(the machine was busy — load up to {max(busy):.1f} on {cpus} CPU(s): "
+                       "wall times include waiting for a CPU; the CPU times do not)")
+    return "\n".join(out)
+
+
+def _verdict(what: str, figure: dict[str, Any], target: float) -> str:
+    def met(value: float | None) -> str:
+        return "n/a" if value is None else ("met" if value <= target else "NOT met")
+
+    cpu = figure.get("cpu_seconds")
+    return (f"{what}: {figure['seconds']:.3f} s wall ({met(figure['seconds'])}), "
+            + (f"{cpu:.3f} s CPU ({met(cpu)}); " if cpu is not None else "")
+            + f"target ≤ {target:g} s")
+
+
+def _ms(seconds: float | None) -> str:
+    """A short duration with three decimals (``table`` would round it to two)."""
+    return "" if seconds is None else f"{seconds:.3f}"
+

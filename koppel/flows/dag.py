@@ -1,7 +1,12 @@
 """Assemble one flow's DAG for one tenant from the step operators.
 
-extract → enrich → exists_check → customer_upsert → load (mapped over chunks) → finalize.
-A flow whose process has fewer steps skips the ones it lacks."""
+wait_for_other_runs → extract → enrich → exists_check → customer_upsert → load (mapped
+over chunks) → finalize. A flow runs the steps its declaration in
+:mod:`koppel.flows.catalog` lists; the others are left out.
+
+Cheap on purpose, as it runs for every tenant and flow on every parse: nothing here
+imports a flow's implementation, a hook or an API client, and the manual-run Params are
+built and checked once per flow kind (each DAG gets its own light copy)."""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ import json
 from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, BaseSensorOperator, Param
+from airflow.sdk.definitions.param import ParamsDict
 
-from koppel.flows.registry import process_class
+from koppel.flows import catalog
 from koppel.steps.operators import (
     CustomerUpsertOperator,
     EnrichOperator,
@@ -23,13 +29,15 @@ from koppel.steps.operators import (
 )
 
 OWNER = "koppel"
-_CHUNK_STEPS = (("enrich", EnrichOperator), ("exists_check", ExistsCheckOperator),
-                ("customer_upsert", CustomerUpsertOperator), ("load", LoadOperator))
+#: the operator of each chunk step, in the order the steps run
+STEP_OPERATORS = {"enrich": EnrichOperator, "exists_check": ExistsCheckOperator,
+                  "customer_upsert": CustomerUpsertOperator, "load": LoadOperator}
 
 # ISO 8601 date or date-time. jsonschema checks "format" only with optional libraries
 # that are not installed, so the pattern is what refuses "yesterday" at trigger time.
 _ISO_MOMENT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 
+#: the manual-run Params of every sync flow (the trigger form), as declared
 PARAMS = {
     "since": Param(None, type=["null", "string"], format="date-time", pattern=_ISO_MOMENT,
                    title="Since", description="Sync records changed from this moment "
@@ -50,8 +58,61 @@ def pool_name(tenant_id: str, api: str) -> str:
     return f"koppel_{tenant_id}_{api}"
 
 
-def build_flow_dag(tenant: Any, flow: str) -> DAG:
-    process = process_class(flow)
+class CheckedParams:
+    """The Params of one kind of DAG (every sync flow's, the reconciliation's), declared
+    once: their defaults are checked against their schemas once per process — Airflow
+    checks a DAG's Params again for every DAG it builds (a jsonschema meta-schema check
+    per Param, most of a DAG's build time) — and :meth:`for_dag` hands each DAG light
+    copies of its own."""
+
+    def __init__(self, declared: dict[str, Param]) -> None:
+        self._declared = declared
+        self._checked: tuple[tuple[str, Param], ...] | None = None
+
+    def checked(self) -> tuple[tuple[str, Param], ...]:
+        if self._checked is None:
+            params = ParamsDict(self._declared)
+            params.validate()  # ParamValidationError naming the Param whose default is wrong
+            self._checked = tuple((name, params.get_param(name)) for name in params)
+        return self._checked
+
+    def for_dag(self) -> ParamsDict:
+        """A DAG's own Params: each DAG owns its Param objects (``Param.resolve`` keeps
+        the value a run resolved, so shared objects would carry one run's value into
+        other DAGs and runs), while the schemas — never changed once declared — are
+        shared, not copied."""
+        own = {}
+        for name, param in self.checked():
+            mine = copy.copy(param)  # Param.__copy__: a new Param on the same schema
+            mine.value = copy.deepcopy(param.value)  # a list default is not shared either
+            own[name] = mine
+        return ParamsDict(own)
+
+
+#: the sync flows' Params
+SYNC_PARAMS = CheckedParams(PARAMS)
+
+
+def attach_params(dag: DAG, params: ParamsDict) -> None:
+    """Give ``dag`` its Params once its tasks exist.
+
+    Passed to ``DAG(params=...)`` they would be schema-checked again for every DAG and
+    deep-copied into every task (Airflow's operators copy the DAG's Params when they are
+    made); the defaults were checked once per kind (:class:`CheckedParams`), and the
+    tasks need no copy of their own: a task reads the run's Params from its DAG's
+    (``airflow.sdk.definitions.param.process_params``), which is what Airflow serializes
+    for the trigger form. Set as Airflow's own converter of ``DAG.params`` sets it."""
+    object.__setattr__(dag, "params", params)
+
+
+def build_flow_dag(tenant: Any, flow: str, *, settings_text: str | None = None) -> DAG:
+    """The ``<flow>__<tenant>`` DAG. ``settings_text``: the tenant's settings as
+    :func:`settings_json` renders them, when the caller builds several DAGs of one tenant
+    (rendered here otherwise)."""
+    declaration = catalog.flow(flow)
+    if not declaration.implemented:
+        raise LookupError(f"flow {flow!r} is not implemented: no DAG for tenant "
+                          f"{tenant.tenant!r}")
     flow_cfg = getattr(tenant.flows, flow)
     settings = tenant.settings
     tenant_id = tenant.tenant
@@ -69,23 +130,20 @@ def build_flow_dag(tenant: Any, flow: str) -> DAG:
     start = getattr(flow_cfg, "start_date", None) or dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     dag = DAG(
         dag_id=f"{flow}__{tenant_id}",
-        description=f"{process.description} — tenant {tenant_id}",
+        description=f"{declaration.description} — tenant {tenant_id}",
         schedule=_schedule(getattr(flow_cfg, "schedule", None), start),
         start_date=start,
         catchup=False,
         max_active_runs=1,
         tags=["koppel", flow, f"tenant:{tenant_id}"],
         default_args=default_args,
-        # a copy per DAG: Param.resolve() keeps the value a run resolved, so shared
-        # Param objects would carry one run's Params into every other DAG and run
-        params=copy.deepcopy(PARAMS),
-        doc_md=_doc_md(tenant, flow, process),
+        doc_md=_doc_md(tenant, declaration, settings_text),
         render_template_as_native_obj=True,
     )
     ls_pool, qb_pool = pool_name(tenant_id, "lightspeed"), pool_name(tenant_id, "quickbooks")
     # the tenant's direction decides which API a flow reads (stock can run either way)
     direction = str(getattr(flow_cfg, "direction", "") or "")
-    source_api = direction.split("_to_")[0] if "_to_" in direction else process.source_api
+    source_api = direction.split("_to_")[0] if "_to_" in direction else declaration.source_api
     source_pool = ls_pool if source_api == "lightspeed" else qb_pool
     target_pool = qb_pool if source_api == "lightspeed" else ls_pool
     with dag:
@@ -93,24 +151,31 @@ def build_flow_dag(tenant: Any, flow: str) -> DAG:
         # the DAG's: this first task keeps every kind of run from overlapping another
         guard = OneRunAtATime(task_id=GUARD_TASK_ID)
         extract = ExtractOperator(task_id="extract", tenant=tenant_id, flow=flow,
-                                  pool=source_pool)
+                                  implementation=declaration.implementation,
+                                  pool=source_pool, doc_md=_task_doc(declaration, "extract"))
         guard >> extract
         upstream = extract
-        for step, operator in _CHUNK_STEPS:
-            if step not in process.steps:
-                continue
+        for step in declaration.chunk_steps:
             pool = source_pool if step == "enrich" else target_pool
-            upstream = operator.partial(task_id=step, tenant=tenant_id, flow=flow,
-                                        pool=pool, max_active_tis_per_dagrun=4
-                                        ).expand(chunk_ref=upstream.output)
+            upstream = STEP_OPERATORS[step].partial(
+                task_id=step, tenant=tenant_id, flow=flow,
+                implementation=declaration.implementation, pool=pool,
+                max_active_tis_per_dagrun=4, doc_md=_task_doc(declaration, step),
+            ).expand(chunk_ref=upstream.output)
         upstream >> FinalizeOperator(task_id="finalize", tenant=tenant_id, flow=flow)
         # finalize runs whatever happened (all_done) and is the only leaf, so it alone
         # would decide the run's state: a run whose load failed would show as a success
         watcher = RunFailedWatcher(task_id="fail_run_if_a_task_failed")
-        for task in dag.tasks:
-            if task is not watcher:
-                task >> watcher
+        watcher.set_upstream([task for task in dag.tasks if task is not watcher])
+    attach_params(dag, SYNC_PARAMS.for_dag())
     return dag
+
+
+def _task_doc(declaration: catalog.FlowDeclaration, step: str) -> str:
+    """What a step's task runs, for the reader of the DAG in the UI."""
+    what = "the run's records from the source, staged in chunks" if step == "extract" \
+        else "one chunk of the records (a mapped task per chunk)"
+    return f"Runs `{declaration.method(step)}` on {what}."
 
 
 GUARD_TASK_ID = "wait_for_other_runs"
@@ -206,22 +271,27 @@ def _schedule(schedule: Any, start: dt.datetime) -> Any:
 def _failure_callbacks(tenant: Any, flow: str) -> list:
     from koppel.alerts import notifiers_for
 
-
     return notifiers_for(tenant, flow)
 
 
-def _doc_md(tenant: Any, flow: str, process: Any) -> str:
-    cfg = getattr(tenant.flows, flow)
+def settings_json(tenant: Any) -> str:
+    """The tenant's settings as the DAGs' docs show them (the same for all its DAGs)."""
     settings = tenant.settings.model_dump(mode="json") if hasattr(tenant.settings, "model_dump") \
         else dict(tenant.settings)
+    return json.dumps(settings, indent=2, sort_keys=True, default=str)
+
+
+def _doc_md(tenant: Any, declaration: catalog.FlowDeclaration,
+            settings_text: str | None = None) -> str:
+    cfg = getattr(tenant.flows, declaration.name)
     return (
-        f"### {flow} for tenant `{tenant.tenant}`\n\n{process.description}\n\n"
-        f"Steps: {' → '.join(('extract',) + tuple(s for s in process.steps if s != 'extract'))}"
-        " → finalize.\n\n"
+        f"### {declaration.name} for tenant `{tenant.tenant}`\n\n{declaration.description}\n\n"
+        f"Steps: {' → '.join(declaration.steps)} → finalize; each runs the method of the "
+        f"same name of `{declaration.implementation_name}`.\n\n"
         f"- Connections: Lightspeed `{tenant.connections.lightspeed}`, "
         f"QuickBooks `{tenant.connections.quickbooks}`\n"
         f"- Schedule: `{getattr(cfg, 'schedule', None)}`, direction "
         f"`{getattr(cfg, 'direction', None)}`\n\n"
-        "Tenant settings:\n\n```json\n" + json.dumps(settings, indent=2, sort_keys=True,
-                                                   default=str) + "\n```\n"
+        "Tenant settings:\n\n```json\n" + (settings_text if settings_text is not None
+                                           else settings_json(tenant)) + "\n```\n"
     )

@@ -10,6 +10,7 @@ task runs."""
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, Param
@@ -64,7 +65,7 @@ class ReconcileOperator(BaseOperator):
 
 def build_reconcile_dag(tenant: Any) -> DAG:
     from koppel.alerts import notifiers_for
-    from koppel.flows.dag import _schedule, pool_name
+    from koppel.flows.dag import _schedule, attach_params, pool_name
 
     tenant_id = tenant.tenant
     timezone = getattr(tenant.settings, "timezone", None) or "Europe/Amsterdam"
@@ -87,15 +88,23 @@ def build_reconcile_dag(tenant: Any) -> DAG:
         max_active_runs=1,
         tags=["koppel", FLOW, f"tenant:{tenant_id}"],
         default_args=default_args,
-        params={
-            "first_day": Param(None, type=["null", "string"], pattern=_DATE, title="First day",
-                               description="Reconcile from this day (YYYY-MM-DD, the "
-                               "tenant's time zone); default: the run's day."),
-            "last_day": Param(None, type=["null", "string"], pattern=_DATE, title="Last day",
-                              description="...to this day (at most 92 days)."),
-        },
         doc_md=(f"### reconcile for tenant `{tenant_id}`\n\n{__doc__}"),
     ) as dag:
         ReconcileOperator(task_id="reconcile", tenant=tenant_id,
                           pool=pool_name(tenant_id, "lightspeed"))
+    attach_params(dag, _params().for_dag())
     return dag
+
+
+@lru_cache(maxsize=1)
+def _params():
+    """The reconciliation's Params, checked once (see ``koppel.flows.dag.CheckedParams``)."""
+    from koppel.flows.dag import CheckedParams
+
+    return CheckedParams({
+        "first_day": Param(None, type=["null", "string"], pattern=_DATE, title="First day",
+                           description="Reconcile from this day (YYYY-MM-DD, the "
+                           "tenant's time zone); default: the run's day."),
+        "last_day": Param(None, type=["null", "string"], pattern=_DATE, title="Last day",
+                          description="...to this day (at most 92 days)."),
+    })

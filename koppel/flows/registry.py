@@ -1,37 +1,34 @@
 """Which flows exist, and how a task finds its tenant and its flow's process.
 
-Light on purpose: the DAG factory imports this at parse time."""
+Light on purpose: the DAG factory imports this at parse time. The flows themselves are
+declared in :mod:`koppel.flows.catalog`; ``FLOWS`` here is that table as
+``{name: "module:Class"}`` for callers that only need names and import paths."""
 
 from __future__ import annotations
 
-import importlib
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-# Every flow koppel knows. ``None`` marks a flow that is not implemented yet: the demo
-# lists it as such and the DAG factory makes no DAG for it.
-FLOWS: dict[str, str | None] = {
-    "orders": "koppel.flows.orders:OrdersProcess",
-    "products": "koppel.flows.products:ProductsProcess",
-    "stock": "koppel.flows.stock:StockProcess",
-    "customers": "koppel.flows.customers:CustomersProcess",
-    "orders_reverse": "koppel.flows.orders_reverse:ReverseOrdersProcess",
-    "refunds": "koppel.flows.refunds:RefundsProcess",
-}
+from koppel.flows import catalog
+
+# Every flow koppel knows, from the declaration table. ``None`` marks a flow that is not
+# implemented yet: the demo lists it as such and the DAG factory makes no DAG for it.
+FLOWS: dict[str, str | None] = {d.name: d.implementation for d in catalog.FLOWS}
 
 
 def implemented_flows() -> list[str]:
-    return [name for name, target in FLOWS.items() if target]
+    return [declaration.name for declaration in catalog.implemented()]
 
 
 def process_class(flow: str):
-    target = FLOWS.get(flow)
-    if not target:
+    """The class that implements ``flow`` (imports it: call at run time, never at parse)."""
+    declaration = catalog.flow(flow) if flow in FLOWS else None
+    if declaration is None or not declaration.implemented:
         raise KeyError(f"flow {flow!r} is not implemented")
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return declaration.load()
 
 
 def mappings_dir() -> Path:
@@ -42,19 +39,60 @@ def mappings_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "include" / "mappings"
 
 
-@lru_cache(maxsize=8)
-def _tenant_set(directory: str):
+@lru_cache(maxsize=64)
+def _tenant_set(directory: str, only: str | None = None):
+    """The tenant files of ``directory``, validated: every file, or with ``only`` the
+    file of that one tenant (what a task needs, at a fraction of the cost).
+
+    A single tenant is held to the same cross-tenant rule as in a full load: tenants
+    that share a Lightspeed connection, or a QuickBooks one without distinct document
+    number prefixes, are all rejected. Its connections are compared with the other
+    files' (read as JSON, not validated); only files that share one are validated too,
+    so the outcome for the tenant is the one a full load would give.
+
+    Cached per process (a DAG-processor parse and a task each run in a fresh one);
+    ``_tenant_set.cache_clear()`` makes the next call read the files again."""
     from koppel.tenants.loader import load_tenants
 
-    return load_tenants(Path(directory))
+    if only is None:
+        return load_tenants(Path(directory))
+    return load_tenants(Path(directory), only=[only, *_sharing_connections(Path(directory), only)])
+
+
+def _sharing_connections(directory: Path, tenant_id: str) -> list[str]:
+    """The other tenant files whose raw JSON names one of ``tenant_id``'s connections."""
+    from koppel.tenants.loader import tenant_files
+
+    files = {path.stem: path for path in tenant_files(directory)}
+    own = _raw_connections(files.get(tenant_id))
+    if not own:
+        return []
+    return sorted(other for other, path in files.items()
+                  if other != tenant_id and own & _raw_connections(path))
+
+
+def _raw_connections(path: Path | None) -> set[tuple[str, str]]:
+    """``{("lightspeed", conn_id), ("quickbooks", conn_id)}`` from a tenant file as it is
+    written; nothing for a file that does not parse (the loader reports it)."""
+    if path is None:
+        return set()
+    try:
+        connections = json.loads(path.read_text(encoding="utf-8")).get("connections")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if not isinstance(connections, dict):
+        return set()
+    return {(kind, value) for kind in ("lightspeed", "quickbooks")
+            if isinstance(value := connections.get(kind), str)}
 
 
 def load_tenant(tenant_id: str):
-    """The validated config of one tenant, as a task sees it at run time."""
-    tenant_set = _tenant_set(str(mappings_dir()))
-    for tenant in tenant_set.tenants:
-        if tenant.tenant == tenant_id:
-            return tenant
+    """The validated config of one tenant, as a task sees it at run time (only that
+    tenant's file is validated, see :func:`_tenant_set`)."""
+    tenant_set = _tenant_set(str(mappings_dir()), tenant_id)
+    tenant = tenant_set.get(tenant_id)
+    if tenant is not None:
+        return tenant
     problems = [str(e) for e in tenant_set.errors]
     raise LookupError(f"tenant {tenant_id!r} has no valid file in {mappings_dir()}"
                       + (f"; problems: {'; '.join(problems)}" if problems else ""))

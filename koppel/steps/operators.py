@@ -1,7 +1,11 @@
 """The operators every flow is built from: extract → enrich → exists-check → customer
 upsert → load, then finalize.
 
-Each operator runs one step of one flow for one tenant on one chunk of records. Records
+Each operator runs one step of one flow for one tenant on one chunk of records: the
+method of the step's name on the class the flow's declaration names
+(``koppel/flows/catalog.py``; the DAG builder hands each task that class's import path as
+``implementation``), e.g. ``LoadOperator`` of ``orders`` runs ``OrdersProcess.load`` —
+each operator's ``run_step`` is that one call. Records
 travel between tasks through the state database (``StateStore.stage``); XCom carries
 only chunk references, and ``FinalizeOperator`` purges the run's staged data when the
 run ends, so personal data is only in flight. A record that ends in a step (skipped,
@@ -35,10 +39,14 @@ class KoppelStepOperator(BaseOperator):
     ui_color = "#e8f1fb"
     step: str = ""
 
-    def __init__(self, *, tenant: str, flow: str, **kwargs: Any) -> None:
+    def __init__(self, *, tenant: str, flow: str, implementation: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tenant = tenant
         self.flow = flow
+        #: ``"module:Class"`` of the flow's process, from its declaration
+        #: (``koppel.flows.catalog``), given by the DAG builder; imported only in a task
+        self.implementation = implementation
 
     # -- helpers shared by the steps ------------------------------------------------------
     def _flow_run(self, context):
@@ -56,9 +64,16 @@ class KoppelStepOperator(BaseOperator):
                        and self.step == "extract" else None)
 
     def _process(self, run):
-        from koppel.flows.registry import process_class
+        """An instance of the class that implements the flow, for this run: imported
+        here, when the task runs, never while the DAG file is parsed."""
+        import importlib
 
-        return process_class(self.flow)(run)
+        module, _, name = (self.implementation or "").partition(":")
+        if not module or not name:
+            raise LookupError(f"koppel {self.tenant}/{self.flow} {self.step}: the task names "
+                              f"no implementation ('module:Class'), got "
+                              f"{self.implementation!r}")
+        return getattr(importlib.import_module(module), name)(run)
 
     def _summary(self, run, read: int, ended, passed: int, calls_before, started: float) -> dict:
         from collections import Counter
@@ -127,6 +142,10 @@ class ChunkStepOperator(KoppelStepOperator):
         super().__init__(**kwargs)
         self.chunk_ref = chunk_ref
 
+    def run_step(self, process, records: list) -> Any:
+        """Run this operator's step of ``process`` on ``records`` (a ``StepResult``)."""
+        raise NotImplementedError(f"{type(self).__name__} names no step method")
+
     def execute(self, context) -> dict[str, Any] | None:
         from koppel.flows.base import Record
 
@@ -142,7 +161,7 @@ class ChunkStepOperator(KoppelStepOperator):
             run.store.mark_in_flight(self.tenant, self.flow, [r.source_id for r in records],
                                      "in flight: the load that wrote it did not finish")
         try:
-            result = getattr(process, self.step)(records)
+            result = self.run_step(process, records)
         except Exception as exc:
             # a systemic failure (API down, credentials refused, …): the task fails and
             # Airflow retries it; until a try succeeds every record of the chunk is on the
@@ -253,11 +272,17 @@ class EnrichOperator(ChunkStepOperator):
 
     step = "enrich"
 
+    def run_step(self, process, records: list) -> Any:
+        return process.enrich(records)
+
 
 class ExistsCheckOperator(ChunkStepOperator):
     """Skips records already in the target (by its own keys and by earlier runs)."""
 
     step = "exists_check"
+
+    def run_step(self, process, records: list) -> Any:
+        return process.exists_check(records)
 
 
 class CustomerUpsertOperator(ChunkStepOperator):
@@ -265,11 +290,17 @@ class CustomerUpsertOperator(ChunkStepOperator):
 
     step = "customer_upsert"
 
+    def run_step(self, process, records: list) -> Any:
+        return process.customer_upsert(records)
+
 
 class LoadOperator(ChunkStepOperator):
     """Writes the chunk to the target; every record ends here."""
 
     step = "load"
+
+    def run_step(self, process, records: list) -> Any:
+        return process.load(records)
 
 
 class FinalizeOperator(KoppelStepOperator):
