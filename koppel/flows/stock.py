@@ -15,9 +15,17 @@ quantities that differ are written. Unchanged items and items that do not track 
 (Lightspeed ``stockTracking`` disabled, QBO ``TrackQtyOnHand`` false) are left alone and
 not logged; variants without a QBO item are logged as skipped.
 
-Calls, shop → QuickBooks: ``variants.json`` pages (250 a page); for reservations the
-``orders.json`` pages (``page``/``limit`` 250, ids and statuses only) with the open orders
-picked client-side, and one rows call per open order; per chunk of variants the QBO
+Calls, shop → QuickBooks: ``variants.json`` pages (250 a page); for reservations, on the
+first run (and a ``full_resync``) the ``orders.json`` pages (``page``/``limit`` 250, ids,
+statuses and ``updatedAt`` only) with the open orders picked client-side and one rows
+call per open order, kept in koppel's state database
+(:class:`~koppel.store.reservations.ReservationBook`: ids, SKUs, quantities and statuses,
+no personal data); on a repeat run one ``orders/count.json`` (SEOshop/API-PHP-Client
+``ApiResourceOrders::count``; no list returns deleted orders, so deletions show as a short
+count and make that run list every order once), the orders changed since the last scan
+(``updated_at_min`` window) and one rows call per open order among them whose
+``updatedAt`` moved, plus a retry of the open orders whose rows could not be read; per
+chunk of variants the QBO
 items by chunked ``Id IN`` / ``Sku IN`` queries, and one ``InventoryAdjustment``
 carrying every changed quantity of the chunk (``QtyDiff`` lines). A company that cannot
 post adjustments gets the items' ``QtyOnHand`` by sparse update, 30 to a batch request.
@@ -29,7 +37,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
@@ -61,7 +69,16 @@ OPEN_ORDER_STATUSES = frozenset({
 })
 #: Fields the reservation listing asks for (``fields`` narrows each order; a shop that
 #: ignores it answers whole orders, which the selection reads the same way).
-_OPEN_ORDER_FIELDS = "id,status,shipmentStatus"
+_OPEN_ORDER_FIELDS = "id,status,shipmentStatus,updatedAt"
+#: A repeat run lists the orders changed since its last scan minus this margin (shop and
+#: koppel clocks may differ; ``updated_at`` edges are not documented as inclusive). An
+#: order seen again at the ``updatedAt`` the book holds costs no rows call.
+RESCAN_OVERLAP = timedelta(hours=1)
+#: The window's upper edge lies this far past now, so an order stamped by a shop clock
+#: that runs ahead is read now rather than missed.
+_FUTURE_EDGE = timedelta(days=1)
+#: Orders read per transaction of the reservation book.
+_WRITE_BATCH = 200
 #: Account an adjustment books to, in order of preference (QBO's own default first,
 #: then the tenant's expense account).
 ADJUST_ACCOUNT = "Inventory Shrinkage"
@@ -203,45 +220,133 @@ class StockProcess(Process):
         """The shop's orders that may still reserve stock: every order is listed with the
         documented paging (``page``/``limit`` 250: Falkplan/lightspeedecom-api
         ``LightspeedEComClient`` ``DEFAULT_PAGE``/``MAX_LIMIT``, hotgluexyz/tap-lightspeed
-        ``LightspeedStream``), ids and statuses only, and an order is kept when its
-        ``status`` is open (:data:`OPEN_ORDER_STATUSES`) and its ``shipmentStatus`` is not
-        ``shipped`` or ``cancelled``. One call per 250 orders of the shop's history."""
+        ``LightspeedStream``), ids, statuses and ``updatedAt`` only, and an order is kept
+        when it is open (:func:`is_open_order`). One call per 250 orders of the shop's
+        history. Every order listed is counted in :attr:`_listed` (id → order)."""
+        self._listed: dict[int, Any] = {}
         for order in self.run.lightspeed.iter_orders(fields=_OPEN_ORDER_FIELDS):
-            status = (order.status or "").lower()
-            shipment = (order.shipment_status or "").lower()
-            if status in OPEN_ORDER_STATUSES and shipment not in ("shipped", "cancelled"):
+            self._listed[int(order.id)] = order
+            if is_open_order(order):
                 yield order
 
     def _reservations(self) -> tuple[dict[str, float], dict[int, str]]:
-        """Reserved quantity per variant id from the rows of the open orders that can be
-        read (pandas), and the orders that could not be (id → why): an order deleted
-        between the listing and its rows answers 404 and reserves nothing."""
+        """Reserved quantity per variant id (pandas over the rows of the open orders koppel
+        holds, :class:`~koppel.store.reservations.ReservationBook`), and the open orders
+        whose rows could not be read (id → why): they reserve nothing.
+
+        The book is brought up to date first (:meth:`_refresh_book`): the first run — and
+        a ``full_resync`` — lists every order and reads the rows of every open one; a
+        repeat run lists only the orders changed since its last scan and reads the rows of
+        those that are open and changed (and of the open orders it could not read before),
+        so its calls grow with the shop's changes, not with its open orders."""
         import pandas as pd
 
         from koppel.domain.stock import ORDER_ROW_COLUMNS, reservations
+        from koppel.store.reservations import ReservationBook
+
+        book = ReservationBook(self.run.store.engine, self.run.tenant_id)
+        self._refresh_book(book)
+        frame = pd.DataFrame(book.rows(), columns=list(ORDER_ROW_COLUMNS))
+        unreadable = {int(o.order_id): o.unreadable for o in book.orders().values()
+                      if o.unreadable and o.is_open}
+        return {str(k): float(v) for k, v in reservations(frame).items()}, unreadable
+
+    def _refresh_book(self, book) -> None:
+        """Bring the book in line with the shop (see :meth:`_reservations`)."""
+        mark = None if self.run.params.get("full_resync") else book.scan_mark()
+        if mark is None:
+            if self.run.params.get("full_resync"):
+                book.reset()
+            self._scan_all(book, reread=True)
+            return
+        if not self._scan_changed(book, mark):
+            # orders were deleted in the shop since the last scan (the count is short):
+            # list every order once to find them; rows are read only for changed orders
+            self._scan_all(book, reread=False)
+
+    def _scan_all(self, book, *, reread: bool) -> None:
+        """List every order; read the rows of the open ones (``reread``: all of them, else
+        only those the book does not hold at their ``updatedAt``); forget the rest."""
+        scanned_at = _utcnow()
+        known = book.orders()
+        open_orders = list(self._open_orders())
+        with _Batch(book) as batch:
+            for order in open_orders:
+                held = known.get(str(order.id))
+                if not reread and _unchanged(held, order):
+                    continue
+                batch.add(self._read_rows(order))
+        keep = {str(o.id) for o in open_orders}
+        book.forget(set(known) - keep)
+        listed = getattr(self, "_listed", {})
+        book.save_scan(scanned_at=scanned_at, order_count=len(listed),
+                       max_order_id=max(listed, default=0), full=True)
+        log.info("stock %s: listed %d orders, %d open (every order; rows read for %s)",
+                 self.run.tenant_id, len(listed), len(open_orders),
+                 "every open order" if reread else "the changed ones")
+
+    def _scan_changed(self, book, mark) -> bool:
+        """The orders changed since the last scan (``updated_at_min`` window, widened by
+        :data:`RESCAN_OVERLAP`); False when the shop's order count shows deletions, which
+        a window cannot see (the caller then lists every order)."""
+        from koppel.hooks.paging import UpdatedWindow
 
         hook = self.run.lightspeed
-        rows: list[dict[str, Any]] = []
-        unreadable: dict[int, str] = {}
-        for order in self._open_orders():
-            try:
-                order_rows = list(hook.get_order_rows(order.id))
-            except Exception as exc:
-                if is_systemic(exc):
-                    raise
-                unreadable[int(order.id)] = self._unreadable_reason(order.id, exc)
-                continue
-            for row in order_rows:
-                variant_id = row.variant_id
-                if variant_id is None:
-                    continue  # a loose row (no catalogue variant) reserves nothing
-                rows.append({"order_id": order.id, "status": order.status,
-                             "shipment_status": order.shipment_status,
-                             "variant_id": str(variant_id),
-                             "quantity_ordered": row.quantity_ordered or 0,
-                             "quantity_shipped": row.quantity_shipped or 0})
-        frame = pd.DataFrame(rows, columns=list(ORDER_ROW_COLUMNS))
-        return {str(k): float(v) for k, v in reservations(frame).items()}, unreadable
+        scanned_at = _utcnow()
+        count = hook.count("orders")
+        window = UpdatedWindow(mark.scanned_at - RESCAN_OVERLAP, scanned_at + _FUTURE_EDGE)
+        changed = list(hook.iter_orders(window, fields=_OPEN_ORDER_FIELDS))
+        new = [int(o.id) for o in changed if int(o.id) > mark.max_order_id]
+        if count != mark.order_count + len(new):
+            log.info("stock %s: the shop holds %d orders, %d expected (%d at the last scan, "
+                     "%d new): orders were deleted; every order is listed once",
+                     self.run.tenant_id, count, mark.order_count + len(new),
+                     mark.order_count, len(new))
+            return False
+        known = book.orders()
+        seen: set[str] = set()
+        closed: list[str] = []
+        with _Batch(book) as batch:
+            for order in changed:
+                oid = str(order.id)
+                seen.add(oid)
+                held = known.get(oid)
+                if not is_open_order(order):
+                    if held is not None:
+                        closed.append(oid)
+                    continue
+                if not _unchanged(held, order):
+                    batch.add(self._read_rows(order))
+            # open orders whose rows could not be read before are read again every run
+            for oid, held in sorted(known.items(), key=lambda kv: int(kv[0])):
+                if oid not in seen and held.unreadable:
+                    batch.add(self._read_rows(_HeldOrder(int(oid), held)))
+        book.forget(closed)
+        read = batch.count
+        book.save_scan(scanned_at=scanned_at, order_count=count,
+                       max_order_id=max([mark.max_order_id, *new]), full=False)
+        log.info("stock %s: %d orders changed since %s; rows read for %d",
+                 self.run.tenant_id, len(changed), window.start.isoformat(), read)
+        return True
+
+    def _read_rows(self, order) -> dict[str, Any]:
+        """Read one open order's rows: a book entry (:meth:`ReservationBook.put_orders`).
+        An order whose rows cannot be read (deleted between the listing and its rows: 404)
+        becomes an unreadable entry."""
+        entry = {"order_id": order.id, "updated_at": order.updated_at,
+                 "status": order.status, "shipment_status": order.shipment_status}
+        try:
+            order_rows = list(self.run.lightspeed.get_order_rows(int(order.id)))
+        except Exception as exc:
+            if is_systemic(exc):
+                raise
+            return {**entry, "unreadable": self._unreadable_reason(int(order.id), exc)}
+        return {**entry, "rows": [
+            {"row_id": row.id, "variant_id": row.variant_id, "sku": row.sku,
+             "quantity_ordered": row.quantity_ordered or 0,
+             "quantity_shipped": row.quantity_shipped or 0}
+            for row in order_rows
+            if row.variant_id is not None]}  # a loose row (no variant) reserves nothing
 
     # ------------------------------------------------------------------ exists check
     def exists_check(self, records: list[Record]) -> StepResult:
@@ -656,6 +761,73 @@ class StockProcess(Process):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def is_open_order(order: Any) -> bool:
+    """An order that may still reserve stock: an open ``status``
+    (:data:`OPEN_ORDER_STATUSES`) and a ``shipmentStatus`` that is neither ``shipped`` nor
+    ``cancelled``."""
+    status = (getattr(order, "status", None) or "").lower()
+    shipment = (getattr(order, "shipment_status", None) or "").lower()
+    return status in OPEN_ORDER_STATUSES and shipment not in ("shipped", "cancelled")
+
+
+def _utcnow():
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _unchanged(held: Any, order: Any) -> bool:
+    """The book holds ``order``'s rows as of its current ``updatedAt`` (and could read
+    them): they need no new read."""
+    from koppel.hooks.paging import parse_timestamp
+
+    if held is None or held.unreadable or held.updated_at is None:
+        return False
+    stamp = parse_timestamp(getattr(order, "updated_at", None))
+    return stamp is not None and stamp == held.updated_at \
+        and (held.status or "") == (order.status or "") \
+        and (held.shipment_status or "") == (order.shipment_status or "")
+
+
+class _Batch:
+    """Order reads written to the reservation book in transactions of
+    :data:`_WRITE_BATCH` orders (a first scan reads thousands); the rest on exit — only
+    on a clean exit, so a failed read leaves the earlier batches and nothing half."""
+
+    def __init__(self, book: Any) -> None:
+        self.book = book
+        self.pending: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.pending.append(entry)
+        self.count += 1
+        if len(self.pending) >= _WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.book.put_orders(self.pending)
+            self.pending = []
+
+    def __enter__(self) -> "_Batch":
+        return self
+
+    def __exit__(self, exc_type, *_: Any) -> None:
+        if exc_type is None:
+            self.flush()
+
+
+class _HeldOrder:
+    """An order the book holds, in the shape :meth:`StockProcess._read_rows` reads."""
+
+    def __init__(self, order_id: int, held: Any) -> None:
+        self.id = order_id
+        self.updated_at = held.updated_at
+        self.status = held.status
+        self.shipment_status = held.shipment_status
 
 
 def _ref_id(reference: Any) -> int | None:

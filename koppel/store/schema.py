@@ -11,6 +11,7 @@ import threading
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -96,12 +97,83 @@ staged_payload = Table(
     UniqueConstraint("run_key", "step", "chunk", name="uq_staged_chunk"),
 )
 
+# -- the stock flow's reservations: what koppel knows of the shop's open orders ------------
+# One row per open order (``reservation_order``) and one per order row that names a
+# catalogue variant (``reservation_row``): ids, statuses, SKUs and quantities only, never
+# a person. Filled by the stock flow from the rows it reads, refreshed for the orders
+# changed since its last scan (``reservation_scan``), so a repeat run does not read the
+# rows of every open order again. See koppel/store/reservations.py.
+reservation_order = Table(
+    "koppel_reservation_order",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("order_updated_at", DateTime(timezone=True)),
+    Column("status", String(64)),
+    Column("shipment_status", String(64)),
+    Column("is_open", Boolean, nullable=False, default=True),
+    # why the order's rows could not be read (the order is read again every run)
+    Column("unreadable", Text),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant", "order_id", name="uq_reservation_order"),
+)
+
+reservation_row = Table(
+    "koppel_reservation_row",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("row_id", String(64), nullable=False),
+    Column("variant_id", String(64), nullable=False),
+    Column("sku", String(200)),
+    Column("quantity_ordered", Numeric(14, 4), nullable=False, default=0),
+    Column("quantity_shipped", Numeric(14, 4), nullable=False, default=0),
+    UniqueConstraint("tenant", "order_id", "row_id", name="uq_reservation_row"),
+)
+Index("ix_reservation_row_order", reservation_row.c.tenant, reservation_row.c.order_id)
+
+reservation_scan = Table(
+    "koppel_reservation_scan",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    # the listing of orders changed since this moment is the next run's window
+    Column("scanned_at", DateTime(timezone=True), nullable=False),
+    # the shop's order count and highest order id at that scan: a lower count than
+    # "count then + orders new since" means orders were deleted (a full listing finds them)
+    Column("order_count", Integer, nullable=False),
+    Column("max_order_id", Integer, nullable=False),
+    Column("full_scan_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant", name="uq_reservation_scan"),
+)
+
+# -- the refunds flow's memory of the credits it read per order ---------------------------
+# One row per order whose credits koppel read: the order's ``updatedAt`` then and the ids
+# of its credits (ids only). An order listed again at the same ``updatedAt`` whose
+# credits are all booked needs no new credits call (koppel/store/credit_checks.py).
+credit_check = Table(
+    "koppel_credit_check",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("order_updated_at", DateTime(timezone=True), nullable=False),
+    Column("credit_ids", JSON, nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant", "order_id", name="uq_credit_check"),
+)
+
 _created: set[str] = set()
 _lock = threading.Lock()
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create koppel's tables once per process and database (idempotent)."""
+    """Create koppel's tables once per process and database (idempotent). This is the
+    store's migration: ``create_all`` with ``checkfirst`` adds tables a newer koppel
+    defines (e.g. the reservation tables) to an existing database and leaves the others
+    as they are."""
     key = str(engine.url)
     with _lock:
         if key in _created:

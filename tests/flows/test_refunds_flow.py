@@ -82,7 +82,18 @@ def test_refunds_book_once_to_the_cent_and_wait_for_unbooked_orders(shop, make_t
             "products": [{"id": row_id, "quantity": 1}]}}).status_code == 201
 
     assert tenant.run("orders").state == "success"
+    before = dict(shop.stats()["by_route"])
     assert tenant.run("refunds").state == "success"
+    calls = {route: n - before.get(route, 0) for route, n in shop.stats()["by_route"].items()
+             if n - before.get(route, 0)}
+    orders_in_shop = len(shop.orders())
+    # a first run reads every order: one listing, one returns listing, the shop, one
+    # credits call per order (Lightspeed lists no credits across orders and marks no
+    # credited order: koppel.flows.refunds_source) and the rows of the credited orders
+    assert calls == {"GET /{lang}/orders.json": 1, "GET /{lang}/returns.json": 1,
+                     "GET /{lang}/shop.json": 1,
+                     "GET /{lang}/orders/{order_id:int}/credit.json": orders_in_shop,
+                     "GET /{lang}/orders/{order_id:int}/products.json": 4}
     credited = _credited_orders(shop)
     assert len(credited) == 4
     _assert_books_match_shop(tenant, shop, "SalesReceipt", "RefundReceipt", credited)

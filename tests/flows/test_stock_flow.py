@@ -131,8 +131,15 @@ def test_shop_to_quickbooks_writes_available_minus_reserved_once(catalogue, make
     assert "no QuickBooks item" in activity[str(variants["E"])]["reason"]
     assert str(variants["B"]) not in activity and str(variants["D"]) not in activity
 
+    before_second = dict(shop.stats()["by_route"])
     second = tenant.run("stock")
     assert second.state == "success"
+    calls = {route: n - before_second.get(route, 0)
+             for route, n in shop.stats()["by_route"].items() if n - before_second.get(route, 0)}
+    # a repeat run holds the open orders' rows (koppel's reservations table): one count,
+    # one listing of the orders changed since the last scan, no rows read again
+    assert calls == {"GET /{lang}/variants.json": 1, "GET /{lang}/orders/count.json": 1,
+                     "GET /{lang}/orders.json": 1}
     assert len(tenant.entities("InventoryAdjustment")) == 1  # nothing changed: no write
     again = _mine(tenant.activity("stock", second.run_id), variants.values())
     assert not [r for r in again.values() if r["action"] == "updated"]
@@ -249,4 +256,61 @@ def test_open_orders_are_picked_client_side_without_a_status_filter():
 
     process = StockProcess(SimpleNamespace(lightspeed=Hook()))
     assert [o.id for o in process._open_orders()] == [1, 3, 4, 9, 10]
-    assert calls == [{"window": None, "fields": "id,status,shipmentStatus"}]
+    assert calls == [{"window": None, "fields": "id,status,shipmentStatus,updatedAt"}]
+    assert sorted(process._listed) == list(range(1, 11))  # every order counted
+
+
+def _calls_since(shop, before: dict) -> dict[str, int]:
+    return {route: n - before.get(route, 0) for route, n in shop.stats()["by_route"].items()
+            if n - before.get(route, 0)}
+
+
+def test_repeat_runs_read_only_changed_orders_and_notice_deletions(catalogue, make_tenant):
+    """Reservations come from the rows koppel holds: a repeat run reads the rows of the
+    open orders changed since its last scan only; an order shipped since drops out, an
+    order deleted in the shop (a short order count) makes that run list every order once;
+    a full resync reads every open order again. Each step: the same quantities as a
+    fresh read of the shop would give."""
+    shop, variants = catalogue
+    tenant = make_tenant(shop)
+    _inventory_items(tenant, {"A": 5, "B": 6, "C": 0})
+    assert tenant.run("stock").state == "success"
+    assert _on_hand(tenant) == {_sku("A"): 18, _sku("B"): 6, _sku("C"): 6}
+    by_status = {o["status"]: o["id"] for o in shop.orders()}
+
+    # the A × 2 order ships, a new order reserves A × 3
+    shop.control.patch(f"/orders/{by_status['processing_awaiting_payment']}", json={
+        "status": "completed_shipped", "shipmentStatus": "shipped"}).raise_for_status()
+    shop.control.post("/orders", json={"orders": [{
+        "lines": [{"variant_id": variants["A"], "quantity": 3}],
+        "status": "processing_awaiting_shipment"}]}).raise_for_status()
+    before = dict(shop.stats()["by_route"])
+    assert tenant.run("stock").state == "success"
+    assert _calls_since(shop, before) == {
+        "GET /{lang}/variants.json": 1, "GET /{lang}/orders/count.json": 1,
+        "GET /{lang}/orders.json": 1,
+        "GET /{lang}/orders/{order_id:int}/products.json": 1}  # the new order only
+    assert _on_hand(tenant) == {_sku("A"): 17, _sku("B"): 6, _sku("C"): 6}
+
+    # the pickup order (C × 1) is deleted in the shop: no window shows that, the count does
+    assert shop.control.delete(f"/orders/{by_status['processing_awaiting_pickup']}"
+                               ).status_code == 204
+    before = dict(shop.stats()["by_route"])
+    assert tenant.run("stock").state == "success"
+    assert _calls_since(shop, before) == {
+        "GET /{lang}/variants.json": 1, "GET /{lang}/orders/count.json": 1,
+        "GET /{lang}/orders.json": 2}  # the window, then every order once; no rows
+    assert _on_hand(tenant) == {_sku("A"): 17, _sku("B"): 6, _sku("C"): 7}
+
+    before = dict(shop.stats()["by_route"])
+    assert tenant.run("stock").state == "success"  # nothing changed: a count and a window
+    assert _calls_since(shop, before) == {
+        "GET /{lang}/variants.json": 1, "GET /{lang}/orders/count.json": 1,
+        "GET /{lang}/orders.json": 1}
+
+    before = dict(shop.stats()["by_route"])
+    assert tenant.run("stock", full_resync=True).state == "success"
+    assert _calls_since(shop, before) == {
+        "GET /{lang}/variants.json": 1, "GET /{lang}/orders.json": 1,
+        "GET /{lang}/orders/{order_id:int}/products.json": 2}  # partly and the new one
+    assert _on_hand(tenant) == {_sku("A"): 17, _sku("B"): 6, _sku("C"): 7}
