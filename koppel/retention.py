@@ -81,10 +81,11 @@ def retention_by_tenant(directory: Path | None = None) -> dict[str, int]:
 
 
 def tenant_dag_ids(tenant_id: str) -> list[str]:
-    """Every DAG id koppel makes (or made) for a tenant: ``<flow>__<tenant>``."""
+    """Every DAG id koppel makes (or made) for a tenant: ``<flow>__<tenant>``, and the
+    daily reconciliation ``reconcile__<tenant>``."""
     from koppel.tenants.model import FLOW_NAMES
 
-    return [f"{flow}__{tenant_id}" for flow in FLOW_NAMES]
+    return [f"{flow}__{tenant_id}" for flow in (*FLOW_NAMES, "reconcile")]
 
 
 def retention_by_dag(retention: dict[str, int]) -> dict[str, int]:

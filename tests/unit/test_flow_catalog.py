@@ -103,3 +103,13 @@ def test_a_step_task_imports_the_class_it_is_given_when_it_runs():
     with pytest.raises(LookupError, match="koppel acme/stock extract: the task names no "
                                           "implementation"):
         nameless._process(Run())
+
+
+def test_retention_covers_every_dag_of_a_tenant():
+    """Logs and XComs of every DAG koppel makes for a tenant are purged, the daily
+    reconciliation's included."""
+    from koppel.factory import build_dags
+    from koppel.retention import tenant_dag_ids
+
+    built = {d for d in build_dags() if d.endswith("__demo")}
+    assert built and built <= set(tenant_dag_ids("demo"))
