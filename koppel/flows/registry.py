@@ -6,12 +6,6 @@ declared in :mod:`koppel.flows.catalog`; ``FLOWS`` here is that table as
 
 from __future__ import annotations
 
-import json
-import os
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
-
 from koppel.flows import catalog
 
 # Every flow koppel knows, from the declaration table. ``None`` marks a flow that is not
@@ -31,86 +25,12 @@ def process_class(flow: str):
     return declaration.load()
 
 
-def mappings_dir() -> Path:
-    """``KOPPEL_MAPPINGS_DIR``, else the project's ``include/mappings`` (next to ``dags/``)."""
-    env = os.environ.get("KOPPEL_MAPPINGS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "include" / "mappings"
-
-
-@lru_cache(maxsize=64)
-def _tenant_set(directory: str, only: str | None = None):
-    """The tenant files of ``directory``, validated: every file, or with ``only`` the
-    file of that one tenant (what a task needs, at a fraction of the cost).
-
-    A single tenant is held to the same cross-tenant rule as in a full load: tenants
-    that share a Lightspeed connection, or a QuickBooks one without distinct document
-    number prefixes, are all rejected. Its connections are compared with the other
-    files' (read as JSON, not validated); only files that share one are validated too,
-    so the outcome for the tenant is the one a full load would give.
-
-    Cached per process (a DAG-processor parse and a task each run in a fresh one);
-    ``_tenant_set.cache_clear()`` makes the next call read the files again."""
-    from koppel.tenants.loader import load_tenants
-
-    if only is None:
-        return load_tenants(Path(directory))
-    return load_tenants(Path(directory), only=[only, *_sharing_connections(Path(directory), only)])
-
-
-def _sharing_connections(directory: Path, tenant_id: str) -> list[str]:
-    """The other tenant files whose raw JSON names one of ``tenant_id``'s connections."""
-    from koppel.tenants.loader import tenant_files
-
-    files = {path.stem: path for path in tenant_files(directory)}
-    own = _raw_connections(files.get(tenant_id))
-    if not own:
-        return []
-    return sorted(other for other, path in files.items()
-                  if other != tenant_id and own & _raw_connections(path))
-
-
-def _raw_connections(path: Path | None) -> set[tuple[str, str]]:
-    """``{("lightspeed", conn_id), ("quickbooks", conn_id)}`` from a tenant file as it is
-    written; nothing for a file that does not parse (the loader reports it)."""
-    if path is None:
-        return set()
-    try:
-        connections = json.loads(path.read_text(encoding="utf-8")).get("connections")
-    except (OSError, ValueError, AttributeError):
-        return set()
-    if not isinstance(connections, dict):
-        return set()
-    return {(kind, value) for kind in ("lightspeed", "quickbooks")
-            if isinstance(value := connections.get(kind), str)}
-
-
-def load_tenant(tenant_id: str):
-    """The validated config of one tenant, as a task sees it at run time (only that
-    tenant's file is validated, see :func:`_tenant_set`)."""
-    tenant_set = _tenant_set(str(mappings_dir()), tenant_id)
-    tenant = tenant_set.get(tenant_id)
-    if tenant is not None:
-        return tenant
-    problems = [str(e) for e in tenant_set.errors]
-    raise LookupError(f"tenant {tenant_id!r} has no valid file in {mappings_dir()}"
-                      + (f"; problems: {'; '.join(problems)}" if problems else ""))
-
-
-def error_threshold_exceeded(tenant: Any, failures: int, records: int) -> str | None:
-    """Why the run should fail because of record-level errors, or None.
-
-    Record errors never fail a run on their own; only more than the tenant's threshold
-    (a count, and/or a fraction of the run's records) does."""
-    threshold = getattr(tenant.settings, "error_threshold", None)
-    if threshold is None or failures == 0:
-        return None
-    max_count = getattr(threshold, "max_count", None)
-    max_fraction = getattr(threshold, "max_fraction", None)
-    if max_count is not None and failures > max_count:
-        return f"{failures} new record failure(s) (threshold {max_count})"
-    if max_fraction is not None and records and failures / records > max_fraction:
-        return (f"{failures} new record failure(s) of {records} records "
-                f"(threshold {max_fraction:.0%})")
-    return None
+# Tenant look-up lives below the flows (koppel.tenants.lookup); re-exported for callers
+# that find it here.
+from koppel.tenants.lookup import (  # noqa: E402,F401
+    _raw_connections,
+    _sharing_connections,
+    _tenant_set,
+    load_tenant,
+    mappings_dir,
+)

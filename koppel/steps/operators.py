@@ -50,8 +50,8 @@ class KoppelStepOperator(BaseOperator):
 
     # -- helpers shared by the steps ------------------------------------------------------
     def _flow_run(self, context):
-        from koppel.flows.base import FlowRun
-        from koppel.flows.registry import load_tenant
+        from koppel.steps.kernel import FlowRun
+        from koppel.tenants.lookup import load_tenant
 
         params = dict(context.get("params") or {})
         run_type = _run_type(context)
@@ -80,7 +80,7 @@ class KoppelStepOperator(BaseOperator):
 
         calls = {api: n - calls_before.get(api, 0) for api, n in run.api_calls().items()}
         counts = Counter(e.action for e in ended)
-        from koppel.flows.base import dry_run_prefix
+        from koppel.steps.kernel import dry_run_prefix
 
         summary = {"tenant": self.tenant, "flow": self.flow, "step": self.step,
                    "read": read, "passed": passed, **dict(counts),
@@ -100,7 +100,7 @@ class ExtractOperator(KoppelStepOperator):
     def execute(self, context) -> list[dict[str, Any]]:
         run = self._flow_run(context)
         process = self._process(run)
-        from koppel.flows.base import StepResult
+        from koppel.steps.kernel import StepResult
 
         started, before = time.monotonic(), run.api_calls()
         size = process.chunk_size
@@ -147,7 +147,7 @@ class ChunkStepOperator(KoppelStepOperator):
         raise NotImplementedError(f"{type(self).__name__} names no step method")
 
     def execute(self, context) -> dict[str, Any] | None:
-        from koppel.flows.base import Record
+        from koppel.steps.kernel import Record
 
         if not self.chunk_ref or not self.chunk_ref.get("run_key"):
             log.info("koppel %s/%s %s: nothing passed to this chunk", self.tenant, self.flow,
@@ -316,7 +316,7 @@ class FinalizeOperator(KoppelStepOperator):
         super().__init__(**kwargs)
 
     def execute(self, context) -> dict[str, Any]:
-        from koppel.flows.registry import error_threshold_exceeded
+        from koppel.steps.kernel import error_threshold_exceeded
 
         run = self._flow_run(context)
         purged = run.store.purge_run(run.run_key)
@@ -328,7 +328,7 @@ class FinalizeOperator(KoppelStepOperator):
                    "records": sum(counts.values()), "actions": counts,
                    "api_calls_logged": calls, "staged_chunks_purged": purged,
                    "dry_run": run.dry_run}
-        from koppel.flows.base import dry_run_prefix
+        from koppel.steps.kernel import dry_run_prefix
 
         log.info("%skoppel %s/%s run summary: %s", dry_run_prefix(run), self.tenant,
                  self.flow,

@@ -19,7 +19,7 @@ ERRORS_FILE = str(DAGS / "koppel_tenant_errors.py")
 #: never imported while DAG files are parsed: hooks, API clients, the flows' code
 # (``intuitlib`` itself is a namespace package its .pth file registers at start-up)
 HEAVY = ("koppel.hooks", "koppel.hooks.quickbooks", "koppel.hooks.lightspeed", "quickbooks",
-         "intuitlib.client", "requests_oauthlib", "pandas", "koppel.flows.base",
+         "intuitlib.client", "requests_oauthlib", "pandas", "koppel.flows.base", "koppel.steps.kernel",
          "koppel.store", "koppel.store.state")
 
 

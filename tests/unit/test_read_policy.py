@@ -1,4 +1,4 @@
-"""koppel's one read policy (koppel.flows.base.read_window): which records a run reads,
+"""koppel's one read policy (koppel.steps.kernel.read_window): which records a run reads,
 rule by rule, with exact windows."""
 
 from __future__ import annotations
