@@ -164,7 +164,11 @@ def build_flow_dag(tenant: Any, flow: str, *, settings_text: str | None = None) 
             ).expand(chunk_ref=upstream.output)
         upstream >> FinalizeOperator(task_id="finalize", tenant=tenant_id, flow=flow)
         # finalize runs whatever happened (all_done) and is the only leaf, so it alone
-        # would decide the run's state: a run whose load failed would show as a success
+        # would decide the run's state: a run whose load failed would show as a success.
+        # Not a teardown: finalize must fail the run when the error threshold is passed,
+        # and a teardown with on_failure_fail_dagrun becomes the run's only effective
+        # leaf again (airflow/models/dagrun.py, DagRun._tis_for_dagrun_state), while one
+        # without it could not fail the run. The watcher is skipped unless a task failed.
         watcher = RunFailedWatcher(task_id="fail_run_if_a_task_failed")
         watcher.set_upstream([task for task in dag.tasks if task is not watcher])
     attach_params(dag, SYNC_PARAMS.for_dag())
