@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-LIGHTSPEED_WINDOWS = ((300, 300.0), (3_000, 3_600.0), (12_000, 86_400.0))
-QBO_REQUESTS = (500, 60.0)
-QBO_BATCHES = (40, 60.0)
+from koppel.limits import LIGHTSPEED, QUICKBOOKS  # noqa: E402  (the one list of API limits)
+
+LIGHTSPEED_WINDOWS = LIGHTSPEED.windows
+QBO_REQUESTS = (QUICKBOOKS.requests_per_minute, QUICKBOOKS.window_seconds)
+QBO_BATCHES = (QUICKBOOKS.batch_requests_per_minute, QUICKBOOKS.window_seconds)
 
 
 @dataclass(frozen=True)
