@@ -80,6 +80,8 @@ class CustomerUpserter:
         self.run = run
         self.hook = run.quickbooks
         self._default_id: str | None = None
+        #: creates answered by adopting the customer QuickBooks had under that name
+        self._adopted: set[str] = set()
         self.home_currency = currency_code(home_currency)
         wanted = currency_code(currency)
         #: the foreign currency of this upsert (None: the home currency)
@@ -218,7 +220,7 @@ class CustomerUpserter:
                     if d.payload is None:
                         outcomes[k] = CustomerOutcome(str(d.customer_id), "existing", d.reason,
                                                       d.warnings)
-                created = self._create({**creates, **default_create})
+                created = self._create({**creates, **default_create}, pending)
                 if default_create:
                     default_create = {}
                     outcomes[_DEFAULT] = self._took_default(created.pop(_DEFAULT))
@@ -226,7 +228,13 @@ class CustomerUpserter:
                 for k, result in created.items():
                     if isinstance(result, dict):
                         action = "created_sub" if creates[k].action == "create_sub" else "created"
-                        outcomes[k] = CustomerOutcome(str(result["Id"]), action, creates[k].reason)
+                        if k in self._adopted:  # made meanwhile under this name: this one
+                            outcomes[k] = CustomerOutcome(
+                                str(result["Id"]), "existing",
+                                "already in QuickBooks under this display name and e-mail")
+                        else:
+                            outcomes[k] = CustomerOutcome(str(result["Id"]), action,
+                                                          creates[k].reason)
                         company = _company_key(pending[k].customer)
                         if company and action == "created" \
                                 and not _in_currency(companies.get(company), policy):
@@ -336,30 +344,70 @@ class CustomerUpserter:
             default_row = {"Id": "(dry run)"}  # a dry run sends nothing
         return by_email, companies, taken, default_row
 
-    def _create(self, creates: dict[str, CustomerDecision]) -> dict[str, Any]:
-        from koppel.hooks.quickbooks import BatchOp
+    def _create(self, creates: dict[str, CustomerDecision],
+                groups: Mapping[str, "_Group"] | None = None) -> dict[str, Any]:
+        """One batch of creates through the writer: ``key → created or adopted row``, or
+        the fault. A display name QuickBooks already has (6240) is looked up: a customer
+        by that name is adopted only when it is this one (same e-mail, this currency —
+        made meanwhile, e.g. by a lost answer's first attempt), else the fault stands and
+        the next name is tried."""
+        from koppel.hooks.qbo_writer import ADOPTED, QuickBooksWriter, WriteOp
 
+        self._adopted = set()
         if not creates:
             return {}
         keys = sorted(creates)
-        ops = [BatchOp(bid=f"n{i}", operation="create", entity="Customer",
-                       payload=creates[k].payload) for i, k in enumerate(keys)]
         if self.run.dry_run:
             return {k: {"Id": "(dry run)", "DisplayName": creates[k].payload["DisplayName"],
                         **({"CurrencyRef": creates[k].payload["CurrencyRef"]}
                            if "CurrencyRef" in creates[k].payload else {})}
                     for k in keys}
+        groups = groups or {}
+        ops = [WriteOp(key=k, operation="create", entity="Customer", bid=f"n{i}",
+                       payload=creates[k].payload, name=creates[k].payload["DisplayName"],
+                       matches=self._same_customer(groups.get(k)))
+               for i, k in enumerate(keys)]
         digest = hashlib.sha256(json.dumps([creates[k].payload for k in keys], sort_keys=True,
                                            default=str).encode()).hexdigest()
-        results = self.hook.batch(ops, request_id=self.hook.request_id(
-            self.run.tenant_id, "Customer", "create", digest))
-        return {k: (results[f"n{i}"].value if results[f"n{i}"].ok else results[f"n{i}"].fault)
-                for i, k in enumerate(keys)}
+        outcomes = QuickBooksWriter(self.hook, tenant=self.run.tenant_id).write(
+            ops, id_parts=("Customer", "create", digest))
+        out: dict[str, Any] = {}
+        for k in keys:
+            outcome = outcomes[k]
+            if outcome.written or outcome.status == ADOPTED:
+                out[k] = outcome.value or {}
+                if outcome.status == ADOPTED:
+                    self._adopted.add(k)
+            else:
+                out[k] = outcome.fault or RuntimeError(
+                    f"tenant {self.run.tenant_id}: customer {creates[k].payload['DisplayName']!r}: "
+                    f"{outcome.reason}")
+        return out
+
+    def _same_customer(self, group: _Group | None):
+        """``matches`` for a create that clashed on its display name: the customer found
+        by that name is this one only with this group's e-mail address and in this
+        upsert's currency (the default customer: in this currency)."""
+        policy = self.policy()
+
+        def matches(row: dict[str, Any]) -> str | None:
+            if not policy.accepts(row):
+                have = (row.get("CurrencyRef") or {}).get("value") or "the home currency"
+                return f"it is in {have}"
+            if group is None:
+                return None  # the default customer: its name in this currency is it
+            address = ((row.get("PrimaryEmailAddr") or {}).get("Address") or "")
+            if not address or email_key(address) != group.key:
+                return "its e-mail address differs"
+            return None
+        return matches
 
     def _apply_updates(self, groups, by_email, policy, outcomes) -> None:
-        """Existing customers whose shop data changed get one sparse update each (batched)."""
+        """Existing customers whose shop data changed get one sparse update each (batched
+        through the writer); one whose version moved meanwhile (5010, stale) is sent again
+        against its current version (one look-up and one batch for all of them)."""
         from koppel.hooks.errors import StaleObject
-        from koppel.hooks.quickbooks import BatchOp
+        from koppel.hooks.qbo_writer import QuickBooksWriter, WriteOp
 
         updates = {}
         for group in groups:
@@ -375,26 +423,39 @@ class CustomerUpserter:
                 outcomes[key] = _as_updated(outcomes[key], dry_run=True)
             return
         keys = sorted(updates)
-        ops = [BatchOp(bid=f"u{i}", operation="update", entity="Customer", payload=updates[k])
-               for i, k in enumerate(keys)]
+        writer = QuickBooksWriter(self.hook, tenant=self.run.tenant_id)
         digest = hashlib.sha256(json.dumps([updates[k] for k in keys], sort_keys=True,
                                            default=str).encode()).hexdigest()
-        results = self.hook.batch(ops, request_id=self.hook.request_id(
-            self.run.tenant_id, "Customer", "update", digest))
-        for i, key in enumerate(keys):
-            result = results[f"u{i}"]
-            if result.ok:
+        results = writer.write(
+            [WriteOp(key=k, operation="update", entity="Customer", payload=updates[k],
+                     target_id=str(updates[k]["Id"]), bid=f"u{i}")
+             for i, k in enumerate(keys)], id_parts=("Customer", "update", digest))
+        stale = []
+        for key in keys:
+            result = results[key]
+            if result.written:
                 outcomes[key] = _as_updated(outcomes[key])
             elif isinstance(result.fault, StaleObject):
-                changes = {k: v for k, v in updates[key].items()
-                           if k not in ("Id", "SyncToken", "sparse")}
-                try:
-                    self.hook.sparse_update("Customer", updates[key]["Id"], changes)
-                    outcomes[key] = _as_updated(outcomes[key])
-                except Exception as exc:  # the record fails alone
-                    outcomes[key] = exc
+                changes = {k: v for k, v in updates[key].items() if k not in ("Id", "SyncToken")}
+                stale.append(WriteOp(key=key, operation="update", entity="Customer",
+                                     payload=changes, target_id=str(updates[key]["Id"]),
+                                     request_key=(key, digest)))
             else:
-                outcomes[key] = result.fault
+                outcomes[key] = _update_error(self.run.tenant_id, updates[key]["Id"], result)
+        if stale:  # against the current version: the writer reads it (one query)
+            again = writer.write(stale, bid_prefix="s")
+            for op in stale:
+                result = again[op.key]
+                outcomes[op.key] = _as_updated(outcomes[op.key]) if result.written else \
+                    _update_error(self.run.tenant_id, op.target, result)
+
+
+def _update_error(tenant: str, customer_id: Any, result: Any) -> Exception:
+    """The error of a customer update the writer could not send (the fault itself, or
+    the customer gone from QuickBooks). Names the QuickBooks id, never the e-mail."""
+    if result.fault is not None:
+        return result.fault
+    return RuntimeError(f"tenant {tenant}: update of Customer {customer_id}: {result.reason}")
 
 
 def _as_updated(outcome: CustomerOutcome, dry_run: bool = False) -> CustomerOutcome:

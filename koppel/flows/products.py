@@ -69,12 +69,11 @@ from koppel.flows.products_target import (
     NameIndex,
     load_target_state,
     plan_categories,
-    run_batch,
     sync_categories,
     sync_images,
 )
 from koppel.flows.qbo_refs import item_lock_name
-from koppel.hooks.quickbooks import BatchOp, BatchResult
+from koppel.hooks.qbo_writer import ADOPTED, GONE, REFUSED, QuickBooksWriter, WriteOp
 from koppel.mapping.mapper import Mapper
 from koppel.store.state import ActivityEntry
 
@@ -439,7 +438,7 @@ class ProductsProcess(Process):
         categories = sync_categories(run.quickbooks if needs_category and not run.dry_run else None,
                                      store, tenant, run.run_key, needs_category, dry_run=run.dry_run)
         self._log_categories(categories)
-        ops: list[BatchOp] = []
+        ops: list[WriteOp] = []
         pending: dict[str, tuple[Record, dict]] = {}
         for record in records:
             try:
@@ -457,21 +456,22 @@ class ProductsProcess(Process):
                 pending[record.source_id] = (record, {})
                 continue
             ops.append(op)
-            pending[record.source_id] = (record, {"bid": op.bid})
-        by_bid: dict[str, BatchResult] = {}
+            pending[record.source_id] = (record, {"key": op.key})
+        writer = QuickBooksWriter(run.quickbooks, tenant=tenant, dry_run=run.dry_run)
+        answers: dict[str, Any] = {}
         if any(op.operation == "create" for op in ops):
             # orders (unknown SKUs under ``create_item``) may create one of these SKUs at
             # this moment: under the tenant's item lock, adopt what appeared meanwhile
             with store.lock(item_lock_name(tenant, run.quickbooks)):
-                by_bid = self._adopt_created_meanwhile(ops, pending)
-                ops = [op for op in ops if op.bid not in by_bid]
+                answers = self._adopt_created_meanwhile(ops, pending)
+                ops = [op for op in ops if op.key not in answers]
                 if ops:
-                    by_bid.update(run_batch(run.quickbooks, ops, id_basis=(tenant, run.run_key, "items")))
+                    answers.update(writer.write(ops, id_parts=(run.run_key, "items")))
         elif ops:
-            by_bid = run_batch(run.quickbooks, ops, id_basis=(tenant, run.run_key, "items"))
+            answers = writer.write(ops, id_parts=(run.run_key, "items"))
         image_cache: dict[str, Any] = {}
         for source_id, (record, meta) in pending.items():
-            answer = by_bid.get(meta["bid"]) if meta.get("bid") else None
+            answer = answers.get(meta["key"]) if meta.get("key") else None
             try:
                 written = self._written(record, answer)
                 self._finish(record, written, image_cache, result)
@@ -479,25 +479,24 @@ class ProductsProcess(Process):
                 result.fail(record, exc)
         return result
 
-    def _adopt_created_meanwhile(self, ops: list[BatchOp],
-                                 pending: dict[str, tuple[Record, dict]]) -> dict[str, BatchResult]:
+    def _adopt_created_meanwhile(self, ops: list[WriteOp],
+                                 pending: dict[str, tuple[Record, dict]]) -> dict[str, dict]:
         """Creates whose SKU another flow created since the exists-check: answered with
         that item instead (its hash is not kept, so the next run brings it up to date)."""
         creates = {str(op.payload.get("Sku")): op for op in ops if op.operation == "create"}
         rows = self.run.quickbooks.query_in("Item", "Sku", sorted(creates), select="*, Sku")
-        records = {meta.get("bid"): record for record, meta in pending.values()}
-        answered: dict[str, BatchResult] = {}
+        answered: dict[str, dict] = {}
         for row in rows:
             op = creates.get(str(row.get("Sku")))
-            if op is None or op.bid in answered:
+            if op is None or op.key in answered:
                 continue
-            record = records[op.bid]
+            record, _meta = pending[op.key]
             record.state["adopted"] = "meanwhile"
-            answered[op.bid] = BatchResult(op.bid, value=row)
+            answered[op.key] = dict(row)
         return answered
 
     def _operation(self, record: Record, plan: CategoryPlan, categories: Any,
-                   policy: ItemPolicy, number: int) -> BatchOp | None:
+                   policy: ItemPolicy, number: int) -> WriteOp | None:
         item = MappedItem.model_validate(record.state["item"])
         leaf = plan.leaf
         category_id = None
@@ -526,7 +525,10 @@ class ProductsProcess(Process):
                     log.info("products %s dry run: create Item for variant %s: fields %s",
                              self.tenant_id, record.source_id, ", ".join(sorted(payload)))
                     return None
-                return BatchOp(bid=f"c{number}", operation="create", entity="Item", payload=payload)
+                sku = item.sku
+                return WriteOp(key=record.source_id, operation="create", entity="Item",
+                               payload=payload, bid=f"c{number}", name=str(payload["Name"]),
+                               matches=lambda row: _same_sku(row, sku))
             existing = record.state["existing"]
             record.state["target_id"] = str(existing["Id"])
             update_item = item.model_copy(update={"description": combined_description(item)})
@@ -549,31 +551,39 @@ class ProductsProcess(Process):
             return None
         record.state["changed_fields"] = sorted(k for k in changes
                                                 if k not in ("Id", "SyncToken", "sparse"))
-        return BatchOp(bid=f"u{number}", operation="update", entity="Item", payload=changes)
+        return WriteOp(key=record.source_id, operation="update", entity="Item", payload=changes,
+                       target_id=str(existing["Id"]), bid=f"u{number}")
 
     def _written(self, record: Record, answer: Any) -> dict | None:
-        """The created/updated item, or None when no write was needed."""
+        """The created/updated item (the writer's outcome, or an item adopted meanwhile),
+        or None when no write was needed."""
         if answer is None:
             return None
-        if answer.fault is None:
+        if isinstance(answer, dict):  # created meanwhile by another flow: adopted
+            return answer
+        if answer.written:
             return answer.value or {}
+        if answer.status == ADOPTED:
+            record.state["adopted"] = True
+            return answer.value  # created by an earlier attempt whose answer was lost
         fault = answer.fault
-        if record.state["mode"] == "create" and getattr(fault, "code", None) == 6240:
-            sku = record.state["item"].get("sku")
-            for item in self.run.quickbooks.query_in("Item", "Sku", [sku]):
-                if str(item.get("Name", "")).casefold() == record.state["name"].casefold():
-                    record.state["adopted"] = True
-                    return item  # created by an earlier attempt whose answer was lost
+        if record.state["mode"] == "create" and answer.field == "name":
+            why = f"{fault.message}" if answer.status != REFUSED else \
+                f"{fault.message}: {answer.reason}"
             raise RecordError(f"QuickBooks refused the name '{record.state['name']}' "
-                              f"(taken meanwhile): {fault.message}", field="Name")
-        if record.state["mode"] == "update" and str(getattr(fault, "code", "")) == "610":
+                              f"(taken meanwhile): {why}", field="Name")
+        if record.state["mode"] == "update" and (answer.status == GONE
+                                                 or str(answer.code or "") == "610"):
             item_id = str(record.state["existing"]["Id"])  # gone between look-up and write
             self.run.store.save_xref(self.tenant_id, self.source_type, record.source_id,
                                      self.target_type, item_id, record.state.get("xref_hash"),
                                      state=DELETED_IN_QUICKBOOKS)
             raise RecordError(f"QuickBooks item {item_id} linked to variant "
                               f"{record.source_id} was deleted or made inactive in QuickBooks "
-                              f"({fault.message}); it is not re-created", field="item_id")
+                              f"({fault.message if fault else answer.reason}); it is not "
+                              "re-created", field="item_id")
+        if fault is None:
+            raise RecordError(f"item: {answer.reason}", field="item_id")
         raise RecordError(f"QuickBooks fault {fault.code}: {fault.message}",
                           field=getattr(fault, "element", None) or None)
 
@@ -641,6 +651,15 @@ class ProductsProcess(Process):
         self.run.store.record_activity(tenant=self.tenant_id, flow=self.flow,
                                        run_id=self.run.run_id, direction=self.run.direction,
                                        entries=entries, task_id="load")
+
+
+def _same_sku(row: dict[str, Any], sku: str) -> str | None:
+    """Whether an item found by the name a create clashed on (6240) is this variant's:
+    the same SKU (an earlier attempt whose answer was lost), else why not."""
+    have = str(row.get("Sku") or "").strip()
+    if have.casefold() == str(sku or "").strip().casefold():
+        return None
+    return f"SKU {have or '(none)'} (variant's SKU {sku})"
 
 
 def _plan_from_state(record: Record) -> CategoryPlan:

@@ -3,34 +3,32 @@ request ids, category items and image attachments.
 
 * Look-ups go as one batch of queries (accounts, preferences, items by Id, SKU and
   Name, chunked ``IN`` lists): one API call for a chunk of up to ~30 queries.
-* Writes go as batch requests of at most 30 operations. Each batch request carries a
-  ``requestid`` derived from the run and its content, so a retried request (timeout,
-  task retry) is answered from QuickBooks' replay cache instead of being applied twice;
-  across runs, SKU/name look-ups and QuickBooks' unique item names prevent duplicates.
+* Writes go through the :class:`~koppel.hooks.qbo_writer.QuickBooksWriter`: batch
+  requests of at most 30 operations, each carrying a ``requestid`` derived from the run
+  and its content, so a retried request (timeout, task retry) is answered from
+  QuickBooks' replay cache instead of being applied twice; across runs, SKU/name
+  look-ups and QuickBooks' unique item names prevent duplicates (a name clash, 6240, is
+  looked up by the writer and adopted only when it is the same item or category).
 * Category items are keyed by their Lightspeed category ids (a renamed Lightspeed
   category renames its QuickBooks category), created level by level (a parent first).
-* Images are Attachables on the item, uploaded once per image and item: the image's
-  byte hash is kept in the cross-reference (``source_type`` ``image``).
+* Images are Attachables on the item, uploaded (the writer's ``attach``) once per image
+  and item: the image's byte hash is kept in the cross-reference (``source_type``
+  ``image``).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
-
-import httpx
 
 from koppel.domain.hashing import content_hash
 from koppel.domain.items import CATEGORY_FOLD_SEPARATOR, QBO_MAX_CATEGORY_DEPTH, fold_category_path
 from koppel.domain.names import stable_tag
 from koppel.domain.qbo_payloads import category_payload
-from koppel.hooks.errors import QBOFault, fault_from_payload
-from koppel.hooks.quickbooks import MAX_RESULTS, BatchOp, BatchResult, quote, request_id
+from koppel.hooks.qbo_writer import ADOPTED, REFUSED, QuickBooksWriter, WriteOp
+from koppel.hooks.quickbooks import MAX_RESULTS, BatchOp, quote
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +38,6 @@ MAX_SOURCE_ID = 64
 
 
 # --------------------------------------------------------------------------- batches
-
-
-def run_batch(hook: Any, operations: Sequence[BatchOp], *, id_basis: Sequence[Any]) -> dict[str, BatchResult]:
-    """``QuickBooksHook.batch`` (≤ 30 per request, per-item faults) with a deterministic
-    ``requestid`` per batch request from ``id_basis`` and the request's content."""
-    return hook.batch(operations, request_id=request_id(*id_basis))
 
 
 def query_batch(hook: Any, queries: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
@@ -298,8 +290,8 @@ def _parent_matches(row: Mapping[str, Any], parent_id: str | None) -> bool:
 
 
 def _write_level(hook, store, tenant, run_key, nodes, known, existing, outcome, folded_from):
-    ops: list[BatchOp] = []
-    by_bid: dict[str, CategoryNode] = {}
+    ops: list[WriteOp] = []
+    by_key: dict[str, CategoryNode] = {}
     for node in nodes:
         if node.parent is not None and node.parent not in outcome.ids:
             outcome.errors[node.key] = outcome.errors.get(node.parent, "parent category missing")
@@ -321,8 +313,9 @@ def _write_level(hook, store, tenant, run_key, nodes, known, existing, outcome, 
                 continue
             body = {"Id": str(current["Id"]), "SyncToken": str(current.get("SyncToken", "0")),
                     "sparse": True, **changes}
-            by_bid[f"u{len(ops)}"] = node
-            ops.append(BatchOp(bid=f"u{len(ops)}", operation="update", entity="Item", payload=body))
+            by_key[node.key] = node
+            ops.append(WriteOp(key=node.key, operation="update", entity="Item", payload=body,
+                               target_id=str(current["Id"]), bid=f"u{len(ops)}"))
             continue
         adopt = next((row for row in existing["by_name"].get(node.name.casefold(), [])
                       if _parent_matches(row, parent_id)), None)
@@ -333,22 +326,24 @@ def _write_level(hook, store, tenant, run_key, nodes, known, existing, outcome, 
             outcome.entries.append(_entry(node, "skipped", str(adopt["Id"]), folded_from.get(node.key),
                                           reason="category already in QuickBooks: linked"))
             continue
-        by_bid[f"c{len(ops)}"] = node
-        ops.append(BatchOp(bid=f"c{len(ops)}", operation="create", entity="Item",
-                           payload=category_payload(node.name, parent_id)))
+        by_key[node.key] = node
+        ops.append(WriteOp(key=node.key, operation="create", entity="Item",
+                           payload=category_payload(node.name, parent_id), bid=f"c{len(ops)}",
+                           name=node.name, matches=_same_category(parent_id)))
     if not ops:
         return
-    results = run_batch(hook, ops, id_basis=(tenant, run_key, "categories"))
+    results = QuickBooksWriter(hook, tenant=tenant).write(ops, id_parts=(run_key, "categories"))
     for op in ops:
-        node = by_bid[op.bid]
-        result = results[op.bid]
-        item = result.value or {}
-        adopted = result.fault is not None
-        if adopted:
-            item = _adopt_after_clash(hook, op, node, result.fault, outcome)
-            if item is None:
-                outcome.errors[node.key] = f"category '{node.name}': {result.fault.message}"
-                continue
+        node = by_key[op.key]
+        answer = results[op.key]
+        adopted = answer.status == ADOPTED
+        if not (answer.written or adopted):
+            message = answer.fault.message if answer.fault is not None else answer.reason
+            if answer.status == REFUSED:
+                message = f"{message}: {answer.reason}"
+            outcome.errors[node.key] = f"category '{node.name}': {message}"
+            continue
+        item = answer.value or {}
         outcome.ids[node.key] = str(item["Id"])
         existing["by_id"][str(item["Id"])] = item
         store.save_xref(tenant, "category", node.key, "Item", str(item["Id"]), _category_hash(node))
@@ -358,17 +353,18 @@ def _write_level(hook, store, tenant, run_key, nodes, known, existing, outcome, 
                                       if adopted else None))
 
 
-def _adopt_after_clash(hook: Any, op: BatchOp, node: CategoryNode, fault: QBOFault,
-                       outcome: CategoryOutcome) -> dict[str, Any] | None:
-    """A create that clashed on its name (6240; e.g. a parallel chunk made it first):
-    the category with that name under the same parent, if there is one."""
-    if op.operation != "create" or getattr(fault, "code", None) != 6240:
+def _same_category(parent_id: str | None):
+    """``matches`` of a category create that clashed on its name (6240; e.g. a parallel
+    chunk made it first): a category with that name under the same parent is this one."""
+    def matches(row: Mapping[str, Any]) -> str | None:
+        if row.get("Type") != "Category":
+            return f"it is a {row.get('Type') or 'non-category'} item, not a category"
+        if not _parent_matches(row, parent_id):
+            have = (row.get("ParentRef") or {}).get("value")
+            return (f"it sits under {'category ' + str(have) if have else 'the top level'}, "
+                    f"not {'category ' + parent_id if parent_id else 'the top level'}")
         return None
-    parent_id = outcome.ids.get(node.parent) if node.parent else None
-    for row in hook.query_in("Item", "Name", [node.name], "Type = 'Category'"):
-        if _parent_matches(row, parent_id):
-            return row
-    return None
+    return matches
 
 
 def _entry(node: CategoryNode, action: str, target_id: str | None, folded_depth: int | None,
@@ -400,52 +396,6 @@ def _file_name(sku: str | None, variant_id: str, index: int, url: str) -> str:
     return f"{base[:80]}-{index + 1}.{extension}"
 
 
-_CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
-                  "gif": "image/gif", "webp": "image/webp"}
-
-
-def upload_attachment(hook: Any, *, item_id: str, file_name: str, content: bytes,
-                      rid: str) -> dict[str, Any]:
-    """``POST /upload``: the file (base64 part) and its Attachable linked to the item."""
-    boundary = "koppel-" + uuid.uuid5(uuid.NAMESPACE_URL, rid).hex
-    content_type = _CONTENT_TYPES.get(file_name.rsplit(".", 1)[-1], "application/octet-stream")
-    metadata = {"AttachableRef": [{"EntityRef": {"type": "Item", "value": item_id}}],
-                "FileName": file_name, "ContentType": content_type}
-    body = (
-        f"--{boundary}\r\n"
-        'Content-Disposition: form-data; name="file_metadata_01"; filename="attachment.json"\r\n'
-        "Content-Type: application/json\r\n\r\n"
-        f"{json.dumps(metadata)}\r\n"
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="file_content_01"; filename="{file_name}"\r\n'
-        f"Content-Type: {content_type}\r\n"
-        "Content-Transfer-Encoding: base64\r\n\r\n"
-        f"{base64.b64encode(content).decode()}\r\n"
-        f"--{boundary}--\r\n"
-    ).encode()
-    url = f"{hook.company_url}/upload"
-    response = hook.send("POST", url, params={"requestid": rid}, content=body,
-                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                         record_id=item_id)
-    try:
-        data = json.loads(response.text) if response.content else {}
-    except ValueError:
-        raise QBOFault("unreadable upload answer", method="POST", path="upload",
-                       status=response.status_code, record_id=item_id) from None
-    fault = data.get("Fault") or data.get("fault") if isinstance(data, dict) else None
-    if fault:
-        raise fault_from_payload(fault, method="POST", path=httpx.URL(url).path,
-                                 status=response.status_code, record_id=item_id)
-    for answer in data.get("AttachableResponse", []):
-        if "Fault" in answer:
-            raise fault_from_payload(answer["Fault"], method="POST", path="upload",
-                                     record_id=item_id)
-        if "Attachable" in answer:
-            return answer["Attachable"]
-    raise QBOFault("upload answered no Attachable", method="POST", path="upload",
-                   record_id=item_id)
-
-
 @dataclass
 class ImageResult:
     uploaded: int = 0
@@ -457,8 +407,11 @@ def sync_images(ls_hook: Any, qb_hook: Any, store: Any, tenant: str, *, variant_
                 item_id: str, sku: str | None, urls: Sequence[str],
                 cache: dict[str, bytes | Exception]) -> ImageResult:
     """Upload the images of one item that are not attached yet (xref by URL; the byte
-    hash is kept so the same bytes under a new URL are not uploaded twice)."""
+    hash is kept so the same bytes under a new URL are not uploaded twice), each through
+    the writer's ``attach`` under ``request_id(tenant, "image", variant, item, <byte
+    hash>)``: a retried upload is answered from the first."""
     result = ImageResult()
+    writer = QuickBooksWriter(qb_hook, tenant=tenant)
     keys = {url: image_key(variant_id, url) for url in urls}
     xrefs = store.xrefs(tenant, "image", keys.values(), target_type="Attachable")
     held_hashes = {x.content_hash for x in xrefs.values()}
@@ -486,15 +439,14 @@ def sync_images(ls_hook: Any, qb_hook: Any, store: Any, tenant: str, *, variant_
             store.save_xref(tenant, "image", key, "Attachable", same.target_id, digest)
             result.kept += 1
             continue
-        rid = request_id(tenant, "image", variant_id, item_id, digest)
-        try:
-            attachable = upload_attachment(qb_hook, item_id=item_id,
-                                           file_name=_file_name(sku, variant_id, index, url),
-                                           content=content, rid=rid)
-        except QBOFault as fault:
-            result.error = f"image {index + 1}: {fault.message}"
+        outcome = writer.attach(key, entity="Item", entity_id=item_id,
+                                file_name=_file_name(sku, variant_id, index, url),
+                                content=content, id_parts=("image", variant_id, item_id, digest))
+        if not outcome.written:
+            result.error = f"image {index + 1}: " + (
+                outcome.fault.message if outcome.fault is not None else str(outcome.reason))
             continue
-        store.save_xref(tenant, "image", key, "Attachable", str(attachable["Id"]), digest)
+        store.save_xref(tenant, "image", key, "Attachable", outcome.target_id, digest)
         held_hashes.add(digest)
         result.uploaded += 1
     return result

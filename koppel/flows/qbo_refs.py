@@ -158,65 +158,58 @@ def ensure_named(hook, refs: QboRefs, *, items: Iterable[str | None] = (),
                  income_account: str | None = None, dry_run: bool = False) -> None:
     """Create what the tenant's settings name but QuickBooks lacks — helper service items
     (shipping, discount, rounding) and payment methods (only a name in QuickBooks;
-    refusing every iDEAL order for want of one would help nobody) — in one batch request,
-    and add them to ``refs``.
+    refusing every iDEAL order for want of one would help nobody) — in one batch request
+    through the :class:`~koppel.hooks.qbo_writer.QuickBooksWriter`, and add them to ``refs``.
 
     The request id follows from the names, so a retry never creates twice; a name another
-    task created meanwhile (6240, duplicate name) is read back instead."""
-    from koppel.hooks.quickbooks import BatchOp
+    task created meanwhile (6240, duplicate name) is looked up by the writer and adopted —
+    a helper is wanted by its name alone, so any active object by that name is it."""
+    from koppel.hooks.qbo_writer import ADOPTED, DRY_RUN, QuickBooksWriter, WriteOp
 
     missing_items = sorted({n for n in items if n and refs.item_id(n) is None})
     missing_pms = sorted({n for n in payment_methods if n and refs.payment_method_id(n) is None})
     if not missing_items and not missing_pms:
         return
-    ops: list[BatchOp] = []
+    ops: list[WriteOp] = []
     if missing_items:
         account_id = refs.account_id(income_account)
         if account_id is None:
             raise MissingReference(f"settings.products.accounts.income: QuickBooks has no "
                                    f"account named {income_account!r}")
-        ops += [BatchOp(bid=f"i{n}", operation="create", entity="Item", payload={
-            "Name": name, "Type": "Service", "IncomeAccountRef": {"value": account_id}})
-            for n, name in enumerate(missing_items)]
-    ops += [BatchOp(bid=f"p{n}", operation="create", entity="PaymentMethod",
-                    payload={"Name": name, "Type": "NON_CREDIT_CARD"})
+        ops += [WriteOp(key=f"Item:{name}", operation="create", entity="Item", bid=f"i{n}",
+                        payload={"Name": name, "Type": "Service",
+                                 "IncomeAccountRef": {"value": account_id}},
+                        name=name, matches=_any_by_name,
+                        summary=f"create helper Item {name!r} (Service)")
+                for n, name in enumerate(missing_items)]
+    ops += [WriteOp(key=f"PaymentMethod:{name}", operation="create", entity="PaymentMethod",
+                    bid=f"p{n}", payload={"Name": name, "Type": "NON_CREDIT_CARD"},
+                    name=name, matches=_any_by_name,
+                    summary=f"create PaymentMethod {name!r}")
             for n, name in enumerate(missing_pms)]
-    if dry_run:
-        for op in ops:
-            table = refs.items if op.entity == "Item" else refs.payment_methods
-            table[op.payload["Name"].casefold()] = {"Id": "(dry run)", "Name": op.payload["Name"]}
-        return
-    results = hook.batch(ops, request_id=hook.request_id(
-        tenant, "helpers", *missing_items, "|", *missing_pms))
-    clashes: dict[str, list[str]] = {"Item": [], "PaymentMethod": []}
+    writer = QuickBooksWriter(hook, tenant=tenant, dry_run=dry_run)
+    outcomes = writer.write(ops, id_parts=("helpers", *missing_items, "|", *missing_pms))
     for op in ops:
-        result = results[op.bid]
+        outcome = outcomes[op.key]
         table = refs.items if op.entity == "Item" else refs.payment_methods
-        if result.ok and result.value:
-            table[op.payload["Name"].casefold()] = result.value
-        elif getattr(result.fault, "code", None) == 6240:
-            clashes[op.entity].append(op.payload["Name"])
+        name = op.payload["Name"]
+        if outcome.status == DRY_RUN:
+            table[name.casefold()] = {"Id": "(dry run)", "Name": name}
+        elif (outcome.written or outcome.status == ADOPTED) and outcome.value:
+            table[name.casefold()] = outcome.value
+        elif outcome.field == "name":
+            raise MissingReference(f"tenant {tenant}: QuickBooks refused to create "
+                                   f"{op.entity} {name!r} (duplicate name) and has no active "
+                                   f"one by that name")
+        elif outcome.fault is not None:
+            raise outcome.fault
         else:
-            raise result.fault
-    if any(clashes.values()):
-        _read_back(hook, refs, clashes)
+            raise MissingReference(f"tenant {tenant}: {op.entity} {name!r}: {outcome.reason}")
 
 
-def _read_back(hook, refs: QboRefs, names: dict[str, list[str]]) -> None:
-    """Names created by someone else between our read and our write: read them."""
-    from koppel.flows.products_target import in_queries, query_batch
-
-    rows = query_batch(hook, {**in_queries("i", "Item", "Name", names["Item"]),
-                              **in_queries("p", "PaymentMethod", "Name", names["PaymentMethod"])})
-    for query, found in rows.items():
-        table = refs.items if query.startswith("i") else refs.payment_methods
-        for row in found:
-            table[str(row.get("Name", "")).casefold()] = row
-    for entity, wanted in names.items():
-        for name in wanted:
-            if (refs.item_id(name) if entity == "Item" else refs.payment_method_id(name)) is None:
-                raise MissingReference(f"QuickBooks refused to create {entity} {name!r} "
-                                       "(duplicate name) and has no active one by that name")
+def _any_by_name(row: dict[str, Any]) -> str | None:
+    """A helper item or payment method is wanted by its name: any active one is it."""
+    return None if row.get("Active", True) is not False else "it is inactive"
 
 
 def treatment_codes(settings, refs):

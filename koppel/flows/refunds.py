@@ -63,9 +63,14 @@ class RefundsProcess(Process):
     # -- extract ---------------------------------------------------------------------------
     def extract(self) -> list[Record]:
         from koppel.flows.orders import shop_context, read_orders
+        from koppel.store.credit_checks import CreditChecks
 
         hook = self.run.lightspeed
         orders, span = read_orders(self.run)
+        # an order seen again unchanged whose credits are all booked (or that has none)
+        # needs no credits call; a records run reads what it was asked for
+        checks = None if self.run.params.get("records") else \
+            CreditChecks(self.run.store.engine, self.run.tenant_id)
         gone: dict[str, str] = {}  # order id → why it cannot be read
         failed = self._failed_order_ids()
         if not self.run.params.get("records"):
@@ -82,7 +87,7 @@ class RefundsProcess(Process):
         records = []
         for order_id in sorted(orders, key=int):
             try:
-                found = credits_of_orders(hook, [orders[order_id]])
+                found = credits_of_orders(hook, [orders[order_id]], checks)
             except Exception as exc:  # deleted between the listing and its credits
                 if _systemic(exc) or not _deleted(exc):
                     raise
@@ -202,9 +207,11 @@ class RefundsProcess(Process):
 
     def _read_originals(self, records: list[Record], result: StepResult) -> None:
         """One batch request: the booked documents (by Id), refunds already in QBO under
-        their number (a run that crashed after writing: adopted, not written again) and
-        the load's reference data."""
+        their number (a run that crashed after writing: adopted, not written again — only
+        when :func:`refund_mismatch` finds it is this credit's, as the writer adopts; else a
+        ``conflict`` with both totals) and the load's reference data."""
         from koppel.domain.hashing import content_hash
+        from koppel.domain.money import cents
         from koppel.domain.qbo_payloads import PayloadError, doc_number
         from koppel.flows.products_target import in_queries, query_batch
         from koppel.flows.qbo_refs import ref_queries, refs_from_rows, stage_refs
@@ -253,6 +260,18 @@ class RefundsProcess(Process):
             row = existing.get((entity, record.state["doc_number"]))
             if row is None:
                 result.passed.append(record)
+                continue
+            credit = Decimal(record.data["credit"]["total_incl"])
+            why_not = refund_mismatch(row, credit)
+            if why_not:  # the number is another document's: never adopted (as the writer)
+                self._end(result, record, "conflict", target_type=entity,
+                          target_id=str(row["Id"]),
+                          reason=(f"{entity} {row['Id']} in QuickBooks has DocNumber "
+                                  f"{record.state['doc_number']} but {why_not}; not adopted"),
+                          details={"verification": True,
+                                   "doc_number": record.state["doc_number"],
+                                   "booked_total": str(cents(row.get("TotalAmt") or 0)),
+                                   "credit_total": str(cents(credit))})
                 continue
             self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
                                      entity, str(row["Id"]), record.state["hash"])

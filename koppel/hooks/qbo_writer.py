@@ -24,9 +24,19 @@ duplicates   a create whose ``DocNumber`` QuickBooks already has (fault 6140, or
              Intuit's 2017 list names it) is looked up by its number: the document is
              ``adopted`` only when the operation's ``matches`` finds it is the same one,
              else ``refused`` with a reason naming both; not found, the fault stands.
+names        a create whose name QuickBooks already has (fault 6240 "Duplicate Name
+             Exists": ``DisplayName`` of a Customer, Vendor or Employee, ``Name`` of an
+             Item, PaymentMethod, …) is looked up by that name (quoted as the hook quotes
+             every query literal; the names of one call in one request): an object is
+             ``adopted`` only when the operation's ``matches`` accepts it, else
+             ``refused`` naming both; no ``matches``, or nothing by that name (another
+             entity type, an inactive one), the fault stands (``failed``, field ``name``).
 faults       each item's fault is that key's ``failed`` outcome (fault code, message,
              element); auth, throttling past every retry and a QuickBooks that is down
              are not one record's fault and raise.
+attachments  ``attach`` uploads a file as an Attachable linked to an entity (``POST
+             /upload``, a multipart request a batch cannot carry) under the caller's
+             deterministic request id; dry run, faults and auth as for every write.
 verification every answer of an operation with ``expected`` figures is compared with them
              (:func:`koppel.domain.verify.verify`): any difference makes the outcome a
              ``conflict`` that carries both figures — never a silent note.
@@ -38,19 +48,26 @@ nothing of flows: the flows turn outcomes into activity (``result.end``/``fail``
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
+
+import httpx
 
 from koppel.domain.verify import Booked, Expected, Verification, booked_figures, verify
 from koppel.hooks.errors import (
     AuthError,
     DuplicateDocNumber,
+    DuplicateName,
     QBOError,
     QBOFault,
     TransientError,
+    fault_from_payload,
 )
-from koppel.hooks.quickbooks import BATCH_SIZE, BatchOp
+from koppel.hooks.quickbooks import BATCH_SIZE, MAX_RESULTS, BatchOp, quote
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +75,14 @@ OPERATIONS = ("create", "update", "void", "delete")
 #: fault codes of a document number QuickBooks already has: 6140 (python-quickbooks and
 #: the sandbox), 6210 (Intuit's 2017 error list); either way the number is looked up
 DUPLICATE_NUMBER_CODES = frozenset({6140, 6210})
+#: fault code of a name QuickBooks already has ("Duplicate Name Exists Error")
+DUPLICATE_NAME_CODE = 6240
+#: the field that holds an entity's unique name (``Name`` for the others)
+NAME_FIELDS = {"Customer": "DisplayName", "Vendor": "DisplayName", "Employee": "DisplayName"}
+#: name look-ups: values per ``IN (…)`` list and characters per statement (as the hook's
+#: ``query_in``)
+NAME_CHUNK = 30
+NAME_SQL_CHARS = 3000
 #: entities QuickBooks voids through ``operation=update&include=void`` (the others
 #: through ``operation=void``)
 VOID_BY_UPDATE = frozenset({"SalesReceipt"})
@@ -65,8 +90,8 @@ VOID_BY_UPDATE = frozenset({"SalesReceipt"})
 # outcome statuses
 WRITTEN = "written"      # QuickBooks wrote it (and its figures are the expected ones)
 CONFLICT = "conflict"    # QuickBooks wrote it, but its figures differ from the expected
-ADOPTED = "adopted"      # the DocNumber existed: that document is this write's, adopted
-REFUSED = "refused"      # the DocNumber existed on another document: not adopted
+ADOPTED = "adopted"      # the DocNumber (or name) existed: that object is this write's
+REFUSED = "refused"      # the DocNumber (or name) is another object's: not adopted
 DRY_RUN = "dry_run"      # a dry run: nothing sent
 FAILED = "failed"        # QuickBooks refused the item (``fault``), or a look-up found no
                          # document for a duplicate number
@@ -82,8 +107,11 @@ class WriteOp:
     ``target_id``: the entity updated, voided or deleted. ``expected``: the figures the
     answer must carry. ``doc_number`` + ``matches``: duplicate-number recovery of a create
     (``matches(row)`` returns why the existing ``row`` is *not* this write's document, or
-    ``None`` when it is). ``summary``: what a dry run would do ("create SalesReceipt 1001
-    (total 12.10)"; default ``"<operation> <entity> [<target_id>]"``)."""
+    ``None`` when it is). ``name`` + ``matches``: duplicate-name recovery of a create (fault
+    6240; the same ``matches``). ``bid``: the batch item id (default: the call's
+    ``bid_prefix`` + the op's index) — part of the request id, keep it stable.
+    ``summary``: what a dry run would do ("create SalesReceipt 1001 (total 12.10)";
+    default ``"<operation> <entity> [<target_id>]"``)."""
 
     key: str
     operation: str
@@ -95,6 +123,8 @@ class WriteOp:
     doc_number: str | None = None
     matches: Callable[[dict[str, Any]], str | None] | None = None
     summary: str | None = None
+    name: str | None = None
+    bid: str | None = None
 
     @property
     def target(self) -> str | None:
@@ -166,22 +196,31 @@ class QuickBooksWriter:
 
     # -- the one entry point ------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp], *, scope: str | None = None,
-              bid_prefix: str = "w") -> dict[str, WriteOutcome]:
-        """Send ``ops`` (one operation kind per call) and return ``key → outcome`` in the
-        order of ``ops``. ``scope`` names the writes in the request id (default: their
-        entity, which must then be one); ``bid_prefix`` + the index of each sent
-        operation is its batch item id — both are part of the request id, keep them."""
+              bid_prefix: str = "w", id_parts: Sequence[Any] | None = None
+              ) -> dict[str, WriteOutcome]:
+        """Send ``ops`` and return ``key → outcome`` in the order of ``ops``. Creates,
+        updates and deletes may share a call (and its batches); voids go alone.
+
+        ``scope`` names the writes in the request id (default: their entity, which must
+        then be one); ``bid_prefix`` + the index of each sent operation is its batch item
+        id unless the op names its ``bid`` — both are part of the request id, keep them.
+        ``id_parts``: the request id's basis after the tenant, for callers whose ids were
+        always ``request_id(tenant, *id_parts)`` (default: ``scope, operation, *keys``)."""
         if not ops:
             return {}
         keys = [op.key for op in ops]
         if len(set(keys)) != len(keys):
             raise ValueError(f"tenant {self.tenant}: write keys must be unique")
         kinds = {op.operation for op in ops}
-        if len(kinds) != 1 or not kinds <= set(OPERATIONS):
+        if not kinds <= set(OPERATIONS) or ("void" in kinds and len(kinds) > 1):
             raise ValueError(f"tenant {self.tenant}: one operation of {OPERATIONS} per "
-                             f"write, got {sorted(kinds)}")
-        operation = kinds.pop()
-        if operation != "create" and any(op.target is None for op in ops):
+                             f"write (creates, updates and deletes may mix), got "
+                             f"{sorted(kinds)}")
+        bids = [op.bid for op in ops if op.bid]
+        if len(set(bids)) != len(bids):
+            raise ValueError(f"tenant {self.tenant}: batch item ids must be unique")
+        operation = "+".join(sorted(kinds))
+        if any(op.operation != "create" and op.target is None for op in ops):
             raise ValueError(f"tenant {self.tenant}: a {operation} needs its target_id")
         if self.dry_run:
             return {op.key: self._dry_run(op) for op in ops}
@@ -192,8 +231,30 @@ class QuickBooksWriter:
             for op in sendable:
                 outcomes[op.key] = self._single(op, bodies[op.key], scope)
         elif sendable:
-            outcomes.update(self._batched(sendable, bodies, scope, operation, bid_prefix))
+            outcomes.update(self._batched(sendable, bodies, scope, operation, bid_prefix,
+                                          id_parts))
         return {key: outcomes[key] for key in keys}
+
+    # -- attachments --------------------------------------------------------------------
+    def attach(self, key: str, *, entity: str, entity_id: str, file_name: str,
+               content: bytes, id_parts: Sequence[Any]) -> WriteOutcome:
+        """Upload ``content`` as an Attachable linked to ``entity`` ``entity_id``: one
+        ``POST /upload`` (the file as a base64 part next to its Attachable) under
+        ``request_id(tenant, *id_parts)`` — keep them stable, a retry is then answered
+        from the first upload. The outcome's ``value`` is the Attachable."""
+        op = WriteOp(key=key, operation="create", entity="Attachable",
+                     summary=f"attach {file_name} to {entity} {entity_id}")
+        if self.dry_run:
+            return self._dry_run(op)
+        rid = self.hook.request_id(self.tenant, *id_parts)
+        try:
+            value = _upload(self.hook, entity=entity, entity_id=entity_id,
+                            file_name=file_name, content=content, rid=rid)
+        except (AuthError, TransientError):
+            raise  # not this record's fault: the task fails, Airflow retries
+        except QBOError as exc:
+            return self._failed(op, exc)
+        return WriteOutcome(key, WRITTEN, op.operation, op.entity, value=value)
 
     # -- dry run ------------------------------------------------------------------------
     def _dry_run(self, op: WriteOp) -> WriteOutcome:
@@ -244,21 +305,27 @@ class QuickBooksWriter:
 
     # -- batches ------------------------------------------------------------------------
     def _batched(self, ops: Sequence[WriteOp], bodies: Mapping[str, dict[str, Any]],
-                 scope: str | None, operation: str, bid_prefix: str) -> dict[str, WriteOutcome]:
+                 scope: str | None, operation: str, bid_prefix: str,
+                 id_parts: Sequence[Any] | None = None) -> dict[str, WriteOutcome]:
         entities = {op.entity for op in ops}
-        if scope is None and len(entities) > 1:
+        if scope is None and id_parts is None and len(entities) > 1:
             raise ValueError(f"tenant {self.tenant}: writes of {sorted(entities)} need a scope")
         hook = self.hook
-        base = hook.request_id(self.tenant, scope or next(iter(entities)), operation,
-                               *[":".join(self._request_parts(op, bodies[op.key])) for op in ops])
-        sent = [BatchOp(bid=f"{bid_prefix}{i}", operation=operation, entity=op.entity,
-                        payload=bodies[op.key]) for i, op in enumerate(ops)]
+        if id_parts is not None:
+            base = hook.request_id(self.tenant, *id_parts)
+        else:
+            base = hook.request_id(
+                self.tenant, scope or next(iter(entities)), operation,
+                *[":".join(self._request_parts(op, bodies[op.key])) for op in ops])
+        sent = [BatchOp(bid=op.bid or f"{bid_prefix}{i}", operation=op.operation,
+                        entity=op.entity, payload=bodies[op.key]) for i, op in enumerate(ops)]
         answers: dict[str, Any] = {}
         for start in range(0, len(sent), self.batch_size):
             # one request per batch; its request id is derived from ``base`` and its content
             answers.update(hook.batch(sent[start:start + self.batch_size], request_id=base))
         outcomes: dict[str, WriteOutcome] = {}
         duplicates: list[tuple[WriteOp, QBOFault]] = []
+        names: list[tuple[WriteOp, QBOFault]] = []
         for op, item in zip(ops, sent):
             answer = answers.get(item.bid)
             if answer is None:
@@ -267,11 +334,14 @@ class QuickBooksWriter:
                 outcomes[op.key] = self._failed(op, fault)
             elif answer.ok:
                 outcomes[op.key] = self._answered(op, answer.value or {})
-            elif operation == "create" and op.doc_number and _duplicate_number(answer.fault):
+            elif op.operation == "create" and op.doc_number and _duplicate_number(answer.fault):
                 duplicates.append((op, answer.fault))
+            elif op.operation == "create" and op.name and _duplicate_name(answer.fault):
+                names.append((op, answer.fault))
             else:
                 outcomes[op.key] = self._failed(op, answer.fault)
         outcomes.update(self._recover_duplicates(duplicates))
+        outcomes.update(self._recover_names(names))
         return outcomes
 
     # -- single requests (voids) --------------------------------------------------------
@@ -337,6 +407,138 @@ class QuickBooksWriter:
                 out[op.key] = WriteOutcome(op.key, ADOPTED, op.operation, entity, value=row,
                                            reason="already in QuickBooks (DocNumber exists)")
         return out
+
+
+    def _recover_names(self, clashes: list[tuple[WriteOp, QBOFault]]
+                       ) -> dict[str, WriteOutcome]:
+        """Creates refused for a name QuickBooks has (6240): the objects with those names,
+        in one request (one query, or one batch of queries; never inside a write batch).
+        Only an object ``matches`` accepts is adopted."""
+        out: dict[str, WriteOutcome] = {}
+        recoverable = []
+        for op, fault in clashes:
+            if op.matches is None:  # nobody to say the object is this write's: it stands
+                out[op.key] = self._failed(op, fault, field="name")
+            else:
+                recoverable.append((op, fault))
+        if not recoverable:
+            return out
+        wanted: dict[str, list[str]] = {}
+        for op, _fault in recoverable:
+            wanted.setdefault(op.entity, []).append(str(op.name))
+        statements = [(entity, sql) for entity, values in wanted.items()
+                      for sql in _name_queries(entity, values)]
+        if len(statements) == 1:
+            (entity, sql), = statements
+            answers = {"n0": self.hook.query(sql)}
+        else:
+            results = self.hook.batch([BatchOp(bid=f"n{i}", query=sql)
+                                       for i, (_entity, sql) in enumerate(statements)])
+            answers = {}
+            for bid, result in results.items():
+                if result.fault is not None:
+                    raise result.fault  # a look-up that fails is not one record's fault
+                answers[bid] = result.value or {}
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for i, (entity, _sql) in enumerate(statements):
+            rows = (answers.get(f"n{i}") or {}).get(entity) or []
+            for row in rows:
+                name = str(row.get(NAME_FIELDS.get(entity, "Name")) or "")
+                found.setdefault((entity, name.casefold()), []).append(row)
+        for op, fault in recoverable:
+            field_name = NAME_FIELDS.get(op.entity, "Name")
+            rows = sorted(found.get((op.entity, str(op.name).casefold()), []),
+                          key=lambda r: str(r.get("Id")))
+            if not rows:  # held by another entity type or an inactive object: it stands
+                out[op.key] = self._failed(op, fault, field="name")
+                continue
+            refusals = []
+            for row in rows:
+                why_not = op.matches(row)
+                if not why_not:
+                    out[op.key] = WriteOutcome(
+                        op.key, ADOPTED, op.operation, op.entity, value=row,
+                        reason=f"already in QuickBooks ({field_name} exists)")
+                    break
+                refusals.append((row, why_not))
+            else:
+                row, why_not = refusals[0]
+                out[op.key] = WriteOutcome(
+                    op.key, REFUSED, op.operation, op.entity, value=row, fault=fault,
+                    field="name",
+                    reason=(f"{op.entity} {row.get('Id')} in QuickBooks has {field_name} "
+                            f"{op.name!r} but {why_not}; not adopted"))
+        return out
+
+
+#: content types of attachments by file extension
+CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+                 "gif": "image/gif", "webp": "image/webp"}
+
+
+def _upload(hook: Any, *, entity: str, entity_id: str, file_name: str, content: bytes,
+            rid: str) -> dict[str, Any]:
+    """``POST /upload``: the file (base64 part) and its Attachable linked to the entity."""
+    boundary = "koppel-" + uuid.uuid5(uuid.NAMESPACE_URL, rid).hex
+    content_type = CONTENT_TYPES.get(file_name.rsplit(".", 1)[-1], "application/octet-stream")
+    metadata = {"AttachableRef": [{"EntityRef": {"type": entity, "value": entity_id}}],
+                "FileName": file_name, "ContentType": content_type}
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file_metadata_01"; filename="attachment.json"\r\n'
+        "Content-Type: application/json\r\n\r\n"
+        f"{json.dumps(metadata)}\r\n"
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file_content_01"; filename="{file_name}"\r\n'
+        f"Content-Type: {content_type}\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        f"{base64.b64encode(content).decode()}\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    url = f"{hook.company_url}/upload"
+    response = hook.send("POST", url, params={"requestid": rid}, content=body,
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                         record_id=entity_id)
+    try:
+        data = json.loads(response.text) if response.content else {}
+    except ValueError:
+        raise QBOFault("unreadable upload answer", method="POST", path="upload",
+                       status=response.status_code, record_id=entity_id) from None
+    fault = data.get("Fault") or data.get("fault") if isinstance(data, dict) else None
+    if fault:
+        raise fault_from_payload(fault, method="POST", path=httpx.URL(url).path,
+                                 status=response.status_code, record_id=entity_id)
+    for answer in data.get("AttachableResponse", []):
+        if "Fault" in answer:
+            raise fault_from_payload(answer["Fault"], method="POST", path="upload",
+                                     record_id=entity_id)
+        if "Attachable" in answer:
+            return answer["Attachable"]
+    raise QBOFault("upload answered no Attachable", method="POST", path="upload",
+                   record_id=entity_id)
+
+
+def _name_queries(entity: str, names: Sequence[str]) -> list[str]:
+    """``SELECT * FROM <entity> WHERE <name field> IN (…)`` over ``names``: literals quoted
+    as the hook quotes them, chunked like its ``query_in``."""
+    field_name = NAME_FIELDS.get(entity, "Name")
+    unique = list(dict.fromkeys(n for n in names if n))
+    statements, chunk, size = [], [], 0
+    for name in unique:
+        literal = quote(name)
+        if chunk and (len(chunk) >= NAME_CHUNK or size + len(literal) + 2 > NAME_SQL_CHARS):
+            statements.append(chunk)
+            chunk, size = [], 0
+        chunk.append(literal)
+        size += len(literal) + 2
+    if chunk:
+        statements.append(chunk)
+    return [f"SELECT * FROM {entity} WHERE {field_name} IN ({', '.join(c)}) "
+            f"MAXRESULTS {MAX_RESULTS}" for c in statements]
+
+
+def _duplicate_name(fault: Any) -> bool:
+    return isinstance(fault, DuplicateName) or getattr(fault, "code", None) == DUPLICATE_NAME_CODE
 
 
 def _duplicate_number(fault: Any) -> bool:

@@ -107,9 +107,14 @@ def test_refunds_book_once_to_the_cent_and_wait_for_unbooked_orders(shop, make_t
     assert unbooked["number"] not in {d["DocNumber"].split("-R")[0]
                                       for d in tenant.entities("RefundReceipt")}
 
-    # repeat: nothing is booked twice
+    # repeat: nothing is booked twice, and an order seen again unchanged whose credits
+    # are all booked (or that has none) costs no credits call: only the waiting order's
+    before = dict(shop.stats()["by_route"])
     assert tenant.run("refunds", full_resync=True).state == "success"
     assert len(tenant.entities("RefundReceipt")) == 4
+    calls = {route: n - before.get(route, 0) for route, n in shop.stats()["by_route"].items()
+             if n - before.get(route, 0)}
+    assert calls.get("GET /{lang}/orders/{order_id:int}/credit.json") == 1, calls
     # a further partial refund on an order refunded before, and the unbooked order booked
     order_id, (order, credits) = next(
         (i, v) for i, v in credited.items()

@@ -11,7 +11,13 @@ from decimal import Decimal
 import pytest
 
 from koppel.domain.verify import Expected
-from koppel.hooks.errors import DuplicateDocNumber, ObjectNotFound, QBOAuthFault, ValidationFault
+from koppel.hooks.errors import (
+    DuplicateDocNumber,
+    DuplicateName,
+    ObjectNotFound,
+    QBOAuthFault,
+    ValidationFault,
+)
 from koppel.hooks.qbo_writer import (
     ADOPTED,
     CONFLICT,
@@ -32,13 +38,17 @@ class FakeHook:
     """Writes answered from memory. ``faults``: bId → fault to answer instead;
     ``documents``: (entity, DocNumber) → row a DocNumber look-up finds; ``current``:
     (entity, Id) → row an Id look-up finds; ``booked``: fields merged into every answer
-    (what QuickBooks' own arithmetic made of the document)."""
+    (what QuickBooks' own arithmetic made of the document); ``names``: entity → rows a
+    name query (``query``, or a batch of queries) answers from."""
 
     request_id = staticmethod(request_id)
 
     def __init__(self, *, faults=None, documents=None, current=None, booked=None,
-                 void_fault=None) -> None:
+                 void_fault=None, names=None) -> None:
         self.faults = faults or {}
+        self.names = names or {}
+        self.queries: list[str] = []
+        self.query_batches: list[list[str]] = []
         self.documents = documents or {}
         self.current = current or {}
         self.booked = booked or {}
@@ -50,6 +60,10 @@ class FakeHook:
 
     def batch(self, ops, request_id=None):
         ops = list(ops)
+        if all(op.query is not None for op in ops):  # a batch of look-ups
+            assert request_id is None
+            self.query_batches.append([op.query for op in ops])
+            return {op.bid: BatchResult(op.bid, value=self._rows(op.query)) for op in ops}
         assert all(op.query is None for op in ops), "a look-up in a write batch"
         assert len(ops) <= 30
         self.batches.append((ops, request_id))
@@ -62,6 +76,20 @@ class FakeHook:
             out[op.bid] = BatchResult(op.bid, value={"Id": str(self.next_id), **op.payload,
                                                      **self.booked})
         return out
+
+    def query(self, sql):
+        """``SELECT * FROM <entity> WHERE <field> IN ('a', 'b') …`` over ``names``."""
+        self.queries.append(sql)
+        return self._rows(sql)
+
+    def _rows(self, sql):
+        import re
+
+        entity, field_name, listed = re.match(
+            r"SELECT \* FROM (\w+) WHERE (\w+) IN \((.*)\) MAXRESULTS 1000$", sql).groups()
+        wanted = {v.replace("\\'", "'") for v in re.findall(r"'((?:[^'\\]|\\.)*)'", listed)}
+        rows = [r for r in self.names.get(entity, []) if r.get(field_name) in wanted]
+        return {entity: rows} if rows else {}
 
     def query_in(self, entity, field_name, values, **_kw):
         values = list(values)
@@ -322,3 +350,163 @@ def test_orders_items_go_through_the_writer_and_a_refused_item_fails_its_order()
     assert ended.source_id == "2" and ended.action == "failed"
     assert "SKU 'B'" in ended.reason and "QBO fault 2050" in ended.reason
     assert ended.reason.startswith("lines[0].sku: ")
+
+
+# -- duplicate names (6240) ------------------------------------------------------------------
+
+def _customer(key: str, name: str, email: str, **kw) -> WriteOp:
+    def matches(row):
+        have = (row.get("PrimaryEmailAddr") or {}).get("Address")
+        return None if have == email else "its e-mail address differs"
+
+    return WriteOp(key=key, operation="create", entity="Customer",
+                   payload={"DisplayName": name, "PrimaryEmailAddr": {"Address": email}},
+                   name=name, matches=matches, **kw)
+
+
+def test_a_duplicate_name_adopts_the_object_the_caller_accepts():
+    ours = {"Id": "31", "DisplayName": "Jan O'Brien", "PrimaryEmailAddr": {"Address": "j@x.nl"}}
+    hook = FakeHook(faults={"c0": DuplicateName("Duplicate Name Exists Error", code=6240)},
+                    names={"Customer": [ours]})
+    outcomes = QuickBooksWriter(hook, tenant="acme").write(
+        [_customer("a", "Jan O'Brien", "j@x.nl"), _customer("b", "Piet", "p@x.nl")],
+        bid_prefix="c")
+    # the name looked up once, by DisplayName, its quote escaped as the hook escapes it
+    assert hook.queries == ["SELECT * FROM Customer WHERE DisplayName IN ('Jan O\\'Brien') "
+                            "MAXRESULTS 1000"]
+    assert outcomes["a"].status == ADOPTED and outcomes["a"].target_id == "31"
+    assert outcomes["a"].reason == "already in QuickBooks (DisplayName exists)"
+    assert outcomes["b"].status == WRITTEN
+
+
+def test_a_duplicate_name_on_another_object_is_refused_naming_both():
+    theirs = {"Id": "32", "DisplayName": "Jan", "PrimaryEmailAddr": {"Address": "x@y.nl"}}
+    hook = FakeHook(faults={"c0": DuplicateName("Duplicate Name Exists Error", code=6240)},
+                    names={"Customer": [theirs]})
+    outcome = QuickBooksWriter(hook, tenant="acme").write(
+        [_customer("a", "Jan", "j@x.nl")], bid_prefix="c")["a"]
+    assert outcome.status == REFUSED and outcome.target_id == "32" and outcome.code == 6240
+    assert outcome.field == "name"
+    assert outcome.reason == ("Customer 32 in QuickBooks has DisplayName 'Jan' but its e-mail "
+                              "address differs; not adopted")
+
+
+def test_a_duplicate_name_nobody_can_vouch_for_or_find_stands():
+    fault = DuplicateName("Duplicate Name Exists Error", code=6240)
+    # held by an object a query does not find (a vendor, an inactive customer): it stands
+    hook = FakeHook(faults={"c0": fault})
+    outcome = QuickBooksWriter(hook, tenant="acme").write(
+        [_customer("a", "Jan", "j@x.nl")], bid_prefix="c")["a"]
+    assert outcome.status == FAILED and outcome.field == "name" and outcome.code == 6240
+    assert len(hook.queries) == 1
+    # no ``matches``: nothing to adopt by, so nothing is looked up either
+    hook = FakeHook(faults={"c0": fault}, names={"Item": [{"Id": "5", "Name": "Jan"}]})
+    op = WriteOp(key="a", operation="create", entity="Item", payload={"Name": "Jan"},
+                 name="Jan")
+    outcome = QuickBooksWriter(hook, tenant="acme").write([op], bid_prefix="c")["a"]
+    assert outcome.status == FAILED and outcome.field == "name" and hook.queries == []
+    # a create without ``name`` is not recovered at all: the fault is the key's error
+    plain = WriteOp(key="a", operation="create", entity="Item", payload={"Name": "Jan"},
+                    matches=lambda row: None)
+    outcome = QuickBooksWriter(FakeHook(faults={"c0": fault}), tenant="acme").write(
+        [plain], bid_prefix="c")["a"]
+    assert outcome.status == FAILED and outcome.field is None
+
+
+def test_names_of_several_entities_are_looked_up_in_one_batch_of_queries():
+    fault = DuplicateName("Duplicate Name Exists Error", code=6240)
+    hook = FakeHook(faults={"i0": fault, "p0": fault},
+                    names={"Item": [{"Id": "8", "Name": "Verzending", "Type": "Service"}],
+                           "PaymentMethod": [{"Id": "9", "Name": "iDEAL"}]})
+    accept = lambda row: None  # noqa: E731
+    ops = [WriteOp(key="item", operation="create", entity="Item", bid="i0",
+                   payload={"Name": "Verzending"}, name="Verzending", matches=accept),
+           WriteOp(key="pm", operation="create", entity="PaymentMethod", bid="p0",
+                   payload={"Name": "iDEAL"}, name="iDEAL", matches=accept)]
+    outcomes = QuickBooksWriter(hook, tenant="acme").write(ops, id_parts=("helpers", "x"))
+    assert {k: (o.status, o.target_id) for k, o in outcomes.items()} == {
+        "item": (ADOPTED, "8"), "pm": (ADOPTED, "9")}
+    assert hook.queries == []  # not a query each: one batch request of both
+    ((item_sql, pm_sql),) = hook.query_batches
+    assert item_sql.startswith("SELECT * FROM Item WHERE Name IN ('Verzending')")
+    assert pm_sql.startswith("SELECT * FROM PaymentMethod WHERE Name IN ('iDEAL')")
+    assert hook.batches[0][1] == request_id("acme", "helpers", "x")
+
+
+def test_creates_and_updates_share_a_batch_with_the_callers_ids():
+    """Products send creates and updates in one batch, their items named ``c<n>``/``u<n>``,
+    under the request id they always used (``request_id(tenant, run_key, "items")``)."""
+    hook = FakeHook()
+    ops = [WriteOp(key="v1", operation="create", entity="Item", bid="c0",
+                   payload={"Name": "Shirt", "Sku": "A"}),
+           WriteOp(key="v2", operation="update", entity="Item", bid="u1", target_id="7",
+                   payload={"Id": "7", "SyncToken": "2", "sparse": True, "Name": "Hat"})]
+    outcomes = QuickBooksWriter(hook, tenant="acme").write(ops, id_parts=("run-1", "items"))
+    ((sent, rid),) = hook.batches
+    assert [(op.bid, op.operation) for op in sent] == [("c0", "create"), ("u1", "update")]
+    assert rid == request_id("acme", "run-1", "items")
+    assert hook.lookups == []  # the update carries its SyncToken: no version read
+    assert {o.status for o in outcomes.values()} == {WRITTEN}
+    with pytest.raises(ValueError, match="batch item ids"):
+        QuickBooksWriter(hook, tenant="acme").write([replace(ops[1], bid="c0"), ops[0]])
+
+
+# -- attachments ---------------------------------------------------------------------------
+
+class UploadHook:
+    """``send`` of ``POST /upload`` answered with ``answer`` (or raising ``error``)."""
+
+    request_id = staticmethod(request_id)
+    company_url = "https://qbo.test/v3/company/1"
+
+    def __init__(self, answer=None, error=None):
+        self.answer = answer if answer is not None else {
+            "AttachableResponse": [{"Attachable": {"Id": "900", "FileName": "a-1.png"}}]}
+        self.error = error
+        self.sent: list[tuple[str, dict, bytes, dict]] = []
+
+    def send(self, method, url, *, params=None, content=None, headers=None, record_id=None):
+        import json
+        from types import SimpleNamespace
+
+        self.sent.append((url, dict(params or {}), content, dict(headers or {})))
+        if self.error is not None:
+            raise self.error
+        text = json.dumps(self.answer)
+        return SimpleNamespace(text=text, content=text.encode(), status_code=200)
+
+
+def test_an_attachment_is_one_upload_under_the_callers_request_id():
+    hook = UploadHook()
+    writer = QuickBooksWriter(hook, tenant="acme")
+    outcome = writer.attach("v1:img", entity="Item", entity_id="7", file_name="a-1.png",
+                            content=b"\x89PNG", id_parts=("image", "v1", "7", "d1"))
+    assert outcome.status == WRITTEN and outcome.target_id == "900"
+    ((url, params, body, headers),) = hook.sent
+    assert url == "https://qbo.test/v3/company/1/upload"
+    assert params == {"requestid": request_id("acme", "image", "v1", "7", "d1")}
+    assert b'"EntityRef": {"type": "Item", "value": "7"}' in body
+    assert b"image/png" in body and headers["Content-Type"].startswith("multipart/form-data")
+    # the same upload again: the same request (QuickBooks answers it from the first)
+    writer.attach("v1:img", entity="Item", entity_id="7", file_name="a-1.png",
+                  content=b"\x89PNG", id_parts=("image", "v1", "7", "d1"))
+    assert hook.sent[1][1] == params and hook.sent[1][2] == body
+
+
+def test_an_attachment_fault_is_its_keys_error_a_dry_run_sends_nothing_and_auth_raises():
+    refused = UploadHook(answer={"AttachableResponse": [{"Fault": {"Error": [
+        {"Message": "File too large", "code": "6000"}], "type": "ValidationFault"}}]})
+    outcome = QuickBooksWriter(refused, tenant="acme").attach(
+        "k", entity="Item", entity_id="7", file_name="a.jpg", content=b"x",
+        id_parts=("image", "v1", "7", "d"))
+    assert outcome.status == FAILED and "File too large" in outcome.fault.message
+    quiet = UploadHook()
+    outcome = QuickBooksWriter(quiet, tenant="acme", dry_run=True).attach(
+        "k", entity="Item", entity_id="7", file_name="a.jpg", content=b"x",
+        id_parts=("image", "v1", "7", "d"))
+    assert outcome.status == DRY_RUN and quiet.sent == []
+    assert outcome.reason == "dry run: would attach a.jpg to Item 7"
+    with pytest.raises(QBOAuthFault):
+        QuickBooksWriter(UploadHook(error=QBOAuthFault("no", code=100)), tenant="acme").attach(
+            "k", entity="Item", entity_id="7", file_name="a.jpg", content=b"x",
+            id_parts=("image",))
