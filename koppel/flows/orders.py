@@ -638,11 +638,13 @@ class OrdersProcess(Process):
                 summary=f"create {doc.entity} {r.state['doc_number']} "
                         f"(total {doc.predicted.total_amt})"))
         outcomes = self._writer().write(ops, scope=self.entity, bid_prefix="d")
+        by_key = {op.key: op for op in ops}
         to_pay = []
         for record in records:
             outcome, doc = outcomes[record.source_id], built[record.source_id]
             if outcome.status == DRY_RUN:
-                result.end(record, "skipped", reason=outcome.reason)
+                result.end(record, "skipped", reason=outcome.reason,
+                           preview=by_key[record.source_id].preview())
             elif outcome.written and self._pays(self._order(record), doc.entity):
                 # booked (cross-referenced now, so never twice); ended once it is paid
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
@@ -781,10 +783,12 @@ class OrdersProcess(Process):
                        request_key=(r.source_id, r.state["hash"]),
                        expected=built[r.source_id].expected) for r in records]
         outcomes = self._writer().write(ops, scope=self.entity, bid_prefix="u")
+        by_key = {op.key: op for op in ops}
         for record in records:
             outcome = outcomes[record.source_id]
             if outcome.status == DRY_RUN:
-                result.end(record, "skipped", reason=outcome.reason)
+                result.end(record, "skipped", reason=outcome.reason,
+                           preview=by_key[record.source_id].preview())
             elif outcome.status == GONE:
                 self._gone_in_quickbooks(record, self.entity, record.state["target_id"], result)
             elif outcome.written:

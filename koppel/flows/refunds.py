@@ -396,10 +396,12 @@ class RefundsProcess(Process):
                 summary=f"create {doc.entity} {r.state['doc_number']} "
                         f"(total {doc.predicted.total_amt})"))
         outcomes = self._writer().write(ops, scope=SOURCE_TYPE, bid_prefix="r")
+        by_key = {op.key: op for op in ops}
         for record in records:
             outcome, doc = outcomes[record.source_id], built[record.source_id]
             if outcome.status == DRY_RUN:
-                self._end(result, record, "skipped", reason=outcome.reason)
+                self._end(result, record, "skipped", reason=outcome.reason,
+                          preview=by_key[record.source_id].preview())
             elif outcome.written:
                 self._booked(record, outcome, doc, result)
             elif outcome.status == ADOPTED:

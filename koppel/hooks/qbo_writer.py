@@ -137,6 +137,11 @@ class WriteOp:
             return self.summary
         return " ".join(p for p in (self.operation, self.entity, self.target) if p)
 
+    def preview(self) -> dict[str, Any]:
+        """What this write would send (a dry run's preview of the record)."""
+        return {"target_type": self.entity, "operation": self.operation,
+                "payload": self.payload}
+
 
 @dataclass
 class WriteOutcome:

@@ -186,6 +186,8 @@ class ChunkStepOperator(KoppelStepOperator):
                 run.store.mark_failed(self.tenant, self.flow, entry.source_id,
                                       entry.reason or "")
             run.store.mark_resolved(self.tenant, self.flow, done)
+        else:  # what each record would have sent: the dashboard's preview
+            run.store.save_previews(self.tenant, self.flow, run.run_id, result.ended)
         summary = self._summary(run, len(records), result.ended, len(result.passed), before,
                                 started)
         if self.step == "load" or not result.passed:

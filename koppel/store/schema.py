@@ -165,6 +165,27 @@ credit_check = Table(
     UniqueConstraint("tenant", "order_id", name="uq_credit_check"),
 )
 
+# -- previews: what a dry run of a record would have sent ---------------------------------
+# One row per tenant, flow and record: the request body the load step would have sent to
+# the target API in the latest dry run that reached it (the dashboard's "Preview"). It
+# holds what the document holds (names, addresses), so it is erased with the record's
+# other traces (GDPR) and purged with the activity log (retention).
+preview = Table(
+    "koppel_preview",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("flow", String(32), nullable=False),
+    Column("source_type", String(32), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("target_type", String(64)),
+    Column("operation", String(32)),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant", "flow", "source_id", name="uq_preview"),
+)
+
 _created: set[str] = set()
 _lock = threading.Lock()
 

@@ -16,7 +16,14 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from koppel.store.engine import get_engine
-from koppel.store.schema import activity, ensure_schema, failed_record, staged_payload, xref
+from koppel.store.schema import (
+    activity,
+    ensure_schema,
+    failed_record,
+    preview,
+    staged_payload,
+    xref,
+)
 
 #: "waiting": the record depends on another record not synced yet (a refund of an order
 #: the orders flow has not booked): retried every run like "failed", but not an error
@@ -44,6 +51,9 @@ class ActivityEntry:
     amount: Decimal | None = None
     api_calls: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    #: a dry run's would-be request (``{"target_type", "operation", "payload"}``): kept as
+    #: the record's preview (:meth:`StateStore.save_previews`), never in the activity log
+    preview: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -261,6 +271,38 @@ class StateStore:
             for (payload,) in conn.execute(stmt):
                 yield payload
 
+    # -- previews (a dry run's would-be requests, per record) ---------------------------
+    def save_previews(self, tenant: str, flow: str, run_id: str,
+                      entries: Sequence["ActivityEntry"]) -> int:
+        """Keep each entry's ``preview`` as its record's latest (one row per record)."""
+        rows = [e for e in entries if e.preview is not None]
+        if not rows:
+            return 0
+        now = dt.datetime.now(dt.timezone.utc)
+        with self.engine.begin() as conn:
+            conn.execute(delete(preview).where(
+                preview.c.tenant == tenant, preview.c.flow == flow,
+                preview.c.source_id.in_([e.source_id for e in rows])))
+            conn.execute(insert(preview), [{
+                "tenant": tenant, "flow": flow, "source_type": e.source_type,
+                "source_id": e.source_id, "run_id": run_id,
+                "target_type": e.preview.get("target_type"),
+                "operation": e.preview.get("operation"),
+                "payload": e.preview.get("payload"), "created_at": now} for e in rows])
+        return len(rows)
+
+    def preview_of(self, tenant: str, flow: str, source_id: str) -> dict[str, Any] | None:
+        """The latest dry run's would-be request for a record, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(preview).where(
+                preview.c.tenant == tenant, preview.c.flow == flow,
+                preview.c.source_id == str(source_id))).first()
+        if row is None:
+            return None
+        found = dict(row._mapping)
+        found.pop("id", None)
+        return found
+
     def purge_run(self, run_key: str) -> int:
         with self.engine.begin() as conn:
             return conn.execute(delete(staged_payload).where(
@@ -298,7 +340,9 @@ class StateStore:
                 activity.c.tenant == tenant, activity.c.created_at < cutoff)).rowcount
             staged = conn.execute(delete(staged_payload).where(
                 staged_payload.c.created_at < cutoff)).rowcount
-        return {"activity": acts, "staged": staged}
+            previews = conn.execute(delete(preview).where(
+                preview.c.tenant == tenant, preview.c.created_at < cutoff)).rowcount
+        return {"activity": acts, "staged": staged, "previews": previews}
 
     # -- erasure of one data subject (GDPR art. 17) ---------------------------------------
     # Which source types of one subject belong to which flow (``koppel_failed_record``
@@ -314,7 +358,8 @@ class StateStore:
         other records' activity rows (e.g. "same e-mail address as shop customer 12").
         Returns counts per store."""
         pairs = {(str(t), str(i)) for t, ids in sources.items() for i in ids}
-        counts = {"activity": 0, "xref": 0, "failed": 0, "staged": 0, "reasons_redacted": 0}
+        counts = {"activity": 0, "xref": 0, "failed": 0, "staged": 0, "previews": 0,
+                  "reasons_redacted": 0}
         if not pairs:
             return counts
         by_type: dict[str, list[str]] = {}
@@ -330,6 +375,9 @@ class StateStore:
                     counts["xref"] += conn.execute(delete(xref).where(
                         xref.c.tenant == tenant, xref.c.source_type == source_type,
                         xref.c.source_id.in_(chunk))).rowcount
+                    counts["previews"] += conn.execute(delete(preview).where(
+                        preview.c.tenant == tenant, preview.c.source_type == source_type,
+                        preview.c.source_id.in_(chunk))).rowcount
                     flow = self.SUBJECT_FLOWS.get(source_type)
                     if flow:
                         counts["failed"] += conn.execute(delete(failed_record).where(

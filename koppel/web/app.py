@@ -18,6 +18,11 @@ Routes (relative to the mount point):
   difference).
 - ``POST /api/retry`` ``{"tenant", "flow", "records"?}`` — triggers ``<flow>__<tenant>``
   with ``{"records": [...]}`` through Airflow's REST API with the caller's token.
+- ``POST /api/preview`` ``{"tenant", "flow", "record"}`` — a dry run of that one record
+  (``{"records": [record], "dry_run": true}``, triggered like a retry); ``GET
+  /api/preview?tenant=&flow=&record=`` — what it would send (target, operation, request
+  body) once that dry run has reached its load step. It shows the document's contents,
+  so it needs Airflow's permission to run the flow.
 - ``POST /api/skip`` ``{"tenant", "flow", "records", "reason"}`` — takes failed records
   off the retry list: each gets a ``skipped`` row in the activity log with the reason and
   who skipped it (the record is read again only if the shop changes it in a later window).
@@ -62,6 +67,12 @@ class RetryRequest(BaseModel):
     flow: str = Field(min_length=1, max_length=32)
     records: list[str] | None = Field(
         default=None, description="Failed records to retry; all of the flow's when absent.")
+
+
+class PreviewRequest(BaseModel):
+    tenant: str = Field(min_length=1, max_length=64)
+    flow: str = Field(min_length=1, max_length=32)
+    record: str = Field(min_length=1, max_length=64)
 
 
 class SkipRequest(BaseModel):
@@ -311,6 +322,38 @@ def create_app(*, engine: Engine | None = None, airflow_api_url: str | None = No
         status = {401: 403, 403: 403, 404: 404, 409: 409}.get(result.status_code, 502)
         return JSONResponse({**result.to_dict(), "dag_id": dag, "records": wanted},
                             status_code=status)
+
+    @app.post("/api/preview")
+    async def request_preview(body: PreviewRequest, request: Request,
+                              viewer: Viewer = Depends(api_viewer)) -> JSONResponse:
+        dag = writable_flow(request, viewer, body.tenant, body.flow)
+        conf = {"records": [body.record], "dry_run": True}
+        result = await airflow_api(request, viewer).trigger(dag, conf)
+        payload = {**result.to_dict(), "dag_id": dag, "record": body.record}
+        if result.ok:
+            return JSONResponse(payload)
+        status = {401: 403, 403: 403, 404: 404, 409: 409}.get(result.status_code, 502)
+        return JSONResponse(payload, status_code=status)
+
+    @app.get("/api/preview")
+    def preview(viewer: Viewer = Depends(api_viewer), tenant: str = Query(..., min_length=1),
+                flow: str = Query(..., min_length=1),
+                record: str = Query(..., min_length=1)) -> dict[str, Any]:
+        dag = queries.dag_id(tenant, flow)
+        if (tenant, flow) not in visible_keys(viewer, tenant):
+            raise HTTPException(status_code=404, detail=f"No flow {dag}")
+        if not viewer.can_trigger(dag):  # the request body holds the document's contents
+            raise HTTPException(status_code=403, detail=f"Not allowed to run {dag}")
+        from koppel.store.state import StateStore
+
+        found = StateStore(get_engine()).preview_of(tenant, flow, record)
+        if found is None:
+            raise HTTPException(status_code=404,
+                                detail=f"No preview of {record} yet: request one (a dry run)")
+        return {"tenant": tenant, "flow": flow, "record": record, "run_id": found["run_id"],
+                "target_type": found["target_type"], "operation": found["operation"],
+                "created_at": found["created_at"].isoformat() if found["created_at"] else None,
+                "payload": found["payload"]}
 
     return app
 

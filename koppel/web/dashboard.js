@@ -1,4 +1,4 @@
-// koppel dashboard: the retry and skip buttons. Everything else is server-rendered.
+// koppel dashboard: the retry, skip and preview buttons. Everything else is server-rendered.
 (function () {
   "use strict";
   var meta = document.querySelector('meta[name="koppel-csrf"]');
@@ -40,6 +40,52 @@
         }
       }).catch(function (error) {
         status.textContent = "Not skipped: " + error;
+        button.disabled = false;
+      });
+  }
+
+  // Preview one record: a dry run of it (nothing is written), then what its load step
+  // would have sent, polled until the run has reached it.
+  function preview(button) {
+    var cell = button.parentNode;
+    var status = cell.querySelector(".preview-result");
+    var out = cell.querySelector(".preview-payload");
+    var query = "?tenant=" + encodeURIComponent(button.dataset.tenant) +
+      "&flow=" + encodeURIComponent(button.dataset.flow) +
+      "&record=" + encodeURIComponent(button.dataset.record);
+    button.disabled = true;
+    status.textContent = "Dry run…";
+    post(root + "/api/preview", { tenant: button.dataset.tenant, flow: button.dataset.flow,
+                                  record: button.dataset.record })
+      .then(function (result) {
+        if (!result.ok) {
+          status.textContent = "No preview: " + (result.body.detail || ("HTTP " + result.body.status_code));
+          button.disabled = false;
+          return;
+        }
+        var runId = result.body.dag_run_id;
+        var tries = 0;
+        (function poll() {
+          fetch(root + "/api/preview" + query, { credentials: "same-origin" })
+            .then(function (response) {
+              return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+            }).then(function (got) {
+              if (got.ok && got.body.run_id === runId) {
+                status.textContent = "Would " + got.body.operation + " " + got.body.target_type +
+                  " (dry run " + runId + "):";
+                out.textContent = JSON.stringify(got.body.payload, null, 2);
+                out.hidden = false;
+                button.disabled = false;
+              } else if (++tries < 60) {
+                setTimeout(poll, 3000);
+              } else {
+                status.textContent = "No preview from run " + runId + " yet: see its log.";
+                button.disabled = false;
+              }
+            });
+        })();
+      }).catch(function (error) {
+        status.textContent = "No preview: " + error;
         button.disabled = false;
       });
   }
@@ -96,6 +142,8 @@
     if (button) { retry(button); return; }
     var skipButton = event.target.closest("button.skip");
     if (skipButton) { skip(skipButton); return; }
+    var previewButton = event.target.closest("button.preview");
+    if (previewButton) { preview(previewButton); return; }
     var link = event.target.closest('a[target="_top"]');
     if (link) { openInAirflow(event, link); }
   });

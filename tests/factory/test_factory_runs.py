@@ -3,6 +3,8 @@ manual-run Params (order numbers, dry run) and a backfill over three daily inter
 
 from __future__ import annotations
 
+import json
+
 import datetime as dt
 import os
 import subprocess
@@ -123,6 +125,21 @@ def test_a_dry_run_books_nothing_and_logs_what_it_would_send(shop_factory, make_
         assert row["reason"] == (f"dry run: would create SalesReceipt {order['number']} "
                                  f"(total {total})"), row["reason"]
         assert row["target_id"] in (None, "")
+
+    # each record's would-be request is kept as its preview (the dashboard shows it)
+    from koppel.store.state import StateStore
+
+    store = StateStore()
+    for order_id in bookable:
+        preview = store.preview_of(tenant.tenant, "orders", order_id)
+        assert preview is not None and preview["run_id"] == run.run_id, order_id
+        assert (preview["target_type"], preview["operation"]) == ("SalesReceipt", "create")
+        assert preview["payload"]["DocNumber"] == orders[order_id]["number"]
+        assert preview["payload"]["Line"], preview
+        # never in the activity log
+        assert "payload" not in json.dumps(rows[order_id]["details"] or {})
+    assert all(store.preview_of(tenant.tenant, "orders", i) is None
+               for i in set(orders) - bookable)
 
     # the dry run left nothing behind that keeps the real run from booking every order
     real = tenant.run("orders", full_resync=True)

@@ -97,3 +97,29 @@ def test_retention_purges_old_activity(store):
     future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
     assert store.purge_older_than(tenant, future)["activity"] == 1
     assert store.activity(tenant=tenant) == []
+
+
+def test_previews_keep_the_latest_dry_run_and_go_with_erasure_and_retention(store):
+    """A dry run's would-be request is kept per record (latest only), never in the
+    activity log; it is erased with the record and purged with the activity."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+
+    def entry(source_id, doc):
+        return ActivityEntry("order", source_id, "skipped", reason="dry run: would create",
+                             preview={"target_type": "SalesReceipt", "operation": "create",
+                                      "payload": {"DocNumber": doc}})
+
+    store.record_activity(tenant=tenant, flow="orders", run_id="r1", direction="x",
+                          entries=[entry("1", "A-1")])
+    assert store.save_previews(tenant, "orders", "r1", [entry("1", "A-1"), entry("2", "A-2"),
+                                                        ActivityEntry("order", "3", "skipped")]) == 2
+    assert store.save_previews(tenant, "orders", "r2", [entry("1", "A-1b")]) == 1
+    latest = store.preview_of(tenant, "orders", "1")
+    assert (latest["run_id"], latest["payload"]) == ("r2", {"DocNumber": "A-1b"})
+    assert store.preview_of(tenant, "orders", "3") is None
+    assert "DocNumber" not in str(store.activity(tenant=tenant))
+    assert store.erase_sources(tenant, {"order": ["1"]})["previews"] == 1
+    assert store.preview_of(tenant, "orders", "1") is None
+    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+    assert store.purge_older_than(tenant, future)["previews"] == 1
+    assert store.preview_of(tenant, "orders", "2") is None

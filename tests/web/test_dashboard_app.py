@@ -367,6 +367,43 @@ def test_viewer_cannot_skip(client, tokens):
         client.get("/").text
 
 
+# -- preview ---------------------------------------------------------------------------------
+
+def test_preview_is_a_dry_run_of_one_record_and_shows_what_it_would_send(
+        client, tokens, fake_airflow, state_store):
+    from koppel.store.state import ActivityEntry
+
+    token = tokens["admin"]
+    headers = {**_auth(token), CSRF_HEADER: csrf_token(token), "Origin": "http://airflow.test"}
+    body = {"tenant": "acme", "flow": "orders", "record": "110"}
+    assert client.post("/api/preview", json=body, headers=_auth(token)).status_code == 403  # CSRF
+    response = client.post("/api/preview", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["dag_run_id"] == "manual__1"
+    assert fake_airflow.triggered == [{"dag_id": "orders__acme", "body": {
+        "logical_date": None, "conf": {"records": ["110"], "dry_run": True}}}]
+    params = {"tenant": "acme", "flow": "orders", "record": "110"}
+    missing = client.get("/api/preview", params=params, headers=_auth(token))
+    assert missing.status_code == 404 and "No preview of 110 yet" in missing.json()["detail"]
+
+    # the dry run's load step keeps what it would have sent
+    would = {"DocNumber": "1042", "Line": [{"Amount": 10.0}], "CustomerRef": {"value": "7"}}
+    entry = ActivityEntry("order", "110", "skipped", reason="dry run: would create SalesReceipt",
+                          preview={"target_type": "SalesReceipt", "operation": "create",
+                                   "payload": would})
+    assert state_store.save_previews("acme", "orders", "manual__1", [entry]) == 1
+    got = client.get("/api/preview", params=params, headers=_auth(token)).json()
+    assert (got["run_id"], got["target_type"], got["operation"], got["payload"]) == (
+        "manual__1", "SalesReceipt", "create", would)
+
+    # the request body holds the document's contents: only for who may run the flow
+    viewer = client.get("/api/preview", params=params, headers=_auth(tokens["viewer"]))
+    assert viewer.status_code == 403
+    client.cookies.set("_token", token)
+    assert 'class="preview" data-tenant="acme" data-flow="orders" data-record="110"' in \
+        client.get("/").text
+
+
 # -- reconciliation --------------------------------------------------------------------------
 
 def _seed_reconciliation(store, now):
