@@ -22,19 +22,20 @@ _lock = threading.Lock()
 
 
 def _url_from_connection(conn_id: str) -> str | None:
+    """The SQLAlchemy URL of Airflow connection ``conn_id``, as its provider's hook builds
+    it (``PostgresHook.sqlalchemy_url``, ``SqliteHook.get_uri``); ``None`` when there is no
+    such connection or no Airflow context."""
     try:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
     except Exception:  # no such connection, or no Airflow context: use the fallbacks
         return None
-    if conn.conn_type == "sqlite":
-        return f"sqlite:///{conn.host}"
-    uri = conn.get_uri()
-    for prefix in ("postgres://", "postgresql://"):
-        if uri.startswith(prefix):
-            return "postgresql+psycopg2://" + uri[len(prefix):]
-    return uri
+    hook = conn.get_hook()
+    try:
+        return hook.sqlalchemy_url.render_as_string(hide_password=False)
+    except (AttributeError, NotImplementedError):  # the hook builds a URI string instead
+        return hook.get_uri()
 
 
 def state_db_url(conn_id: str = STATE_CONN_ID) -> str:

@@ -28,14 +28,38 @@ def _postgres_url() -> str:
     return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql", "koppel_state connection"])
+def store(request, tmp_path, monkeypatch):
     if request.param == "sqlite":
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    else:
+    elif request.param == "postgresql":
         engine = sa.create_engine(_postgres_url())
+    else:  # as production finds it: the Airflow connection, its URL from the provider hook
+        from koppel.store.engine import state_db_url
+
+        database = _postgres_url().rsplit("/", 1)[1]
+        monkeypatch.setenv("AIRFLOW_CONN_KOPPEL_STATE",
+                           f"postgresql://postgres@127.0.0.1:5432/{database}")
+        url = state_db_url()
+        assert url.startswith("postgresql+") and url.endswith(f"/{database}"), url
+        engine = sa.create_engine(url)
     yield StateStore(engine)
     engine.dispose()
+
+
+def test_the_state_url_comes_from_the_connections_provider_hook(tmp_path, monkeypatch):
+    import json
+
+    from koppel.store.engine import state_db_url
+
+    monkeypatch.setenv("AIRFLOW_CONN_KOPPEL_STATE", json.dumps(
+        {"conn_type": "sqlite", "host": str(tmp_path / "state.db")}))
+    assert state_db_url() == f"sqlite:///{tmp_path / 'state.db'}"
+    monkeypatch.setenv("AIRFLOW_CONN_KOPPEL_STATE",
+                       "postgresql://koppel:s%40cret@db.example:5433/koppel")
+    url = sa.engine.make_url(state_db_url())
+    assert (url.drivername.split("+")[0], url.username, url.password, url.host, url.port,
+            url.database) == ("postgresql", "koppel", "s@cret", "db.example", 5433, "koppel")
 
 
 def test_activity_round_trip_and_counts(store):
