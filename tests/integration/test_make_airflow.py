@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from standalone import free_port, processes_of, standalone_env
 
 from koppel.cli import tenant_pools
 from koppel.tenants import load_tenants
@@ -28,51 +28,12 @@ START_TIMEOUT = 240  # seconds until the API server answers (migrate and provisi
 STOP_TIMEOUT = 30  # seconds from SIGINT until every process of the group is gone
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _processes_of(home: Path) -> list[int]:
-    """Processes (ours) running with ``AIRFLOW_HOME=home``: the demo and every Airflow
-    component standalone started, whatever process group they are in."""
-    marker = f"AIRFLOW_HOME={home}".encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes() and \
-                    b"zombie" not in (entry / "status").read_bytes().lower():
-                found.append(int(entry.name))
-        except OSError:  # gone, or not ours
-            continue
-    return found
-
-
-def _env(home: Path, port: int) -> dict[str, str]:
-    venv_bin = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "KOPPEL_STATE"))}
-    # as a new user runs it: the venv is not activated, its bin directory not on PATH
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and Path(p).resolve() != Path(venv_bin).resolve())
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
-        "KOPPEL_MAPPINGS_DIR": str(ROOT / "include" / "mappings"),
-    })
-    return env
-
-
 def test_make_airflow_starts_provisions_and_stops_on_ctrl_c(tmp_path):
     home = tmp_path / "airflow"
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "standalone.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "koppel.demo", "--standalone",
-                             "--port", str(port)], cwd=ROOT, env=_env(home, port),
+                             "--port", str(port)], cwd=ROOT, env=standalone_env(home),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -104,15 +65,15 @@ def test_make_airflow_starts_provisions_and_stops_on_ctrl_c(tmp_path):
         stopped_at = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=STOP_TIMEOUT)
-        while _processes_of(home) and time.monotonic() - stopped_at < STOP_TIMEOUT:
+        while processes_of(home) and time.monotonic() - stopped_at < STOP_TIMEOUT:
             time.sleep(0.2)
         took = time.monotonic() - stopped_at
         assert proc.returncode == 0
-        assert _processes_of(home) == [], "an Airflow component outlived Ctrl-C"
+        assert processes_of(home) == [], "an Airflow component outlived Ctrl-C"
         assert took < STOP_TIMEOUT
         assert "stopping Airflow" in (tmp_path / "standalone.log").read_text()
     finally:
-        for pid in _processes_of(home):  # only what this test started (its own home)
+        for pid in processes_of(home):  # only what this test started (its own home)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

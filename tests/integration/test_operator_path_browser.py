@@ -28,7 +28,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from typing import Any, Callable
 
 import httpx
 import pytest
+from standalone import free_port, processes_of, standalone_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -57,46 +57,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-# -- make airflow on a fresh home (as tests/integration/test_make_airflow.py) -------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _processes_of(home: Path) -> list[int]:
-    """Processes (ours) running with ``AIRFLOW_HOME=home``: the demo and every Airflow
-    component standalone started, whatever process group they are in."""
-    marker = f"AIRFLOW_HOME={home}".encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes() and \
-                    b"zombie" not in (entry / "status").read_bytes().lower():
-                found.append(int(entry.name))
-        except OSError:  # gone, or not ours
-            continue
-    return found
-
-
-def _env(home: Path) -> dict[str, str]:
-    venv_bin = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "KOPPEL_STATE"))}
-    # as a new user runs it: the venv is not activated, its bin directory not on PATH
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and Path(p).resolve() != Path(venv_bin).resolve())
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
-        "KOPPEL_MAPPINGS_DIR": str(ROOT / "include" / "mappings"),
-    })
-    return env
 
 
 def _log_tail(log: Path, chars: int = 4000) -> str:
@@ -212,11 +172,11 @@ class Stack:
 def stack(tmp_path_factory) -> Stack:
     work = tmp_path_factory.mktemp("operator-path")
     home = work / "airflow"
-    port = _free_port()
+    port = free_port()
     log_path = work / "make-airflow.log"
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "koppel.demo", "--standalone",
-                             "--port", str(port)], cwd=ROOT, env=_env(home),
+                             "--port", str(port)], cwd=ROOT, env=standalone_env(home),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -252,9 +212,9 @@ def stack(tmp_path_factory) -> Stack:
                 proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 pass
-        while _processes_of(home) and time.monotonic() - stopped_at < STOP_TIMEOUT:
+        while processes_of(home) and time.monotonic() - stopped_at < STOP_TIMEOUT:
             time.sleep(0.2)
-        for pid in _processes_of(home):  # only what this module started (its own home)
+        for pid in processes_of(home):  # only what this module started (its own home)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
