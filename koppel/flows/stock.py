@@ -28,7 +28,19 @@ count and make that run list every order once), the orders changed since the las
 chunk of variants the QBO
 items by chunked ``Id IN`` / ``Sku IN`` queries, and one ``InventoryAdjustment``
 carrying every changed quantity of the chunk (``QtyDiff`` lines). A company that cannot
-post adjustments gets the items' ``QtyOnHand`` by sparse update, 30 to a batch request.
+post adjustments gets the items' ``QtyOnHand`` by sparse update, 30 to a batch request;
+an adjustment of the chunk refused for another reason is sent again as one adjustment
+per item, so the item at fault fails alone.
+
+Every write goes through the one QuickBooks writer
+(:class:`~koppel.hooks.qbo_writer.QuickBooksWriter`) in batch requests whose ids are
+``request_id(tenant, kind, run_id, <chunk key>)`` — kind ``InventoryAdjustment``,
+``InventoryAdjustment:each`` or ``Item:QtyOnHand``, the chunk key a digest of its items
+and quantities (:meth:`StockProcess._chunk_key`) — and the hook derives each batch
+request's id from that and the request's content. A retried load task reads the same
+staged records (the adjustment's date is fixed by the exists-check), so it sends the same
+requests under the same ids and QuickBooks answers them from the first attempt: a write
+whose answer was lost is never booked twice.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
@@ -484,6 +496,7 @@ class StockProcess(Process):
         # QBO's quantity was only an input of the formula; the comparison brings its own
         targets = targets.drop(columns=["qty_on_hand"])
         by_id = {r.source_id: r for r in tracked}
+        today = self._today().isoformat()
         for vid, target in zip(targets["source_variant_id"], targets["target"]):
             if pd.isna(target):
                 result.fail(by_id[vid], RecordError(
@@ -499,7 +512,10 @@ class StockProcess(Process):
             record.state["change"] = {"current": float(row.current), "target": float(row.target),
                                       "qty_diff": float(row.qty_diff),
                                       "reserved": float(reserved_by_id.get(row.source_variant_id,
-                                                                           0.0))}
+                                                                           0.0)),
+                                      # the adjustment's date, fixed before the load so a
+                                      # retried load sends the same request
+                                      "txn_date": today}
             result.passed.append(record)
 
     # ------------------------------------------------------------------ load
@@ -520,85 +536,104 @@ class StockProcess(Process):
                                   f"{_qty(change['current'])} to {_qty(change['target'])}",
                            details=_details(change))
             return result
-        from koppel.hooks.errors import AuthError, QBOFault
+        from koppel.hooks.qbo_writer import WriteOp
 
-        try:
-            adjustment = self._post_adjustment(records, self._chunk_key(records))
-        except QBOFault as fault:
-            if isinstance(fault, AuthError):
-                raise
-            if fault.code in _UNSUPPORTED_CODES:
-                log.info("stock %s: the company cannot post InventoryAdjustment (fault %s); "
-                         "setting QtyOnHand by sparse update", self.run.tenant_id, fault.code)
-                return self._set_quantities(records)
-            if len(records) == 1:
-                result.fail(records[0], RecordError(_fault_reason(fault), field="QtyOnHand"))
-                return result
-            return self._adjust_one_by_one(records)
+        key = self._chunk_key(records)
+        op = WriteOp(key=key, operation="create", entity="InventoryAdjustment", bid="a",
+                     payload=self._adjustment_payload(records),
+                     summary=f"create InventoryAdjustment of {len(records)} item(s)")
+        outcome = self._writer().write(
+            [op], id_parts=("InventoryAdjustment", self.run.run_id, key))[key]
+        if outcome.written:
+            for record in records:
+                self._end_updated(result, record, "InventoryAdjustment", outcome.target_id)
+            return result
+        if outcome.code in _UNSUPPORTED_CODES:
+            log.info("stock %s: the company cannot post InventoryAdjustment (fault %s); "
+                     "setting QtyOnHand by sparse update", self.run.tenant_id, outcome.code)
+            return self._set_quantities(records, key)
+        if len(records) == 1:
+            result.fail(records[0], RecordError(_outcome_reason(outcome), field="QtyOnHand"))
+            return result
+        return self._adjust_one_by_one(records, key)
+
+    def _writer(self):
+        """The one QuickBooks writer (:mod:`koppel.hooks.qbo_writer`): deterministic
+        request ids, batches of at most 30, each item's fault as its record's outcome.
+        The load's dry run is decided before it (with the reasons it always had)."""
+        from koppel.hooks.qbo_writer import QuickBooksWriter
+
+        return QuickBooksWriter(self.run.quickbooks, tenant=self.run.tenant_id,
+                                dry_run=self.run.dry_run)
+
+    def _adjust_one_by_one(self, records: list[Record], key: str) -> StepResult:
+        """An adjustment for the whole chunk was refused: one per item, in batch requests,
+        so the item at fault fails alone. The request ids follow from the run and the
+        chunk's content (``key``), so a retried task is answered from the first attempt."""
+        from koppel.hooks.qbo_writer import WriteOp
+
+        ops = [WriteOp(key=record.source_id, operation="create", entity="InventoryAdjustment",
+                       bid=f"a{index}", payload=self._adjustment_payload([record]),
+                       summary=f"create InventoryAdjustment of Item "
+                               f"{record.state['item']['id']}")
+               for index, record in enumerate(records)]
+        outcomes = self._writer().write(
+            ops, id_parts=("InventoryAdjustment:each", self.run.run_id, key))
+        result = StepResult()
         for record in records:
-            self._end_updated(result, record, "InventoryAdjustment", adjustment.get("Id"))
+            outcome = outcomes[record.source_id]
+            if outcome.written:
+                self._end_updated(result, record, "InventoryAdjustment", outcome.target_id)
+            else:
+                result.fail(record, RecordError(_outcome_reason(outcome), field="QtyOnHand"))
         return result
 
-    def _adjust_one_by_one(self, records: list[Record]) -> StepResult:
-        """An adjustment for the whole chunk was refused: one per item, in batch requests,
-        so the item at fault fails alone."""
-        from koppel.domain.qbo_payloads import AdjustmentRow, inventory_adjustment_payload
-        from koppel.hooks.quickbooks import BatchOp
+    def _set_quantities(self, records: list[Record], key: str) -> StepResult:
+        """``QtyOnHand`` by sparse update (companies without inventory adjustments), 30 to
+        a batch request, against the SyncToken the exists-check read (no look-up); the
+        request ids follow from the run and the chunk's content (``key``)."""
+        from koppel.domain.qbo_payloads import money_json, sparse_update
+        from koppel.hooks.qbo_writer import WriteOp
 
-        account = self._adjust_account_id()
         ops = []
         for index, record in enumerate(records):
-            change, item = record.state["change"], record.state["item"]
-            payload = inventory_adjustment_payload(
-                [AdjustmentRow(item["id"], _decimal(change["qty_diff"]))],
-                adjust_account_id=account, txn_date=self._today(), private_note=self._note())
-            ops.append(BatchOp(bid=f"a{index}", operation="create", entity="InventoryAdjustment",
-                               payload=payload))
-        answers = self.run.quickbooks.batch(ops)
+            item = record.state["item"]
+            ops.append(WriteOp(
+                key=record.source_id, operation="update", entity="Item", bid=f"q{index}",
+                target_id=item["id"],
+                payload=sparse_update(
+                    {"Id": item["id"], "SyncToken": item["sync_token"]},
+                    {"QtyOnHand": money_json(_decimal(record.state["change"]["target"]))}),
+                summary=f"set QtyOnHand of Item {item['id']}"))
+        outcomes = self._writer().write(ops, id_parts=("Item:QtyOnHand", self.run.run_id, key))
         result = StepResult()
-        for index, record in enumerate(records):
-            answer = answers[f"a{index}"]
-            if answer.ok:
-                self._end_updated(result, record, "InventoryAdjustment",
-                                  (answer.value or {}).get("Id"))
-            else:
-                result.fail(record, RecordError(_fault_reason(answer.fault), field="QtyOnHand"))
-        return result
-
-    def _set_quantities(self, records: list[Record]) -> StepResult:
-        """``QtyOnHand`` by sparse update (companies without inventory adjustments)."""
-        from koppel.domain.qbo_payloads import money_json, sparse_update
-        from koppel.hooks.quickbooks import BatchOp
-
-        ops = [BatchOp(bid=f"q{index}", operation="update", entity="Item",
-                       payload=sparse_update(
-                           {"Id": r.state["item"]["id"], "SyncToken": r.state["item"]["sync_token"]},
-                           {"QtyOnHand": money_json(_decimal(r.state["change"]["target"]))}))
-               for index, r in enumerate(records)]
-        answers = self.run.quickbooks.batch(ops)
-        result = StepResult()
-        for index, record in enumerate(records):
-            answer = answers[f"q{index}"]
-            if answer.ok:
+        for record in records:
+            outcome = outcomes[record.source_id]
+            if outcome.written:
                 self._end_updated(result, record, "QtyOnHand", record.state["item"]["id"])
             else:
-                result.fail(record, RecordError(_fault_reason(answer.fault), field="QtyOnHand"))
+                result.fail(record, RecordError(_outcome_reason(outcome), field="QtyOnHand"))
         return result
 
-    def _post_adjustment(self, records: list[Record], key: str) -> dict[str, Any]:
+    def _adjustment_payload(self, records: list[Record]) -> dict[str, Any]:
+        """One ``InventoryAdjustment`` carrying the ``QtyDiff`` of each record. Its date is
+        the one the exists-check fixed (``change.txn_date``), so a retry of the load on a
+        later day sends the same request."""
         from koppel.domain.qbo_payloads import AdjustmentRow, inventory_adjustment_payload
-        from koppel.hooks.quickbooks import request_id
 
         rows = [AdjustmentRow(r.state["item"]["id"], _decimal(r.state["change"]["qty_diff"]))
                 for r in records]
-        payload = inventory_adjustment_payload(rows, adjust_account_id=self._adjust_account_id(),
-                                               txn_date=self._today(), private_note=self._note())
-        rid = request_id(self.run.tenant_id, "InventoryAdjustment", self.run.run_id, key)
-        return self.run.quickbooks.create("InventoryAdjustment", payload, request_id=rid)
+        dates = {r.state["change"].get("txn_date") for r in records}
+        fixed = next(iter(dates)) if len(dates) == 1 else None
+        txn_date = date.fromisoformat(fixed) if fixed else self._today()
+        return inventory_adjustment_payload(rows, adjust_account_id=self._adjust_account_id(),
+                                            txn_date=txn_date, private_note=self._note())
 
     def _chunk_key(self, records: list[Record]) -> str:
-        """The chunk's content (items and quantities): a retry of the task sends the same
-        requestid, so QBO answers with the adjustment it already made."""
+        """The chunk's content (items and quantities), the last part of its request ids:
+        a retry of the load task reads the same staged records, so it sends the same
+        requests under the same ids and QuickBooks answers them from the first attempt
+        (the adjustment it already made), never booking a quantity twice."""
         lines = sorted((r.state["item"]["id"], r.state["change"]["current"],
                         r.state["change"]["target"]) for r in records)
         return hashlib.sha256(json.dumps(lines).encode()).hexdigest()[:24]
@@ -871,6 +906,14 @@ def _item_state(item: dict[str, Any]) -> dict[str, Any]:
         return {"id": str(item["Id"]), "untracked": True}
     return {"id": str(item["Id"]), "sync_token": str(item.get("SyncToken", "0")),
             "qty_on_hand": _number(item.get("QtyOnHand")) or 0.0}
+
+
+def _outcome_reason(outcome: Any) -> str:
+    """Why the writer did not write a record (its fault, else the outcome's reason)."""
+    if outcome.fault is not None:
+        return _fault_reason(outcome.fault)
+    why = outcome.reason or "no reason given"
+    return f"QuickBooks did not write it ({outcome.status}): {why}"[:500]
 
 
 def _fault_reason(fault: Any) -> str:

@@ -101,9 +101,21 @@ def test_shop_to_quickbooks_writes_available_minus_reserved_once(catalogue, make
     tenant = make_tenant(shop)
     items = _inventory_items(tenant, {"A": 5, "B": 6, "C": 0, "D": 3})
     calls_before = dict(shop.stats()["by_route"])
+    qbo_before = tenant.qbo_stats()
 
     first = tenant.run("stock")
     assert first.state == "success"
+    qbo_after = tenant.qbo_stats()
+    # QuickBooks: the chunk's one adjustment is one write in one batch request (the one
+    # writer's), beside the exists-check's one batch of look-ups; no other write route
+    assert qbo_after.get("batch_write_operations", 0) - \
+        qbo_before.get("batch_write_operations", 0) == 1
+    qbo_calls = {route: n - qbo_before["by_route"].get(route, 0)
+                 for route, n in qbo_after["by_route"].items()
+                 if n - qbo_before["by_route"].get(route, 0)}
+    assert qbo_calls.get("POST /v3/company/{realm_id}/batch") == 2
+    assert not [r for r in qbo_calls if r.startswith("POST /v3/")
+                and not r.endswith(("/batch", "/query"))]
     calls = {route: n - calls_before.get(route, 0)
              for route, n in shop.stats()["by_route"].items()}
     # Lightspeed documents no ``status`` filter on orders.json: one listing of every order
@@ -177,6 +189,7 @@ def test_company_without_inventory_adjustments_gets_qty_on_hand_by_sparse_update
     from koppel.flows.registry import load_tenant, _tenant_set
     from koppel.flows.stock import StockProcess
     from koppel.hooks.errors import QBOFault
+    from koppel.hooks.quickbooks import BatchResult
 
     shop, variants = catalogue
     tenant = make_tenant(shop)
@@ -185,14 +198,20 @@ def test_company_without_inventory_adjustments_gets_qty_on_hand_by_sparse_update
     run = FlowRun(tenant=load_tenant(tenant.tenant), flow="stock", run_id="manual__fallback",
                   params={})
     qb = tenant.qbo_hook()
-    real_create = qb.create
+    real_batch = qb.batch
+    sent: list[tuple[list[str], str | None]] = []
 
-    def create(entity, payload, **kw):
-        if entity == "InventoryAdjustment":
-            raise QBOFault("Unsupported Operation", code=500, detail="not on this plan")
-        return real_create(entity, payload, **kw)
+    def batch(ops, **kw):
+        ops = list(ops)
+        if any(op.entity == "InventoryAdjustment" for op in ops):
+            sent.append(([op.entity for op in ops], kw.get("request_id")))
+            return {op.bid: BatchResult(op.bid, fault=QBOFault(
+                "Unsupported Operation", code=500, detail="not on this plan")) for op in ops}
+        if any(op.operation == "update" for op in ops):
+            sent.append(([op.entity for op in ops], kw.get("request_id")))
+        return real_batch(ops, **kw)
 
-    qb.create = create
+    qb.batch = batch
     run.__dict__["quickbooks"] = qb
     # B failed last run; it needs no write now, so it is ended (and leaves the retry list)
     run.store.mark_failed(tenant.tenant, "stock", str(variants["B"]), "QuickBooks fault 6000")
@@ -206,6 +225,10 @@ def test_company_without_inventory_adjustments_gets_qty_on_hand_by_sparse_update
     on_hand = _on_hand(tenant)
     assert (on_hand[_sku("A")], on_hand[_sku("B")], on_hand[_sku("C")]) == (18, 6, 6)
     assert tenant.entities("InventoryAdjustment") == []
+    # through the one writer: one adjustment request, then one batch of sparse updates,
+    # each under a deterministic request id
+    assert [entities for entities, _ in sent] == [["InventoryAdjustment"], ["Item", "Item"]]
+    assert all(rid for _, rid in sent)
     qb.close()
 
 

@@ -19,13 +19,12 @@ token expiry and refresh-token rotation); stale SyncTokens and killed loads are 
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from reliability_helpers import WorkerKilled, assert_no_duplicates, dead_process, killed_after_qbo_write
+from reliability_helpers import assert_no_duplicates, killed_after_qbo_write
 from test_fault_matrix import FAULTS, short_throttle_pause  # noqa: F401  (autouse fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
@@ -200,29 +199,7 @@ def assert_converges(tenant, flow: str, clean: dict[str, Any]) -> None:
     assert set(tenant.latest(flow)) == set(clean["latest"]), f"a {flow} record went missing"
 
 
-@contextmanager
-def _killed_after_create(entity: str):
-    """The process dies right after QuickBooks created the first ``entity`` (a plain
-    create, as stock posts its InventoryAdjustment): QuickBooks holds it, koppel recorded
-    nothing."""
-    from koppel.hooks import quickbooks
-
-    real = quickbooks.QuickBooksHook.create
-    written: list[str] = []
-
-    def create(self, name, payload, **kwargs):
-        answer = real(self, name, payload, **kwargs)
-        if name == entity and not written:
-            written.append(str(answer.get("Id")))
-            raise WorkerKilled(f"worker killed after QuickBooks created {entity}")
-        return answer
-
-    with dead_process(), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(quickbooks.QuickBooksHook, "create", create)
-        yield written
-
-
-KILLS = {"stock": lambda: _killed_after_create("InventoryAdjustment"),
+KILLS = {"stock": lambda: killed_after_qbo_write("InventoryAdjustment"),
          "refunds": lambda: killed_after_qbo_write("RefundReceipt", batch_size=1)}
 
 
