@@ -12,6 +12,7 @@ from koppel.steps.kernel import (  # noqa: F401
     ReadWindow,
     Record,
     RecordError,
+    RecordState,
     RecordsScopedStore,
     StepResult,
     SystemicError,

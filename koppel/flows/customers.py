@@ -28,7 +28,24 @@ import json
 import logging
 from typing import Any
 
-from koppel.flows.base import Process, Record, RecordError, StepResult, is_systemic, jsonable, run_window
+from koppel.flows.base import (
+    Process,
+    Record,
+    RecordError,
+    RecordState,
+    StepResult,
+    is_systemic,
+    jsonable,
+    run_window,
+)
+
+
+class CustomerState(RecordState):
+    """What a shop customer carries between the customers flow's steps."""
+
+    gone: str | None = None  # why it cannot be read: deleted in Lightspeed (extract)
+    customer: dict           # the mapped customer (enrich)
+    content_hash: str
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +151,8 @@ class CustomersProcess(Process):
                                      [r.source_id for r in records], target_type="Customer")
         resync = bool(self.run.params.get("full_resync"))
         for record in records:
-            if record.state.get("gone"):
-                result.end(record, "skipped", reason=record.state["gone"],
+            if CustomerState(record).gone:
+                result.end(record, "skipped", reason=CustomerState(record).gone,
                            details={"deleted_in_lightspeed": True})
                 continue
             mapped = mapper.map(record.data)
@@ -160,7 +177,9 @@ class CustomersProcess(Process):
                 result.end(record, "skipped", target_type="Customer", target_id=xref.target_id,
                            reason="unchanged since the last sync", content_hash=digest)
                 continue
-            record.state = {"customer": jsonable(customer), "content_hash": digest}
+            record.state = {}
+            state = CustomerState(record)
+            state.customer, state.content_hash = jsonable(customer), digest
             record.data = {}  # the raw shop record is not needed past this step
             result.passed.append(record)
         return result
@@ -175,7 +194,7 @@ class CustomersProcess(Process):
             return result
         currency, home = self._currencies()
         outcomes = CustomerUpserter(self.run, currency=currency, home_currency=home).upsert(
-            {r.source_id: MappedCustomer.model_validate(r.state["customer"]) for r in records})
+            {r.source_id: MappedCustomer.model_validate(CustomerState(r).customer) for r in records})
         first_of: dict[str, str] = {}
         for record in sorted(records, key=lambda r: int(r.source_id)):
             outcome = outcomes[record.source_id]
@@ -189,10 +208,10 @@ class CustomersProcess(Process):
 
     def _end(self, record: Record, outcome: Any, first_of: dict[str, str],
              result: StepResult) -> None:
-        digest = record.state["content_hash"]
+        digest = CustomerState(record).content_hash
         target = outcome.customer_id
         details = {"upsert": outcome.action}
-        email = record.state["customer"].get("email")
+        email = CustomerState(record).customer.get("email")
         if email:  # the dashboard's search key; erased with the customer's activity rows
             from koppel.domain.emails import email_hash
             details["email_hash"] = email_hash(email)

@@ -30,6 +30,7 @@ from koppel.flows.base import (
     Process,
     Record,
     RecordError,
+    RecordState,
     StepResult,
     is_systemic as _systemic,
     jsonable,
@@ -39,6 +40,28 @@ from koppel.flows.base import (
 log = logging.getLogger(__name__)
 
 ENTITY = {"sales_receipt": "SalesReceipt", "invoice": "Invoice"}
+
+
+class OrderState(RecordState):
+    """What an order carries between the orders flow's steps."""
+
+    gone: str | None = None             # why it cannot be read: deleted in Lightspeed
+    order: dict                         # the mapped order (enrich)
+    doc_number: str | None = None       # the QuickBooks DocNumber it is booked under
+    hash: str | None = None             # its content hash
+    currency: str | None = None         # the shop's currency and the company's home one
+    home_currency: str | None = None
+    action: str | None = None           # create, update, void or pay (exists-check)
+    target_type: str | None = None      # the booked document, when there is one
+    target_id: str | None = None
+    item_ids: dict                      # SKU → QuickBooks item id
+    create_items: list | tuple = ()     # line indexes whose item is created at load
+    create_fallback: bool = False       # the fallback item is created at load
+    fallback_lines: list | None = None  # line indexes booked on the fallback item
+    fallback_item_id: str | None = None
+    customer: dict                      # the customer upsert's outcome
+    vat_treatment: str | None = None    # domestic, reverse charge, export, exempt, OSS
+    vat_treatment_reason: str | None = None
 #: Cross-reference state of an order whose booked document was deleted in QuickBooks.
 DELETED_IN_QUICKBOOKS = "deleted_in_quickbooks"
 
@@ -63,7 +86,7 @@ class OrdersProcess(Process):
     def _order(self, record: Record):
         from koppel.domain.records import MappedOrder
 
-        return MappedOrder.model_validate(record.state["order"])
+        return MappedOrder.model_validate(OrderState(record).order)
 
     def _doc_number(self, order) -> str:
         from koppel.domain.qbo_payloads import PayloadError, doc_number
@@ -133,8 +156,8 @@ class OrdersProcess(Process):
         mapper = Mapper.for_tenant(self.run.tenant, "orders")
         result = StepResult()
         for record in records:
-            if record.state.get("gone"):  # failed before, deleted in Lightspeed since
-                result.end(record, "skipped", reason=record.state["gone"],
+            if OrderState(record).gone:  # failed before, deleted in Lightspeed since
+                result.end(record, "skipped", reason=OrderState(record).gone,
                            details={"deleted_in_lightspeed": True})
                 continue
             try:
@@ -146,7 +169,7 @@ class OrdersProcess(Process):
                 parsed = parse_record(MappedOrder, mapped.values)
                 if parsed.errors:
                     raise RecordError("; ".join(f"{e.field}: {e.message}" for e in parsed.errors))
-                record.state["order"] = jsonable(parsed.record)
+                OrderState(record).order = jsonable(parsed.record)
                 result.passed.append(record)
             except RecordError as exc:
                 result.fail(record, exc)
@@ -173,8 +196,8 @@ class OrdersProcess(Process):
                 continue
             try:
                 order = self._order(record)
-                record.state["doc_number"] = self._doc_number(order)
-                record.state["hash"] = self._content_hash(order)
+                OrderState(record).doc_number = self._doc_number(order)
+                OrderState(record).hash = self._content_hash(order)
             except RecordError as exc:
                 result.fail(record, exc)
                 continue
@@ -187,7 +210,7 @@ class OrdersProcess(Process):
         docs, items, refs = self._lookup(unknown, list(unknown.values()) + list(result.passed))
         if unknown:
             self._check_doc_numbers(unknown, result, docs)
-        to_book = [r for r in result.passed if r.state["action"] in ("create", "update")]
+        to_book = [r for r in result.passed if OrderState(r).action in ("create", "update")]
         if to_book:
             self._check_currency(to_book, result, refs)
             to_book = [r for r in to_book if r in result.passed]
@@ -208,8 +231,8 @@ class OrdersProcess(Process):
             currency = (order.currency or "").upper() if order is not None else ""
             if order is None or not currency or currency == home or refs.multicurrency:
                 if order is not None:
-                    record.state["currency"] = currency or home
-                    record.state["home_currency"] = home
+                    OrderState(record).currency = currency or home
+                    OrderState(record).home_currency = home
                 keep.append(record)
                 continue
             result.fail(record, RecordError(
@@ -230,7 +253,7 @@ class OrdersProcess(Process):
             skus.update(line.sku for line in self._order(record).lines if line.sku)
         if candidates and self.settings.fallback_item_sku:
             skus.add(self.settings.fallback_item_sku)
-        numbers = [r.state["doc_number"] for r in unknown.values()]
+        numbers = [OrderState(r).doc_number for r in unknown.values()]
         queries = {**in_queries("d", self.entity, "DocNumber", numbers),
                    **in_queries("s", "Item", "Sku", skus)}
         if candidates:  # the load's reference data rides along in the same request
@@ -285,7 +308,8 @@ class OrdersProcess(Process):
 
     def _decide_booked(self, record, order, target_type, target_id, booked_hash, state,
                        result: StepResult) -> None:
-        record.state.update(target_type=target_type, target_id=target_id)
+        OrderState(record).target_type = target_type
+        OrderState(record).target_id = target_id
         cancelled = order.status == "cancelled"
         if state == DELETED_IN_QUICKBOOKS:
             result.end(record, "skipped", target_type=target_type, target_id=target_id,
@@ -296,18 +320,18 @@ class OrdersProcess(Process):
             result.end(record, "skipped", target_type=target_type, target_id=target_id,
                        reason=f"already voided ({target_type} {target_id})")
         elif cancelled:
-            record.state["action"] = "void"
+            OrderState(record).action = "void"
             result.passed.append(record)
-        elif (booked_hash is None or booked_hash == record.state["hash"]) \
+        elif (booked_hash is None or booked_hash == OrderState(record).hash) \
                 and self._pays(order, target_type) and state == "active":
-            record.state["action"] = "pay"  # an invoice booked open, the order paid since
+            OrderState(record).action = "pay"  # an invoice booked open, the order paid since
             result.passed.append(record)
-        elif booked_hash is None or booked_hash == record.state["hash"]:
+        elif booked_hash is None or booked_hash == OrderState(record).hash:
             result.end(record, "skipped", target_type=target_type, target_id=target_id,
                        reason=f"already booked as {target_type} {target_id}",
-                       content_hash=record.state["hash"])
+                       content_hash=OrderState(record).hash)
         elif self.settings.conflict_policy == "update":
-            record.state["action"] = "update"
+            OrderState(record).action = "update"
             result.passed.append(record)
         else:
             result.end(record, "conflict", target_type=target_type, target_id=target_id,
@@ -318,7 +342,7 @@ class OrdersProcess(Process):
                            found: list[dict[str, Any]]) -> None:
         """Orders without a cross-reference: is their DocNumber in QBO already (a run that
         crashed after booking)? ``found``: the documents with their numbers."""
-        by_number = {r.state["doc_number"]: r for r in unknown.values()}
+        by_number = {OrderState(r).doc_number: r for r in unknown.values()}
         existing = {str(row.get("DocNumber")): row for row in found}
         for number, record in by_number.items():
             order = self._order(record)
@@ -333,9 +357,9 @@ class OrdersProcess(Process):
                                details={"verification": True, "doc_number": number})
                     continue
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
-                                         self.entity, str(row["Id"]), record.state["hash"])
+                                         self.entity, str(row["Id"]), OrderState(record).hash)
                 self._decide_booked(record, order, self.entity, str(row["Id"]),
-                                    record.state["hash"], "active", result)
+                                    OrderState(record).hash, "active", result)
                 continue
             if order.status == "cancelled":
                 result.end(record, "skipped", reason="cancelled before it was booked")
@@ -344,7 +368,7 @@ class OrdersProcess(Process):
             if why_not:
                 result.end(record, "skipped", reason=why_not)
                 continue
-            record.state["action"] = "create"
+            OrderState(record).action = "create"
             result.passed.append(record)
 
     def _resolve_items(self, records: list[Record], result: StepResult,
@@ -376,19 +400,19 @@ class OrdersProcess(Process):
                     elif policy == "create_item" and line.sku:
                         create.append(index)
                     elif policy in ("fallback_item", "create_item") and len(fallback) == 1:
-                        record.state.setdefault("fallback_lines", []).append(index)
+                        OrderState(record).fallback_lines = [*(OrderState(record).fallback_lines or []), index]
                     elif policy in ("fallback_item", "create_item") and not fallback \
                             and self.settings.fallback_item_sku:
                         # the fallback item is a helper item: created at load when missing
-                        record.state.setdefault("fallback_lines", []).append(index)
-                        record.state["create_fallback"] = True
+                        OrderState(record).fallback_lines = [*(OrderState(record).fallback_lines or []), index]
+                        OrderState(record).create_fallback = True
                     else:
                         raise RecordError(self._unknown_sku_reason(line, policy, fallback),
                                           field=f"lines[{index}].sku")
-                record.state["item_ids"] = item_ids
-                record.state["create_items"] = create
+                OrderState(record).item_ids = item_ids
+                OrderState(record).create_items = create
                 if fallback:
-                    record.state["fallback_item_id"] = str(fallback[0]["Id"])
+                    OrderState(record).fallback_item_id = str(fallback[0]["Id"])
                 keep.append(record)
             except RecordError as exc:
                 result.fail(record, exc)
@@ -422,16 +446,16 @@ class OrdersProcess(Process):
         from koppel.flows.customer_upsert import CustomerUpserter
 
         result = StepResult()
-        needing = [r for r in records if r.state.get("action") in ("create", "update")]
+        needing = [r for r in records if OrderState(r).action in ("create", "update")]
         outcomes: dict[str, Any] = {}
         by_currency: dict[str | None, list[Record]] = {}
         for r in needing:  # QuickBooks fixes a customer's currency: one upsert per currency
-            currency = r.state.get("currency")
-            foreign = bool(currency) and currency != r.state.get("home_currency")
+            currency = OrderState(r).currency
+            foreign = bool(currency) and currency != OrderState(r).home_currency
             by_currency.setdefault(currency if foreign else None, []).append(r)
         for currency, group in sorted(by_currency.items(), key=lambda kv: kv[0] or ""):
             upserter = CustomerUpserter(self.run, currency=currency,
-                                        home_currency=group[0].state.get("home_currency"))
+                                        home_currency=OrderState(group[0]).home_currency)
             # "wanbetalingsdebiteur" mode: every order on the tenant's default customer
             everyone_default = self.settings.default_customer.book_all_orders
             outcomes.update(upserter.upsert({
@@ -451,7 +475,7 @@ class OrdersProcess(Process):
                     raise outcome
                 result.fail(record, RecordError(f"customer: {outcome}"))
                 continue
-            record.state["customer"] = outcome.to_json()
+            OrderState(record).customer = outcome.to_json()
             result.passed.append(record)
         return result
 
@@ -465,14 +489,14 @@ class OrdersProcess(Process):
         s = self.settings
         refs = self._refs()
         pay_methods = {self._order(r).payment_method for r in records
-                       if r.state["action"] != "void"} if self.entity == "SalesReceipt" else ()
+                       if OrderState(r).action != "void"} if self.entity == "SalesReceipt" else ()
         ensure_named(self.run.quickbooks, refs, items=self._helper_items(),
                      payment_methods=pay_methods, tenant=self.run.tenant_id,
                      income_account=s.products.accounts.income, dry_run=self.run.dry_run)
-        creates = [r for r in records if r.state["action"] == "create"]
-        updates = [r for r in records if r.state["action"] == "update"]
-        voids = [r for r in records if r.state["action"] == "void"]
-        pays = [r for r in records if r.state["action"] == "pay"]
+        creates = [r for r in records if OrderState(r).action == "create"]
+        updates = [r for r in records if OrderState(r).action == "update"]
+        voids = [r for r in records if OrderState(r).action == "void"]
+        pays = [r for r in records if OrderState(r).action == "pay"]
         refused = self._create_missing_items(creates + updates, refs, result)
         built = self._build([r for r in creates + updates if r.source_id not in refused],
                             refs, result)
@@ -514,16 +538,16 @@ class OrdersProcess(Process):
             order = self._order(record)
             try:
                 treatment = decide(order, codes)
-                record.state["vat_treatment"] = treatment.treatment
-                record.state["vat_treatment_reason"] = treatment.reason
+                OrderState(record).vat_treatment = treatment.treatment
+                OrderState(record).vat_treatment_reason = treatment.reason
                 pm_name = order.payment_method
                 term_name = s.payment_terms.get(order.payment_method or "") or s.default_payment_term
-                item_ids = dict(record.state["item_ids"])
+                item_ids = dict(OrderState(record).item_ids)
                 order_refs = OrderRefs(
-                    customer_id=record.state["customer"]["customer_id"], item_ids=item_ids,
+                    customer_id=OrderState(record).customer["customer_id"], item_ids=item_ids,
                     tax_code_ids=treatment.codes, row_tax_code_ids=treatment.row_codes,
                     tax_rate_ids=refs.tax_rate_ids(),
-                    fallback_item_id=record.state.get("fallback_item_id"),
+                    fallback_item_id=OrderState(record).fallback_item_id,
                     shipping_item_id=refs.item_id(s.shipping_item),
                     discount_item_id=refs.item_id(s.discount_item),
                     payment_fee_item_id=refs.item_id(s.payment_fee_item),
@@ -564,10 +588,10 @@ class OrdersProcess(Process):
         fallback_sku = self.settings.fallback_item_sku
         for record in records:
             order = self._order(record)
-            for index in record.state.get("create_items", []):
+            for index in OrderState(record).create_items:
                 line = order.lines[index]
                 wanted.setdefault(line.sku, line)
-            if record.state.get("create_fallback") and fallback_sku:
+            if OrderState(record).create_fallback and fallback_sku:
                 wanted.setdefault(fallback_sku, SimpleNamespace(name="Onbekend artikel"))
         if not wanted:
             return set()
@@ -601,20 +625,20 @@ class OrdersProcess(Process):
         for record in records:
             try:
                 lines = self._order(record).lines
-                for index in record.state.get("create_items", []):
+                for index in OrderState(record).create_items:
                     sku = lines[index].sku
                     if sku in refused:
                         raise RecordError(f"QuickBooks item for SKU {sku!r} could not be "
                                           f"created: {refused[sku]}", field=f"lines[{index}].sku")
                     if sku in ids:
-                        record.state["item_ids"][sku] = ids[sku]
-                if record.state.get("create_fallback") and fallback_sku in refused:
-                    index = record.state.get("fallback_lines", [0])[0]
+                        OrderState(record).item_ids[sku] = ids[sku]
+                if OrderState(record).create_fallback and fallback_sku in refused:
+                    index = (OrderState(record).fallback_lines or [0])[0]
                     raise RecordError(f"the fallback item (SKU {fallback_sku!r}, "
                                       "settings.fallback_item_sku) could not be created: "
                                       f"{refused[fallback_sku]}", field=f"lines[{index}].sku")
-                if record.state.get("create_fallback") and fallback_sku in ids:
-                    record.state["fallback_item_id"] = ids[fallback_sku]
+                if OrderState(record).create_fallback and fallback_sku in ids:
+                    OrderState(record).fallback_item_id = ids[fallback_sku]
             except RecordError as exc:
                 result.fail(record, exc)
                 failed.add(record.source_id)
@@ -632,10 +656,10 @@ class OrdersProcess(Process):
             doc, order = built[r.source_id], self._order(r)
             ops.append(WriteOp(
                 key=r.source_id, operation="create", entity=doc.entity, payload=doc.payload,
-                request_key=(r.source_id, r.state["hash"]), expected=doc.expected,
-                doc_number=r.state["doc_number"],
+                request_key=(r.source_id, OrderState(r).hash), expected=doc.expected,
+                doc_number=OrderState(r).doc_number,
                 matches=lambda row, order=order: adoption_mismatch(row, order),
-                summary=f"create {doc.entity} {r.state['doc_number']} "
+                summary=f"create {doc.entity} {OrderState(r).doc_number} "
                         f"(total {doc.predicted.total_amt})"))
         outcomes = self._writer().write(ops, scope=self.entity, bid_prefix="d")
         by_key = {op.key: op for op in ops}
@@ -648,7 +672,7 @@ class OrdersProcess(Process):
             elif outcome.written and self._pays(self._order(record), doc.entity):
                 # booked (cross-referenced now, so never twice); ended once it is paid
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
-                                         doc.entity, outcome.target_id, record.state["hash"])
+                                         doc.entity, outcome.target_id, OrderState(record).hash)
                 to_pay.append((record, outcome.value, doc, outcome))
             elif outcome.written:
                 self._booked(record, outcome, doc, "created", result)
@@ -658,7 +682,7 @@ class OrdersProcess(Process):
                            details={"verification": True})
             elif outcome.status == ADOPTED:
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
-                                         outcome.entity, outcome.target_id, record.state["hash"])
+                                         outcome.entity, outcome.target_id, OrderState(record).hash)
                 result.end(record, "skipped", target_type=outcome.entity,
                            target_id=outcome.target_id, reason=outcome.reason)
             else:
@@ -672,9 +696,9 @@ class OrdersProcess(Process):
         current = self._current_documents(records)
         out = []
         for record in records:
-            row = current.get(record.state["target_id"])
+            row = current.get(OrderState(record).target_id)
             if row is None:
-                self._gone_in_quickbooks(record, "Invoice", record.state["target_id"], result)
+                self._gone_in_quickbooks(record, "Invoice", OrderState(record).target_id, result)
             else:
                 out.append((record, row, None, None))
         return out
@@ -702,7 +726,7 @@ class OrdersProcess(Process):
                 payload = payment_payload(
                     invoice=invoice, amount=balance,
                     txn_date=txn_date(when, self.settings.timezone),
-                    reference=record.state.get("doc_number") or order.number,
+                    reference=OrderState(record).doc_number or order.number,
                     payment_method_id=refs.payment_method_id(order.payment_method),
                     deposit_account_id=self._deposit_account(refs, order),
                     note=f"Lightspeed order {order.number} (id {order.source_id}) paid")
@@ -727,7 +751,7 @@ class OrdersProcess(Process):
 
     def _paid(self, record, invoice, doc, payment, result: StepResult, created=None) -> None:
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, "Invoice",
-                                 str(invoice["Id"]), record.state["hash"], state="paid")
+                                 str(invoice["Id"]), OrderState(record).hash, state="paid")
         note = (f"payment {payment['Id']} of {payment.get('TotalAmt')} applied" if payment
                 else "already paid in QuickBooks")
         if doc is not None:
@@ -744,25 +768,25 @@ class OrdersProcess(Process):
         shop's figures from QuickBooks' own answer): cross-referenced (never booked
         twice), then ended as ``action`` or, when its figures differ, ``conflict``."""
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, doc.entity,
-                                 outcome.target_id, record.state["hash"], state=xref_state)
+                                 outcome.target_id, OrderState(record).hash, state=xref_state)
         order = self._order(record)
         kinds = [kind for kind, present in (
             ("payment fee", order.payment_fee_incl), ("split shipping", len(order.shipping_taxes) > 1),
             ("shipment discount", order.shipping_discount_incl),
             ("order discount", order.discount_incl),
             ("mixed VAT rates", len({line.tax_rate for line in order.lines}) > 1)) if present]
-        details = {"doc_number": record.state["doc_number"], "order_number": str(order.number),
-                   "customer": record.state["customer"]["action"],
-                   "vat_treatment": record.state.get("vat_treatment"), "kinds": kinds}
+        details = {"doc_number": OrderState(record).doc_number, "order_number": str(order.number),
+                   "customer": OrderState(record).customer["action"],
+                   "vat_treatment": OrderState(record).vat_treatment, "kinds": kinds}
         reason = payment_note
         if doc.rounding_difference:
             details["rounding_line"] = str(doc.rounding_difference)
             reason = f"rounding line {doc.rounding_difference} closes QuickBooks' rounding"
         end_verified(result, record, outcome, action, details=details, reason=reason,
-                     content_hash=record.state["hash"])
+                     content_hash=OrderState(record).hash)
 
     def _current_documents(self, records) -> dict[str, dict]:
-        ids = [r.state["target_id"] for r in records]
+        ids = [OrderState(r).target_id for r in records]
         rows = self.run.quickbooks.query_in(self.entity, "Id", ids)
         return {str(row["Id"]): row for row in rows}
 
@@ -778,9 +802,9 @@ class OrdersProcess(Process):
         if not records:
             return
         ops = [WriteOp(key=r.source_id, operation="update", entity=self.entity,
-                       target_id=r.state["target_id"],
+                       target_id=OrderState(r).target_id,
                        payload={**built[r.source_id].payload, "sparse": False},
-                       request_key=(r.source_id, r.state["hash"]),
+                       request_key=(r.source_id, OrderState(r).hash),
                        expected=built[r.source_id].expected) for r in records]
         outcomes = self._writer().write(ops, scope=self.entity, bid_prefix="u")
         by_key = {op.key: op for op in ops}
@@ -790,11 +814,11 @@ class OrdersProcess(Process):
                 result.end(record, "skipped", reason=outcome.reason,
                            preview=by_key[record.source_id].preview())
             elif outcome.status == GONE:
-                self._gone_in_quickbooks(record, self.entity, record.state["target_id"], result)
+                self._gone_in_quickbooks(record, self.entity, OrderState(record).target_id, result)
             elif outcome.written:
                 self._booked(record, outcome, built[record.source_id], "updated", result)
             elif outcome.code == 610:  # deleted meanwhile
-                self._gone_in_quickbooks(record, self.entity, record.state["target_id"],
+                self._gone_in_quickbooks(record, self.entity, OrderState(record).target_id,
                                          result, outcome.reason)
             else:
                 result.fail(record, RecordError(outcome.reason, field=outcome.field))
@@ -806,7 +830,7 @@ class OrdersProcess(Process):
         cross-reference (and so the history) is kept with state ``deleted_in_quickbooks``,
         so the retry of the next run retires the order as ``skipped``."""
         self.run.store.save_xref(self.run.tenant_id, "order", record.source_id, target_type,
-                                 target_id, record.state.get("hash"),
+                                 target_id, OrderState(record).hash,
                                  state=DELETED_IN_QUICKBOOKS)
         result.end(record, "failed", target_type=target_type, target_id=target_id,
                    reason=f"booked {target_type} {target_id} was deleted in QuickBooks"
@@ -822,12 +846,12 @@ class OrdersProcess(Process):
 
         if not records:
             return
-        ops = [WriteOp(key=r.source_id, operation="void", entity=r.state["target_type"],
-                       target_id=r.state["target_id"], request_key=(r.state["target_id"],))
+        ops = [WriteOp(key=r.source_id, operation="void", entity=OrderState(r).target_type,
+                       target_id=OrderState(r).target_id, request_key=(OrderState(r).target_id,))
                for r in records]
         outcomes = self._writer().write(ops)
         for record in records:
-            target_type, target_id = record.state["target_type"], record.state["target_id"]
+            target_type, target_id = OrderState(record).target_type, OrderState(record).target_id
             outcome = outcomes[record.source_id]
             if outcome.status == DRY_RUN:
                 result.end(record, "skipped", reason=outcome.reason)
@@ -835,7 +859,7 @@ class OrdersProcess(Process):
                 self._gone_in_quickbooks(record, target_type, target_id, result)
             elif outcome.written:
                 self.run.store.save_xref(self.run.tenant_id, "order", record.source_id,
-                                         target_type, target_id, record.state["hash"],
+                                         target_type, target_id, OrderState(record).hash,
                                          state="voided")
                 result.end(record, "voided", target_type=target_type, target_id=target_id,
                            reason="order cancelled after booking")

@@ -44,6 +44,7 @@ from typing import Any
 from koppel.domain.money import cents
 from koppel.flows import orders_reverse_lightspeed as ls
 from koppel.flows import orders_reverse_mapping as rm
+from koppel.flows.orders_reverse_lightspeed import ReverseOrderState
 from koppel.flows.base import Process, Record, RecordError, StepResult, is_systemic, jsonable, run_window
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,8 @@ class ReverseOrdersProcess(Process):
                                          shipping_item=shipping_item,
                                          default_email=default_email, fee_item=fee_item,
                                          notify=self.options.notify_customer)
-                record.state["order"] = jsonable(order)
-                record.state["hash"] = rm.content_hash(order)
+                ReverseOrderState(record).order = jsonable(order)
+                ReverseOrderState(record).hash = rm.content_hash(order)
                 result.passed.append(record)
             except RecordError as exc:
                 result.fail(record, exc)
@@ -219,64 +220,66 @@ class ReverseOrdersProcess(Process):
                 xref = orders.get(doc_id)
                 if xref is not None:
                     self._decide_existing(record, xref, result)
-                    if record.state.pop("adopt_rows", False):
+                    if ReverseOrderState(record).adopt_rows:
+                        ReverseOrderState(record).adopt_rows = False
                         to_create.append(record)
                     continue
                 pending = checkouts.get(doc_id)
                 if pending is not None and pending.state == "pending":
                     adopted = ls.resume_checkout(self.run.lightspeed, int(pending.target_id))
                     if adopted is not None:
-                        record.state.update(action="adopt", order_id=adopted)
+                        ReverseOrderState(record).action = "adopt"
+                        ReverseOrderState(record).order_id = adopted
                         to_create.append(record)
                         continue
-                if record.state["order"]["voided"]:
+                if ReverseOrderState(record).order["voided"]:
                     result.end(record, "skipped", reason="voided before it became an order")
                     continue
                 before = refused.get(doc_id)
-                if before is not None and before.content_hash == record.state["hash"] \
+                if before is not None and before.content_hash == ReverseOrderState(record).hash \
                         and not named & {record.source_id, doc_id}:
                     result.end(record, "skipped", reason="refused earlier: the shop would "
                                "charge other money than the document (see its conflict); "
                                "tried again when the document changes or a run names it")
                     continue
-                record.state["action"] = "create"
+                ReverseOrderState(record).action = "create"
                 to_create.append(record)
         if to_create:
             self._resolve_variants(to_create, result)
         return result
 
     def _decide_existing(self, record: Record, xref, result: StepResult) -> None:
-        order = record.state["order"]
-        record.state["order_id"] = int(xref.target_id)
+        order = ReverseOrderState(record).order
+        ReverseOrderState(record).order_id = int(xref.target_id)
         target = {"target_type": "order", "target_id": xref.target_id}
         if xref.state == "cancelled":
             result.end(record, "skipped", reason=f"order {xref.target_id} already cancelled",
                        **target)
         elif order["voided"]:
-            record.state["action"] = "cancel"
+            ReverseOrderState(record).action = "cancel"
             result.passed.append(record)
-        elif xref.content_hash not in (None, record.state["hash"]):
+        elif xref.content_hash not in (None, ReverseOrderState(record).hash):
             result.end(record, "conflict", reason="lines, customer or amounts changed in "
                        "QuickBooks after the order was created (Lightspeed orders cannot be "
                        "rewritten); change the order in the shop", **target)
         elif xref.state == "placed":
-            record.state["action"] = "adopt"  # placed, but not checked or finished yet
-            record.state["adopt_rows"] = True
+            ReverseOrderState(record).action = "adopt"  # placed, but not checked or finished yet
+            ReverseOrderState(record).adopt_rows = True
         elif order["payment_status"] != xref.state and order["payment_status"] in (
                 "paid", "partially_paid"):
-            record.state["action"] = "pay"
+            ReverseOrderState(record).action = "pay"
             result.passed.append(record)
         else:
             result.end(record, "skipped", reason=f"already created as order {xref.target_id}",
-                       content_hash=record.state["hash"], **target)
+                       content_hash=ReverseOrderState(record).hash, **target)
 
     def _resolve_variants(self, records: list[Record], result: StepResult) -> None:
         """Each line's variant (its SKU is what the order's row must carry)."""
         by_sku = ls.variants_by_sku(self.run.lightspeed)
         for record in records:
             try:
-                record.state["rows"] = ls.resolve_lines(
-                    record.state["order"]["lines"], by_sku, policy=self.settings.unknown_sku,
+                ReverseOrderState(record).rows = ls.resolve_lines(
+                    ReverseOrderState(record).order["lines"], by_sku, policy=self.settings.unknown_sku,
                     fallback_sku=self.settings.fallback_item_sku)
                 result.passed.append(record)
             except RecordError as exc:
@@ -285,22 +288,22 @@ class ReverseOrdersProcess(Process):
     # -- customer upsert -------------------------------------------------------------------
     def customer_upsert(self, records: list[Record]) -> StepResult:
         """Existing Lightspeed customers by e-mail; new ones created once per e-mail."""
-        result = StepResult(passed=[r for r in records if r.state.get("action") != "create"])
-        creating = [r for r in records if r.state.get("action") == "create"]
+        result = StepResult(passed=[r for r in records if ReverseOrderState(r).action != "create"])
+        creating = [r for r in records if ReverseOrderState(r).action == "create"]
         if not creating:
             return result
         hook = self.run.lightspeed
-        found = ls.find_customers(hook, [r.state["order"]["customer"]["email"] for r in creating])
+        found = ls.find_customers(hook, [ReverseOrderState(r).order["customer"]["email"] for r in creating])
         for record in creating:
-            key = record.state["order"]["customer"]["email"].casefold()
+            key = ReverseOrderState(record).order["customer"]["email"].casefold()
             try:
                 if key not in found and not self.run.dry_run:
-                    created = hook.create_customer(rm.lightspeed_customer(record.state["order"]))
+                    created = hook.create_customer(rm.lightspeed_customer(ReverseOrderState(record).order))
                     found[key] = int(created.id)
-                    record.state["customer_action"] = "created"
+                    ReverseOrderState(record).customer_action = "created"
                 else:
-                    record.state["customer_action"] = "existing" if key in found else "new"
-                record.state["customer_id"] = found.get(key)
+                    ReverseOrderState(record).customer_action = "existing" if key in found else "new"
+                ReverseOrderState(record).customer_id = found.get(key)
                 result.passed.append(record)
             except Exception as exc:
                 if is_systemic(exc):
@@ -315,8 +318,8 @@ class ReverseOrdersProcess(Process):
                              payment=self.options.payment_method,
                              payment_map=dict(self.options.payment_methods))
         for record in records:
-            action = record.state["action"]
-            order = record.state["order"]
+            action = ReverseOrderState(record).action
+            order = ReverseOrderState(record).order
             try:
                 if self.run.dry_run:
                     result.end(record, "skipped", reason=self._dry_run_reason(record))
@@ -328,33 +331,33 @@ class ReverseOrdersProcess(Process):
                              "documented way to give an amount off"], expected, None,
                             placed=False)
                     order_id = ls.place_order(self.run, record,
-                                              rm.checkout_payload(order, record.state["customer_id"]),
-                                              record.state["rows"], methods,
+                                              rm.checkout_payload(order, ReverseOrderState(record).customer_id),
+                                              ReverseOrderState(record).rows, methods,
                                               order["payment_method"], expected)
-                    record.state["order_id"] = order_id
+                    ReverseOrderState(record).order_id = order_id
                     ls.verify_placed(self.run.lightspeed, order_id, expected)
                     self._finish(record, order_id, fresh=True)
                     self._created(record, order_id, "created", result, expected)
                 elif action == "adopt":
                     expected = self._expected(record)
-                    ls.verify_placed(self.run.lightspeed, record.state["order_id"], expected)
-                    self._finish(record, record.state["order_id"], fresh=False)
-                    self._created(record, record.state["order_id"], "created", result,
+                    ls.verify_placed(self.run.lightspeed, ReverseOrderState(record).order_id, expected)
+                    self._finish(record, ReverseOrderState(record).order_id, fresh=False)
+                    self._created(record, ReverseOrderState(record).order_id, "created", result,
                                   expected, reason="order placed by an earlier, interrupted run")
                 elif action == "pay":
                     self.run.lightspeed.update_order_status(
-                        record.state["order_id"], payment_status=order["payment_status"])
+                        ReverseOrderState(record).order_id, payment_status=order["payment_status"])
                     self._save_state(record, order["payment_status"])
                     result.end(record, "updated", target_type="order",
-                               target_id=str(record.state["order_id"]),
-                               content_hash=record.state["hash"],
+                               target_id=str(ReverseOrderState(record).order_id),
+                               content_hash=ReverseOrderState(record).hash,
                                reason=f"payment status {order['payment_status']} as in QuickBooks")
                 elif action == "cancel":
-                    self.run.lightspeed.update_order_status(record.state["order_id"],
+                    self.run.lightspeed.update_order_status(ReverseOrderState(record).order_id,
                                                             status="cancelled")
                     self._save_state(record, "cancelled")
                     result.end(record, "voided", target_type="order",
-                               target_id=str(record.state["order_id"]),
+                               target_id=str(ReverseOrderState(record).order_id),
                                reason=f"QuickBooks {order['entity']} voided; order cancelled")
             except ls.OrderMismatch as exc:
                 self._refused(record, exc, result)
@@ -369,34 +372,34 @@ class ReverseOrdersProcess(Process):
     def _expected(self, record: Record):
         """The document's money as the order must carry it (rows under the SKU each line
         resolved to in the shop)."""
-        rows = record.state.get("rows")
+        rows = ReverseOrderState(record).rows
         skus = [row["sku"] for row in rows] if rows else None
-        return rm.document_figures(record.state["order"], skus)
+        return rm.document_figures(ReverseOrderState(record).order, skus)
 
     def _refused(self, record: Record, exc, result: StepResult) -> None:
         """A document whose money the shop would not (or did not) charge: the placed order
         is cancelled, and the record ends as a verified ``conflict`` naming both figures."""
         from koppel.domain.verify import describe
 
-        order = record.state["order"]
+        order = ReverseOrderState(record).order
         tenant, doc_id = self.run.tenant_id, self._doc_id(record)
         target: dict[str, Any] = {}
         if exc.placed:
             self.run.lightspeed.update_order_status(exc.order_id, status="cancelled")
             self.run.store.save_xref(tenant, record.source_type, doc_id, ls.ORDER,
-                                     str(exc.order_id), record.state["hash"], state="cancelled")
+                                     str(exc.order_id), ReverseOrderState(record).hash, state="cancelled")
             target = {"target_type": "order", "target_id": str(exc.order_id)}
             what = f"Lightspeed order {exc.order_id} (cancelled)"
         else:
             self.run.store.save_xref(tenant, record.source_type, doc_id, REFUSED, doc_id,
-                                     record.state["hash"], state="refused")
+                                     ReverseOrderState(record).hash, state="refused")
             what = "the Lightspeed checkout (not placed)"
         details = {"verification": True, "placed": exc.placed,
                    "doc_number": order["doc_number"],
                    "quickbooks": exc.document.as_dict() if exc.document else None,
                    "lightspeed": exc.lightspeed.as_dict() if exc.lightspeed else None}
         result.end(record, "conflict", amount=Decimal(order["total"]),
-                   content_hash=record.state["hash"], details=details,
+                   content_hash=ReverseOrderState(record).hash, details=details,
                    reason=describe(f"{what} for {order['entity']} "
                                    f"{order['doc_number'] or order['doc_id']}",
                                    exc.problems).replace("differs from the shop",
@@ -404,35 +407,35 @@ class ReverseOrdersProcess(Process):
                    **target)
 
     def _finish(self, record: Record, order_id: int, *, fresh: bool) -> None:
-        order = record.state["order"]
+        order = ReverseOrderState(record).order
         ls.finish_order(self.run, record, order_id, metafield_key=self.options.metafield_key,
                         metafield_value=rm.metafield_value(order),
                         payment_status=order["payment_status"], fresh=fresh)
 
     def _save_state(self, record: Record, state: str) -> None:
         self.run.store.save_xref(self.run.tenant_id, record.source_type, self._doc_id(record),
-                                 ls.ORDER, str(record.state["order_id"]), record.state["hash"],
+                                 ls.ORDER, str(ReverseOrderState(record).order_id), ReverseOrderState(record).hash,
                                  state=state)
 
     def _created(self, record: Record, order_id: int, action: str, result: StepResult,
                  expected, reason: str | None = None) -> None:
         """Ends an order checked against the document (:func:`ls.verify_placed`)."""
-        order = record.state["order"]
+        order = ReverseOrderState(record).order
         details = {"doc_number": order["doc_number"], "payment_status": order["payment_status"],
-                   "customer": record.state.get("customer_action", "existing"),
+                   "customer": ReverseOrderState(record).customer_action,
                    "figures": expected.as_dict()}
         result.end(record, action, target_type="order", target_id=str(order_id),
-                   content_hash=record.state["hash"], amount=Decimal(order["total"]),
+                   content_hash=ReverseOrderState(record).hash, amount=Decimal(order["total"]),
                    reason=reason, details=details)
 
     def _dry_run_reason(self, record: Record) -> str:
-        order, action = record.state["order"], record.state["action"]
+        order, action = ReverseOrderState(record).order, ReverseOrderState(record).action
         what = {"create": f"create a Lightspeed order from {order['entity']} "
                           f"{order['doc_number'] or order['doc_id']} ({len(order['lines'])} rows, "
                           f"total {order['total']}, {order['payment_status']})",
-                "adopt": f"finish order {record.state.get('order_id')}",
-                "pay": f"mark order {record.state.get('order_id')} {order['payment_status']}",
-                "cancel": f"cancel order {record.state.get('order_id')}"}[action]
+                "adopt": f"finish order {ReverseOrderState(record).order_id}",
+                "pay": f"mark order {ReverseOrderState(record).order_id} {order['payment_status']}",
+                "cancel": f"cancel order {ReverseOrderState(record).order_id}"}[action]
         return f"dry run: would {what}"
 
 

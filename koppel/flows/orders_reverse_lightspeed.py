@@ -15,7 +15,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from koppel.flows.base import RecordError
+from koppel.flows.base import RecordError, RecordState
+
+
+class ReverseOrderState(RecordState):
+    """What a QuickBooks document carries between the reverse flow's steps."""
+
+    order: dict                   # the order to place, mapped from the document (enrich)
+    hash: str                     # its content hash
+    action: str | None = None     # create, adopt, pay or cancel (exists-check)
+    order_id: int | None = None   # the Lightspeed order, once placed or found
+    adopt_rows: bool = False      # a placed order whose rows are still to be checked
+    rows: list | None = None      # checkout rows: variant ids per document line
+    customer_action: str = "existing"  # created, existing or new (customer upsert)
+    customer_id: int | None = None
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +273,7 @@ def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, Any]]
     for attempt in (1, 2):
         checkout_id = int(hook.create_checkout(body).id)
         store.save_xref(tenant, record.source_type, _doc_id(record), CHECKOUT, str(checkout_id),
-                        record.state["hash"], state="pending")
+                        ReverseOrderState(record).hash, state="pending")
         if _add_rows(hook, checkout_id, rows):
             break
         # a row is in the checkout twice (its answer was lost and the hook sent it
@@ -288,7 +301,7 @@ def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, Any]]
     except OrderMismatch as exc:
         _delete_checkout(hook, checkout_id)
         store.save_xref(tenant, record.source_type, _doc_id(record), CHECKOUT, str(checkout_id),
-                        record.state["hash"], state="deleted")
+                        ReverseOrderState(record).hash, state="deleted")
         if exc.document is None:
             exc.document = expected
         raise
@@ -298,9 +311,9 @@ def place_order(run, record, payload: dict[str, Any], rows: list[dict[str, Any]]
         raise LightspeedError("checkout answer names no order", method="POST",
                               path=f"checkouts/{checkout_id}/order.json", record_id=checkout_id)
     store.save_xref(tenant, record.source_type, _doc_id(record), ORDER, str(order_id),
-                    record.state["hash"], state="placed")
+                    ReverseOrderState(record).hash, state="placed")
     store.save_xref(tenant, record.source_type, _doc_id(record), CHECKOUT, str(checkout_id),
-                    record.state["hash"], state="ordered")
+                    ReverseOrderState(record).hash, state="ordered")
     return order_id
 
 
@@ -316,4 +329,4 @@ def finish_order(run, record, order_id: int, *, metafield_key: str, metafield_va
     if payment_status in ("paid", "partially_paid"):
         hook.update_order_status(order_id, payment_status=payment_status)
     run.store.save_xref(run.tenant_id, record.source_type, _doc_id(record), ORDER,
-                        str(order_id), record.state["hash"], state=payment_status)
+                        str(order_id), ReverseOrderState(record).hash, state=payment_status)

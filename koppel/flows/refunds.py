@@ -34,6 +34,7 @@ from koppel.flows.base import (
     Process,
     Record,
     RecordError,
+    RecordState,
     StepResult,
     is_systemic as _systemic,
     jsonable,
@@ -44,6 +45,20 @@ from koppel.flows.refunds_source import credits_of_orders, order_ids_with_return
 log = logging.getLogger(__name__)
 
 SOURCE_TYPE = "refund"
+
+
+class RefundState(RecordState):
+    """What a refund record carries between the steps."""
+
+    gone: str | None = None       # why its order cannot be read (extract)
+    order: dict                   # the mapped order (enrich)
+    original_type: str            # the document the order was booked as (enrich)
+    original_id: str
+    original_paid: bool = False
+    entity: str                   # RefundReceipt or CreditMemo (exists-check)
+    doc_number: str
+    hash: str                     # the credit's content hash
+    original: dict                # the booked document's lines and refs (exists-check)
 
 
 class RefundsProcess(Process):
@@ -141,8 +156,8 @@ class RefundsProcess(Process):
         mapped_orders: dict[str, Any] = {}
         for record in records:
             order_id = record.data["credit"]["order_id"]
-            if record.state.get("gone"):  # see _gone_records
-                self._end(result, record, "skipped", reason=record.state["gone"],
+            if RefundState(record).gone:  # see _gone_records
+                self._end(result, record, "skipped", reason=RefundState(record).gone,
                           details={"deleted_in_lightspeed": True})
                 continue
             try:
@@ -155,7 +170,7 @@ class RefundsProcess(Process):
                     if parsed.errors:
                         raise RecordError("; ".join(f"{e.field}: {e.message}" for e in parsed.errors))
                     mapped_orders[order_id] = jsonable(parsed.record)
-                record.state["order"] = mapped_orders[order_id]
+                RefundState(record).order = mapped_orders[order_id]
                 result.passed.append(record)
             except RecordError as exc:
                 self._fail(result, record, exc)
@@ -197,9 +212,10 @@ class RefundsProcess(Process):
                           reason=f"{order_xref.target_type} {order_xref.target_id} of order "
                                  f"{number} is voided; nothing left to refund")
                 continue
-            record.state.update(original_type=order_xref.target_type,
-                                original_id=order_xref.target_id,
-                                original_paid=order_xref.state == "paid")
+            state = RefundState(record)
+            state.original_type = order_xref.target_type
+            state.original_id = order_xref.target_id
+            state.original_paid = order_xref.state == "paid"
             pending.append(record)
         if pending:
             self._read_originals(pending, result)
@@ -225,19 +241,20 @@ class RefundsProcess(Process):
             except PayloadError as exc:
                 self._fail(result, record, RecordError(str(exc), field="number"))
                 continue
-            entity = refund_entity(self.settings.refunds.document, record.state["original_type"],
-                                   paid=record.state.get("original_paid", False))
-            record.state.update(entity=entity, doc_number=number, hash=content_hash(credit))
+            entity = refund_entity(self.settings.refunds.document, RefundState(record).original_type,
+                                   paid=RefundState(record).original_paid)
+            state = RefundState(record)
+            state.entity, state.doc_number, state.hash = entity, number, content_hash(credit)
             numbered.append(record)
         if not numbered:
             return
         queries: dict[str, str] = {}
-        for entity in sorted({r.state["original_type"] for r in numbered}):
+        for entity in sorted({RefundState(r).original_type for r in numbered}):
             queries.update(in_queries(f"original:{entity}:", entity, "Id", [
-                r.state["original_id"] for r in numbered if r.state["original_type"] == entity]))
-        for entity in sorted({r.state["entity"] for r in numbered}):
+                RefundState(r).original_id for r in numbered if RefundState(r).original_type == entity]))
+        for entity in sorted({RefundState(r).entity for r in numbered}):
             queries.update(in_queries(f"refund:{entity}:", entity, "DocNumber", [
-                r.state["doc_number"] for r in numbered if r.state["entity"] == entity]))
+                RefundState(r).doc_number for r in numbered if RefundState(r).entity == entity]))
         queries.update(ref_queries(self._helper_items()))
         rows = query_batch(self.run.quickbooks, queries)
         stage_refs(self.run, refs_from_rows(rows))
@@ -251,13 +268,13 @@ class RefundsProcess(Process):
                 elif kind == "refund":
                     existing[(entity, str(row.get("DocNumber")))] = row
         for record in numbered:
-            original = originals.get(f"{record.state['original_type']}:{record.state['original_id']}")
+            original = originals.get(f"{RefundState(record).original_type}:{RefundState(record).original_id}")
             if original is None:
                 self._original_gone(result, record)
                 continue
-            record.state["original"] = original.to_json()
-            entity = record.state["entity"]
-            row = existing.get((entity, record.state["doc_number"]))
+            RefundState(record).original = original.to_json()
+            entity = RefundState(record).entity
+            row = existing.get((entity, RefundState(record).doc_number))
             if row is None:
                 result.passed.append(record)
                 continue
@@ -267,17 +284,17 @@ class RefundsProcess(Process):
                 self._end(result, record, "conflict", target_type=entity,
                           target_id=str(row["Id"]),
                           reason=(f"{entity} {row['Id']} in QuickBooks has DocNumber "
-                                  f"{record.state['doc_number']} but {why_not}; not adopted"),
+                                  f"{RefundState(record).doc_number} but {why_not}; not adopted"),
                           details={"verification": True,
-                                   "doc_number": record.state["doc_number"],
+                                   "doc_number": RefundState(record).doc_number,
                                    "booked_total": str(cents(row.get("TotalAmt") or 0)),
                                    "credit_total": str(cents(credit))})
                 continue
             self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
-                                     entity, str(row["Id"]), record.state["hash"])
+                                     entity, str(row["Id"]), RefundState(record).hash)
             self._end(result, record, "skipped", target_type=entity, target_id=str(row["Id"]),
-                      content_hash=record.state["hash"],
-                      reason=f"already in QuickBooks ({entity} {record.state['doc_number']})")
+                      content_hash=RefundState(record).hash,
+                      reason=f"already in QuickBooks ({entity} {RefundState(record).doc_number})")
 
     def _helper_items(self) -> list[str]:
         s = self.settings
@@ -328,7 +345,7 @@ class RefundsProcess(Process):
         built = {}
         for record in records:
             credit = record.data["credit"]
-            original = Original.from_json(record.state["original"])
+            original = Original.from_json(RefundState(record).original)
             try:
                 if s.refunds.account and account is None:
                     raise RecordError(f"QuickBooks has no account named {s.refunds.account!r}",
@@ -350,7 +367,7 @@ class RefundsProcess(Process):
                 # The domain picks CreditMemo for an Invoice and RefundReceipt for a
                 # SalesReceipt; a tenant forcing the other kind is served by naming the
                 # matching original type, then the note is put right.
-                as_type = "Invoice" if record.state["entity"] == "CreditMemo" else "SalesReceipt"
+                as_type = "Invoice" if RefundState(record).entity == "CreditMemo" else "SalesReceipt"
                 doc = build_refund_document(
                     refund, {line.source_id: line.quantity for line in refund.lines}, order_refs,
                     self._options(refs, credit["sequence"]),
@@ -388,12 +405,12 @@ class RefundsProcess(Process):
             credit = Decimal(r.data["credit"]["total_incl"])
             ops.append(WriteOp(
                 key=r.source_id, operation="create", entity=doc.entity, payload=doc.payload,
-                request_key=(r.source_id, r.state["hash"]),
+                request_key=(r.source_id, RefundState(r).hash),
                 expected=replace(doc.expected, total=credit) if doc.expected is not None
                 else Expected(total=credit),
-                doc_number=r.state["doc_number"],
+                doc_number=RefundState(r).doc_number,
                 matches=lambda row, credit=credit: refund_mismatch(row, credit),
-                summary=f"create {doc.entity} {r.state['doc_number']} "
+                summary=f"create {doc.entity} {RefundState(r).doc_number} "
                         f"(total {doc.predicted.total_amt})"))
         outcomes = self._writer().write(ops, scope=SOURCE_TYPE, bid_prefix="r")
         by_key = {op.key: op for op in ops}
@@ -406,7 +423,7 @@ class RefundsProcess(Process):
                 self._booked(record, outcome, doc, result)
             elif outcome.status == ADOPTED:
                 self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id,
-                                         outcome.entity, outcome.target_id, record.state["hash"])
+                                         outcome.entity, outcome.target_id, RefundState(record).hash)
                 self._end(result, record, "skipped", target_type=outcome.entity,
                           target_id=outcome.target_id, reason=outcome.reason)
             elif outcome.status == REFUSED:
@@ -432,10 +449,10 @@ class RefundsProcess(Process):
 
         target_id = outcome.target_id
         self.run.store.save_xref(self.run.tenant_id, SOURCE_TYPE, record.source_id, doc.entity,
-                                 target_id, record.state["hash"])
+                                 target_id, RefundState(record).hash)
         credit = Decimal(record.data["credit"]["total_incl"])
-        original = record.state["original"]
-        details = {"doc_number": record.state["doc_number"],
+        original = RefundState(record).original
+        details = {"doc_number": RefundState(record).doc_number,
                    "original": f"{original['entity']} {original['id']}",
                    "credit_total": str(credit)}
         reason = f"refund of {original['entity']} {original['doc_number']}"
@@ -448,14 +465,14 @@ class RefundsProcess(Process):
             details.update(verification=True, booked_total=str(booked.total))
             reason = describe(f"refunded as {doc.entity} {target_id}", list(outcome.problems))
         self._end(result, record, action, target_type=doc.entity, target_id=target_id,
-                  content_hash=record.state["hash"], amount=booked.total, reason=reason,
+                  content_hash=RefundState(record).hash, amount=booked.total, reason=reason,
                   details=details)
 
     # -- helpers ---------------------------------------------------------------------------
     def _order(self, record: Record):
         from koppel.domain.records import MappedOrder
 
-        return MappedOrder.model_validate(record.state["order"])
+        return MappedOrder.model_validate(RefundState(record).order)
 
     @staticmethod
     def _end(result: StepResult, record: Record, action: str, **kw: Any) -> None:
@@ -470,7 +487,7 @@ class RefundsProcess(Process):
         QuickBooks: the refund is reported once as a per-record error naming it, then
         (its next retry) retired as ``skipped`` "deleted in QuickBooks" — never booked
         against nothing, never failing every run. History stays in the activity log."""
-        what = f"booked {record.state['original_type']} {record.state['original_id']}"
+        what = f"booked {RefundState(record).original_type} {RefundState(record).original_id}"
         details = {"deleted_in_quickbooks": True}
         store, tenant = self.run.store, self.run.tenant_id
         last = store.activity(tenant=tenant, flow=self.flow, source_id=record.source_id,

@@ -63,6 +63,71 @@ class Record:
                    source_type=raw.get("source_type", "order"), state=raw.get("state", {}))
 
 
+_MISSING = object()
+
+
+class RecordState:
+    """A flow's typed view of ``record.state``, the JSON a record carries between steps.
+
+    A subclass declares the keys its flow keeps, as annotated class attributes (a value
+    is the default for a key not set yet)::
+
+        class RefundState(RecordState):
+            entity: str
+            original_paid: bool = False
+
+        RefundState(record).entity = "RefundReceipt"
+
+    Attribute access reads and writes ``record.state`` itself (which stays a plain dict,
+    staged between tasks as JSON). A key the class does not declare cannot be read or
+    written through it, so a misspelt key is an ``AttributeError`` naming the flow's
+    keys, never a silent new key; reading a key no step has set yet names the key."""
+
+    __slots__ = ("_state",)
+    _fields: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, record: "Record | dict[str, Any]") -> None:
+        object.__setattr__(self, "_state", record if isinstance(record, dict) else record.state)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields = dict(getattr(cls, "_fields", {}))
+        for name in cls.__dict__.get("__annotations__", {}):
+            if name.startswith("_"):
+                continue
+            fields[name] = cls.__dict__.get(name, _MISSING)
+            setattr(cls, name, cls._field(name))
+        cls._fields = fields
+
+    @classmethod
+    def _field(cls, name: str) -> property:
+        def get(self: "RecordState") -> Any:
+            if name in self._state:
+                return self._state[name]
+            default = type(self)._fields[name]
+            if default is _MISSING:
+                raise AttributeError(f"{type(self).__name__}.{name} is not set yet (no step "
+                                     f"before this one stored it)")
+            return default
+
+        def set_(self: "RecordState", value: Any) -> None:
+            self._state[name] = value
+
+        return property(get, set_)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in type(self)._fields:
+            raise AttributeError(f"{type(self).__name__} has no key {name!r} (its keys: "
+                                 f"{', '.join(type(self)._fields)})")
+        super().__setattr__(name, value)
+
+    def has(self, name: str) -> bool:
+        """Whether a step has stored ``name``."""
+        if name not in type(self)._fields:
+            raise AttributeError(f"{type(self).__name__} has no key {name!r}")
+        return name in self._state
+
+
 @dataclass
 class StepResult:
     """What a step did with its chunk: records to pass on and records that ended here."""
