@@ -54,9 +54,29 @@ from decimal import Decimal
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-from koppel.flows.base import Process, Record, RecordError, StepResult, SystemicError, is_systemic
+from koppel.flows.base import (
+    Process,
+    Record,
+    RecordError,
+    RecordState,
+    StepResult,
+    SystemicError,
+    is_systemic,
+)
 
 log = logging.getLogger(__name__)
+
+
+class StockState(RecordState):
+    """What a stock record (a variant, or an item in the QuickBooks → shop direction)
+    carries between the steps."""
+
+    error: str | None = None       # a mapping error: the record fails at exists-check
+    unreadable: str | None = None  # why its variant cannot be read
+    skip: str | None = None        # why nothing is to be done for it
+    conflict: str | None = None    # e.g. several variants share its SKU
+    item: dict | None = None       # the QuickBooks item: id, SyncToken, quantity, tracked
+    change: dict                   # current, target, quantity difference, adjustment date
 
 #: Lightspeed order statuses whose orders may still hold unshipped rows (the values of
 #: the order ``status`` enum in Falkplan/lightspeedecom-api ``domain/Order.java``, which
@@ -177,7 +197,7 @@ class StockProcess(Process):
         wanted = self._wanted()
         variants = self._variants()
         records = [r for r in self._map_variants(variants)
-                   if r.state.get("error") or r.data.get("track_stock")]
+                   if StockState(r).error or r.data.get("track_stock")]
         # SKUs shared by stock-tracked variants, counted over the whole catalogue
         shared = Counter(r.data.get("sku") for r in records if r.data.get("sku"))
         if wanted is not None:
@@ -368,12 +388,12 @@ class StockProcess(Process):
             return result
         good = []
         for record in records:
-            if record.state.get("unreadable"):  # an open order (see _unreadable_orders)
-                result.end(record, "skipped", reason=record.state["unreadable"],
+            if StockState(record).unreadable:  # an open order (see _unreadable_orders)
+                result.end(record, "skipped", reason=StockState(record).unreadable,
                            details={"order_id": record.source_id, "reservations": "left out"})
                 continue
-            if record.state.get("error"):
-                result.fail(record, RecordError(record.state["error"]))
+            if StockState(record).error:
+                result.fail(record, RecordError(StockState(record).error))
             else:
                 good.append(record)
         if not good:
@@ -397,7 +417,7 @@ class StockProcess(Process):
                            reason=f"{len(found)} QuickBooks items (ids {ids}) track SKU "
                                   f"{record.data.get('sku')!r}; link one via the products flow")
             else:
-                record.state["item"] = _item_state(found[0])
+                StockState(record).item = _item_state(found[0])
                 tracked.append(record)
         self._compare(tracked, result)
         self._resolve_in_sync(good, result)
@@ -413,7 +433,7 @@ class StockProcess(Process):
         handled = {r.source_id for r in result.passed} | {e.source_id for e in result.ended}
         for record in records:
             if record.source_id in failed and record.source_id not in handled:
-                item = record.state.get("item") or {}
+                item = StockState(record).item or {}
                 result.end(record, "skipped", target_type="Item", target_id=item.get("id"),
                            reason="already in sync" if not item.get("untracked") else
                            "the QuickBooks item does not track quantity")
@@ -476,7 +496,7 @@ class StockProcess(Process):
 
         from koppel.domain.stock import StockCalculation, qbo_stock_changes, target_quantities
 
-        tracked = [r for r in records if not r.state["item"].get("untracked")]
+        tracked = [r for r in records if not StockState(r).item.get("untracked")]
         if not tracked:
             return
         settings = self.run.tenant.settings.stock
@@ -488,7 +508,7 @@ class StockProcess(Process):
             frame[name] = pd.to_numeric(frame[name], errors="coerce")
         reserved = pd.Series({r.source_id: float(r.data.get("reserved") or 0) for r in tracked},
                              dtype="float64")
-        on_hand = pd.Series({r.source_id: float(r.state["item"]["qty_on_hand"])
+        on_hand = pd.Series({r.source_id: float(StockState(r).item["qty_on_hand"])
                              for r in tracked}, dtype="float64")
         calculation = StockCalculation(kind=settings.calculation, formula=settings.formula,
                                        buffer=Decimal(settings.buffer))
@@ -502,14 +522,14 @@ class StockProcess(Process):
                 result.fail(by_id[vid], RecordError(
                     "the stock formula gives no number for this variant", field="stock_level"))
         items = pd.DataFrame([{"source_variant_id": r.source_id,
-                               "item_id": r.state["item"]["id"],
-                               "qty_on_hand": r.state["item"]["qty_on_hand"],
+                               "item_id": StockState(r).item["id"],
+                               "qty_on_hand": StockState(r).item["qty_on_hand"],
                                "track_qty_on_hand": True} for r in tracked])
         changes = qbo_stock_changes(targets, items)
         reserved_by_id = dict(zip(targets["source_variant_id"], targets["reserved"]))
         for row in changes.itertuples(index=False):
             record = by_id[row.source_variant_id]
-            record.state["change"] = {"current": float(row.current), "target": float(row.target),
+            StockState(record).change = {"current": float(row.current), "target": float(row.target),
                                       "qty_diff": float(row.qty_diff),
                                       "reserved": float(reserved_by_id.get(row.source_variant_id,
                                                                            0.0)),
@@ -530,7 +550,7 @@ class StockProcess(Process):
             return result
         if self.run.dry_run:
             for record in records:
-                change, item = record.state["change"], record.state["item"]
+                change, item = StockState(record).change, StockState(record).item
                 result.end(record, "skipped", target_type="Item", target_id=item["id"],
                            reason=f"dry run: would adjust QtyOnHand of Item {item['id']} from "
                                   f"{_qty(change['current'])} to {_qty(change['target'])}",
@@ -575,7 +595,7 @@ class StockProcess(Process):
         ops = [WriteOp(key=record.source_id, operation="create", entity="InventoryAdjustment",
                        bid=f"a{index}", payload=self._adjustment_payload([record]),
                        summary=f"create InventoryAdjustment of Item "
-                               f"{record.state['item']['id']}")
+                               f"{StockState(record).item['id']}")
                for index, record in enumerate(records)]
         outcomes = self._writer().write(
             ops, id_parts=("InventoryAdjustment:each", self.run.run_id, key))
@@ -597,20 +617,20 @@ class StockProcess(Process):
 
         ops = []
         for index, record in enumerate(records):
-            item = record.state["item"]
+            item = StockState(record).item
             ops.append(WriteOp(
                 key=record.source_id, operation="update", entity="Item", bid=f"q{index}",
                 target_id=item["id"],
                 payload=sparse_update(
                     {"Id": item["id"], "SyncToken": item["sync_token"]},
-                    {"QtyOnHand": money_json(_decimal(record.state["change"]["target"]))}),
+                    {"QtyOnHand": money_json(_decimal(StockState(record).change["target"]))}),
                 summary=f"set QtyOnHand of Item {item['id']}"))
         outcomes = self._writer().write(ops, id_parts=("Item:QtyOnHand", self.run.run_id, key))
         result = StepResult()
         for record in records:
             outcome = outcomes[record.source_id]
             if outcome.written:
-                self._end_updated(result, record, "QtyOnHand", record.state["item"]["id"])
+                self._end_updated(result, record, "QtyOnHand", StockState(record).item["id"])
             else:
                 result.fail(record, RecordError(_outcome_reason(outcome), field="QtyOnHand"))
         return result
@@ -621,9 +641,9 @@ class StockProcess(Process):
         later day sends the same request."""
         from koppel.domain.qbo_payloads import AdjustmentRow, inventory_adjustment_payload
 
-        rows = [AdjustmentRow(r.state["item"]["id"], _decimal(r.state["change"]["qty_diff"]))
+        rows = [AdjustmentRow(StockState(r).item["id"], _decimal(StockState(r).change["qty_diff"]))
                 for r in records]
-        dates = {r.state["change"].get("txn_date") for r in records}
+        dates = {StockState(r).change.get("txn_date") for r in records}
         fixed = next(iter(dates)) if len(dates) == 1 else None
         txn_date = date.fromisoformat(fixed) if fixed else self._today()
         return inventory_adjustment_payload(rows, adjust_account_id=self._adjust_account_id(),
@@ -634,13 +654,13 @@ class StockProcess(Process):
         a retry of the load task reads the same staged records, so it sends the same
         requests under the same ids and QuickBooks answers them from the first attempt
         (the adjustment it already made), never booking a quantity twice."""
-        lines = sorted((r.state["item"]["id"], r.state["change"]["current"],
-                        r.state["change"]["target"]) for r in records)
+        lines = sorted((StockState(r).item["id"], StockState(r).change["current"],
+                        StockState(r).change["target"]) for r in records)
         return hashlib.sha256(json.dumps(lines).encode()).hexdigest()[:24]
 
     def _end_updated(self, result: StepResult, record: Record, method: str,
                      document_id: Any) -> None:
-        change, item = record.state["change"], record.state["item"]
+        change, item = StockState(record).change, StockState(record).item
         details = {**_details(change), "method": method}
         if method == "InventoryAdjustment" and document_id is not None:
             details["adjustment_id"] = str(document_id)
@@ -693,10 +713,10 @@ class StockProcess(Process):
         if wanted is not None:
             items = [i for i in items if {str(i["Id"]), str(i.get("Sku") or "")} & wanted]
         variants = self._map_variants(self._variants())
-        shop = [r for r in variants if not r.state.get("error") and r.data.get("track_stock")]
+        shop = [r for r in variants if not StockState(r).error and r.data.get("track_stock")]
         untracked_skus = {r.data.get("sku") for r in variants
-                          if not r.state.get("error") and not r.data.get("track_stock")}
-        errors = {r.source_id: r.state["error"] for r in variants if r.state.get("error")}
+                          if not StockState(r).error and not r.data.get("track_stock")}
+        errors = {r.source_id: StockState(r).error for r in variants if StockState(r).error}
         xrefs = self.run.store.xrefs(self.run.tenant_id, "variant", [r.source_id for r in shop],
                                      target_type="Item")
         by_sku: dict[str, list[Record]] = {}
@@ -716,14 +736,14 @@ class StockProcess(Process):
             record = Record(source_id=item_id, source_type="item",
                             data={"sku": item.get("Sku"), "qty_on_hand": _number(item.get("QtyOnHand"))})
             if len(matched) > 1 and item_id not in linked:
-                record.state["conflict"] = (f"{len(matched)} Lightspeed variants share SKU "
+                StockState(record).conflict = (f"{len(matched)} Lightspeed variants share SKU "
                                             f"{item.get('Sku')!r}; link them via the products flow")
                 out.append(record)
                 continue
             if not matched and item.get("Sku") in untracked_skus:
                 continue  # the shop does not track this variant's stock: left alone
             if not matched:
-                record.state["skip"] = (f"no Lightspeed variant with SKU {item.get('Sku')!r}"
+                StockState(record).skip = (f"no Lightspeed variant with SKU {item.get('Sku')!r}"
                                         if item.get("Sku") else "the item has no SKU to match")
                 out.append(record)
                 continue
@@ -763,14 +783,14 @@ class StockProcess(Process):
         result = StepResult()
         hook = None if self.run.dry_run else self.run.lightspeed
         for record in records:
-            if record.state.get("error"):
-                result.fail(record, RecordError(record.state["error"]))
+            if StockState(record).error:
+                result.fail(record, RecordError(StockState(record).error))
                 continue
-            if record.state.get("skip"):
-                result.end(record, "skipped", reason=record.state["skip"])
+            if StockState(record).skip:
+                result.end(record, "skipped", reason=StockState(record).skip)
                 continue
-            if record.state.get("conflict"):
-                result.end(record, "conflict", reason=record.state["conflict"])
+            if StockState(record).conflict:
+                result.end(record, "conflict", reason=StockState(record).conflict)
                 continue
             vid, level = record.data["variant_id"], math.floor(record.data["stock_level"])
             current = record.data["current"]
