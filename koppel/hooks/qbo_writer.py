@@ -433,20 +433,11 @@ class QuickBooksWriter:
             wanted.setdefault(op.entity, []).append(str(op.name))
         statements = [(entity, sql) for entity, values in wanted.items()
                       for sql in _name_queries(entity, values)]
-        if len(statements) == 1:
-            (entity, sql), = statements
-            answers = {"n0": self.hook.query(sql)}
-        else:
-            results = self.hook.batch([BatchOp(bid=f"n{i}", query=sql)
-                                       for i, (_entity, sql) in enumerate(statements)])
-            answers = {}
-            for bid, result in results.items():
-                if result.fault is not None:
-                    raise result.fault  # a look-up that fails is not one record's fault
-                answers[bid] = result.value or {}
+        # look-ups as plain queries: the batch budget is the writes' (QuickBooksHook.query_many)
+        answers = self.hook.query_many({f"n{i}": sql for i, (_entity, sql) in enumerate(statements)})
         found: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for i, (entity, _sql) in enumerate(statements):
-            rows = (answers.get(f"n{i}") or {}).get(entity) or []
+            rows = answers.get(f"n{i}") or []
             for row in rows:
                 name = str(row.get(NAME_FIELDS.get(entity, "Name")) or "")
                 found.setdefault((entity, name.casefold()), []).append(row)

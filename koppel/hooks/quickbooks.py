@@ -461,6 +461,19 @@ class QuickBooksHook(BaseHook):
         """Run one query; returns the ``QueryResponse`` object."""
         return self.api("POST", "query", text=sql).get("QueryResponse", {})
 
+    def query_many(self, queries: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """Named look-ups, ``name -> rows``, each as a plain query.
+
+        Look-ups never go in batch requests: a realm allows 500 requests a minute but only
+        40 batch requests (https://developer.intuit.com/app/developer/qbo/docs/learn/limits-and-throttles),
+        so the batch budget is kept for writes, filled to 30 operations (the one writer,
+        :mod:`koppel.hooks.qbo_writer`)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name, sql in queries.items():
+            value = self.query(sql)
+            out[name] = list(next((v for v in value.values() if isinstance(v, list)), []))
+        return out
+
     def query_all(self, entity: str, where: str | None = None, *, order_by: str = "Id",
                   page_size: int = MAX_RESULTS, select: str = "*") -> Iterator[dict[str, Any]]:
         """Every row of a query, paged with STARTPOSITION/MAXRESULTS."""
@@ -487,12 +500,12 @@ class QuickBooksHook(BaseHook):
 
         Chunks ``IN (…)`` lists so each statement stays under ``chunk_size`` values and
         ``max_sql_chars``; each chunk is paged. Fields QBO filters with ``=`` only
-        (``PrimaryEmailAddr``) go as batches of ``=`` queries instead (30 per request)."""
+        (``PrimaryEmailAddr``) go as one plain ``=`` query per value instead."""
         unique = list(dict.fromkeys(v for v in values if v not in (None, "")))
         if not unique:
             return []
         if field_name in EQUALS_ONLY_FIELDS:
-            return self._query_equals_batched(entity, field_name, unique, extra_where, select)
+            return self._query_equals_each(entity, field_name, unique, extra_where, select)
         rows: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(unique, chunk_size, max_sql_chars):
             where = f"{field_name} IN ({', '.join(quote(v) for v in chunk)})"
@@ -502,20 +515,19 @@ class QuickBooksHook(BaseHook):
                 rows[str(row.get("Id"))] = row
         return list(rows.values())
 
-    def _query_equals_batched(self, entity: str, field_name: str, values: list[Any],
+    def _query_equals_each(self, entity: str, field_name: str, values: list[Any],
                               extra_where: str | None, select: str) -> list[dict[str, Any]]:
-        ops = []
+        """One ``=`` query per value, as plain queries (:meth:`query_many`)."""
+        queries = {}
         for index, value in enumerate(values):
             where = f"{field_name} = {quote(value)}"
             if extra_where:
                 where += f" AND {extra_where}"
-            ops.append(BatchOp(bid=f"q{index}", query=f"SELECT {select} FROM {entity} WHERE "
-                                                       f"{where} MAXRESULTS {MAX_RESULTS}"))
+            queries[f"q{index}"] = (f"SELECT {select} FROM {entity} WHERE {where} "
+                                    f"MAXRESULTS {MAX_RESULTS}")
         rows: dict[str, dict[str, Any]] = {}
-        for result in self.batch(ops).values():
-            if result.fault is not None:
-                raise result.fault
-            for row in (result.value or {}).get(entity, []):
+        for found in self.query_many(queries).values():
+            for row in found:
                 rows[str(row.get("Id"))] = row
         return list(rows.values())
 

@@ -41,6 +41,9 @@ class FakeHook:
         rows = [r for r in self.customers if r["DisplayName"] in names]
         return {"Customer": rows} if rows else {}
 
+    def query_many(self, queries):
+        return {name: next(iter(self.query(sql).values()), []) for name, sql in queries.items()}
+
     def query_in(self, entity, field_name, values, **_kw):
         self.queries.append(f"{entity}.{field_name} IN {sorted(values)}")
         return [self.current[v] for v in values if v in self.current]

@@ -38,6 +38,9 @@ class FakeHook:
                 and ("Type = 'Category'" not in sql or r.get("Type") == "Category")]
         return {"Item": rows} if rows else {}
 
+    def query_many(self, queries):
+        return {name: next(iter(self.query(sql).values()), []) for name, sql in queries.items()}
+
     def batch(self, ops, request_id=None):
         ops = list(ops)
         if all(op.query for op in ops):
