@@ -6,10 +6,13 @@ single variant. Steps:
 * **extract** reads the variants changed in the run window (see
   :mod:`koppel.flows.products_source`; a first run or ``full_resync`` reads the whole
   catalogue), the failed variants of earlier runs, and flags SKUs shared by several
-  variants of the read (reported as ``conflict``, never guessed).
+  variants of the read (reported as ``conflict``, never guessed); it reads the category
+  links of the variants it syncs and the category tree once, so each record carries its
+  category chain.
 * **enrich** adds the mapping context (product, shop, category path, attributes, images,
   VAT rate), maps the variant with the tenant's mapping and validates a ``MappedItem``.
-  Its content hash is the change detector.
+  Its content hash is the change detector. A product's images and attributes are read
+  once per chunk, and only when they can matter (see :mod:`products_source`).
 * **exists_check** skips variants whose hash matches their cross-reference (no
   QuickBooks call at all), then looks up the rest in one batch of queries (items by
   linked id, SKU and name; accounts; home currency): it links a variant to the one item
@@ -36,6 +39,7 @@ description (when different) and, by default, the EAN line.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -55,9 +59,11 @@ from koppel.flows.base import Process, Record, RecordError, StepResult, run_read
 from koppel.flows.products_source import (
     LOOKBACK,
     CategoryTree,
+    ProductContext,
     json_safe,
     plan_read,
     read_catalogue,
+    read_category_links,
     read_product_context,
     ref_id,
     enriched_variant,
@@ -185,9 +191,7 @@ class ProductsProcess(Process):
                 continue
             records.append(Record(
                 source_id=str(variant["id"]), source_type=self.source_type,
-                data={"variant": json_safe(variant), "product": json_safe(product),
-                      "category_links": [list(link) for link in
-                                         catalogue.category_links.get(pid, [])]}))
+                data={"variant": json_safe(variant), "product": json_safe(product)}))
         records.sort(key=lambda r: (int(r.data["product"]["id"]),
                                     int(r.data["variant"].get("sortOrder") or 0),
                                     int(r.source_id)))
@@ -195,9 +199,22 @@ class ProductsProcess(Process):
         if cap:
             records = records[:cap]
         self._flag_duplicates(records)
+        self._add_category_chains(records)
         records += [Record(source_id=str(vid), source_type=self.source_type, data={},
                            state={"gone": why}) for vid, why in sorted(catalogue.gone.items())]
         return records
+
+    def _add_category_chains(self, records: list[Record]) -> None:
+        """Each record's category chain (root → leaf of its product's deepest linked
+        category), from the links and the category tree read once per run. Variants
+        flagged as duplicate SKUs build no item, so their links are not read."""
+        hook = self.run.lightspeed
+        synced = [r for r in records if not r.state.get("duplicate_sku")]
+        links = read_category_links(hook, {int(r.data["product"]["id"]) for r in synced})
+        tree = CategoryTree.read(hook) if any(links.values()) else CategoryTree({})
+        for record in records:
+            found = links.get(int(record.data["product"]["id"]), [])
+            record.data["category_chain"] = [list(node) for node in tree.deepest(found)]
 
     def _open_sku_conflicts(self) -> list[str]:
         """Variants whose last outcome was a duplicate-SKU conflict: read again every run,
@@ -234,18 +251,18 @@ class ProductsProcess(Process):
     def enrich(self, records: list[Record]) -> StepResult:
         result = StepResult()
         hook = self.run.lightspeed
-        shop = json_safe(hook.get_shop().to_api())
-        tree = CategoryTree.read(hook) if any(r.data.get("category_links") for r in records) \
-            else CategoryTree({})
+        live = [r for r in records if not r.state.get("gone")]
+        shop = json_safe(hook.get_shop().to_api()) if live else {}
         contexts: dict[int, Any] = {}
         mapper = self.mapper()
+        attributes_used = self.attributes_used(mapper)
         for record in records:
             if record.state.get("gone"):  # deleted in Lightspeed: reported once, retired
                 result.end(record, "skipped", reason=record.state["gone"],
                            details={"deleted_in_lightspeed": True})
                 continue
             try:
-                self._enrich_one(record, shop, tree, contexts, mapper, hook)
+                self._enrich_one(record, shop, contexts, mapper, hook, attributes_used)
             except RecordError as exc:
                 result.fail(record, exc)
                 continue
@@ -265,14 +282,29 @@ class ProductsProcess(Process):
             result.passed.append(record)
         return result
 
-    def _enrich_one(self, record: Record, shop: dict, tree: CategoryTree, contexts: dict,
-                    mapper: Mapper, hook: Any) -> None:
+    def attributes_used(self, mapper: Mapper) -> bool:
+        """Whether a product's attributes can reach QuickBooks: ``attributes_target`` puts
+        them in a description, or a mapping rule other than the canonical ``attributes``
+        (which only feeds that target) reads ``_attributes``. Otherwise they are not read
+        (one Lightspeed call per typed product saved)."""
+        if self.product_settings.attributes_target != "none":
+            return True
+        return any("_attributes" in json.dumps(rule.model_dump(mode="json"), default=str)
+                   for target, rule in mapper.rules.items() if target != "attributes")
+
+    def _enrich_one(self, record: Record, shop: dict, contexts: dict, mapper: Mapper,
+                    hook: Any, attributes_used: bool) -> None:
         variant, product = record.data["variant"], record.data["product"]
         pid = int(product["id"])
-        if pid not in contexts:
-            contexts[pid] = read_product_context(hook, product)
-        chain = tree.deepest(tuple(link) for link in record.data.get("category_links") or [])
-        source = json_safe(enriched_variant(variant, product, shop, chain, contexts[pid]))
+        if record.state.get("duplicate_sku"):
+            context = ProductContext(images=[], attributes={})  # a conflict: no item built
+        else:
+            if pid not in contexts:
+                contexts[pid] = read_product_context(hook, product,
+                                                     attributes_used=attributes_used)
+            context = contexts[pid]
+        chain = [(int(cid), str(title)) for cid, title in record.data.get("category_chain") or []]
+        source = json_safe(enriched_variant(variant, product, shop, chain, context))
         mapped = mapper.map(source)
         if mapped.errors:
             raise RecordError("; ".join(f"{e.field}: {e.message}" for e in mapped.errors),

@@ -8,25 +8,34 @@ Reading costs API calls and Lightspeed allows only 300 per 5 minutes, so:
   flow's last activity (a first run, or ``full_resync``, reads the whole catalogue);
 * a product changed in the window brings all its variants, a variant changed in the
   window brings its product;
-* category links are read per product for a few products and as one list scan for many;
-* images are read only for products that have a main image and attributes only for
-  products that have a type (Lightspeed keeps attributes per product type).
+* a handful of records (category links of a few products, the products and variants
+  that failed earlier) is read one by one; more are read as a paged list scan whenever
+  the scan (its ``count`` call plus its pages of 250) costs fewer calls;
+* the category tree is read once per run (in extract), not once per chunk;
+* images are read only for products that have a main image, attributes only for
+  products that have a type (Lightspeed keeps attributes per product type) and only when
+  the tenant's mapping can carry them into QuickBooks (``settings.products
+  .attributes_target``, or a mapping rule reading ``_attributes``); variants that end
+  before their item is built (a duplicate SKU) cost no context reads at all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
 from koppel.hooks.paging import UpdatedWindow
+from koppel.limits import LIGHTSPEED
 
 log = logging.getLogger(__name__)
 
-#: Past this many products, category links are read as one list scan, not per product.
-PER_PRODUCT_LINK_LIMIT = 25
+#: Up to this many records are read one by one without asking for a count first: a
+#: list scan costs at least two calls (its count and one page).
+ONE_BY_ONE_LIMIT = 3
 #: A fallback window (last activity of the flow) starts this much earlier, so records
 #: changed while the previous run was reading are read again (hashes make that cheap).
 #: how far before the flow's last activity a manual run reads (the catalogue is read by
@@ -93,11 +102,11 @@ def _window(start: dt.datetime, end: dt.datetime) -> UpdatedWindow:
 
 @dataclass
 class Catalogue:
-    """Products and variants read for one run (raw API dicts by id)."""
+    """Products and variants read for one run (raw API dicts by id; the category links
+    are read afterwards, for the variants that are synced: :func:`read_category_links`)."""
 
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     variants: dict[int, dict[str, Any]] = field(default_factory=dict)
-    category_links: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     #: variant id → why it cannot be synced: it (or its product) answered 404/410, i.e.
     #: was deleted in Lightspeed after it was listed or after it failed in an earlier run
     gone: dict[int, str] = field(default_factory=dict)
@@ -111,7 +120,7 @@ def _raw(model: Any) -> dict[str, Any]:
 
 
 def read_catalogue(hook: Any, plan: ReadPlan, retry_ids: Iterable[str]) -> Catalogue:
-    """The variants (with their products and category links) this run syncs."""
+    """The variants (with their products) this run syncs."""
     cat = Catalogue()
     if plan.full:
         for product in hook.iter_products():
@@ -127,27 +136,28 @@ def read_catalogue(hook: Any, plan: ReadPlan, retry_ids: Iterable[str]) -> Catal
         cat.products.update(changed_products)
         for variant in hook.iter_variants(plan.window):
             cat.add_variant(_raw(variant))
-        for pid in sorted(changed_products):
-            for variant in hook.iter_variants(product=pid):
-                cat.add_variant(_raw(variant))
-    for raw_id in retry_ids:
-        try:
-            vid = int(raw_id)
-        except ValueError:
-            continue
-        if vid in cat.variants or plan.only:
-            continue
-        try:
-            cat.add_variant(_raw(hook.get_variant(vid)))
-        except Exception as exc:  # a failed variant deleted meanwhile: retired, not retried
-            if not is_gone(exc):
-                raise
-            log.info("products: variant %s failed earlier and no longer exists", vid)
-            cat.gone[vid] = f"variant {vid} was deleted in Lightspeed (retired: not retried)"
+        # a changed product brings all its variants: per product, or one scan for many
+        wanted = set(changed_products)
+        if scan_is_cheaper(hook, "variants", len(wanted)):
+            for variant in hook.iter_variants():
+                if ref_id(variant.product) in wanted:
+                    cat.add_variant(_raw(variant))
+        else:
+            for pid in sorted(wanted):
+                for variant in hook.iter_variants(product=pid):
+                    cat.add_variant(_raw(variant))
+    _read_retries(hook, cat, plan, retry_ids)
     missing = sorted({ref_id(v.get("product")) for v in cat.variants.values()}
                      - set(cat.products) - {None})
+    if scan_is_cheaper(hook, "products", len(missing)):
+        wanted = set(missing)
+        for product in hook.iter_products():
+            if int(product.id) in wanted:
+                cat.products[int(product.id)] = _raw(product)
     for pid in missing:
-        try:
+        if pid in cat.products:
+            continue
+        try:  # one by one; after a scan only a product it did not list (deleted: 404)
             cat.products[pid] = _raw(hook.get_product(pid))
         except Exception as exc:  # deleted between the variants' listing and this read
             if not is_gone(exc):
@@ -157,8 +167,47 @@ def read_catalogue(hook: Any, plan: ReadPlan, retry_ids: Iterable[str]) -> Catal
                     del cat.variants[vid]
                     cat.gone[vid] = (f"variant {vid}: its product {pid} was deleted in "
                                      "Lightspeed (retired: not synced)")
-    _read_links(hook, cat)
     return cat
+
+
+def _read_retries(hook: Any, cat: Catalogue, plan: ReadPlan, retry_ids: Iterable[str]) -> None:
+    """The variants that failed (or were in conflict) earlier and are not in this read:
+    one by one, or one scan of the variants when that costs fewer calls. A variant the
+    scan does not list is read alone, so a deleted one is told by its 404 as before."""
+    todo: dict[int, None] = {}  # ordered, each id once
+    for raw_id in retry_ids:
+        try:
+            vid = int(raw_id)
+        except ValueError:
+            continue
+        if vid in cat.variants or plan.only:
+            continue
+        todo[vid] = None
+    if scan_is_cheaper(hook, "variants", len(todo)):
+        wanted = set(todo)
+        for variant in hook.iter_variants():
+            if int(variant.id) in wanted:
+                cat.add_variant(_raw(variant))
+    for vid in todo:
+        if vid in cat.variants:
+            continue
+        try:
+            cat.add_variant(_raw(hook.get_variant(vid)))
+        except Exception as exc:  # a failed variant deleted meanwhile: retired, not retried
+            if not is_gone(exc):
+                raise
+            log.info("products: variant %s failed earlier and no longer exists", vid)
+            cat.gone[vid] = f"variant {vid} was deleted in Lightspeed (retired: not retried)"
+
+
+def scan_is_cheaper(hook: Any, resource: str, one_by_one: int, **filters: Any) -> bool:
+    """Whether reading ``resource`` as a paged list (its count call, then pages of 250)
+    costs fewer Lightspeed calls than ``one_by_one`` single reads. A few records are read
+    one by one without asking; otherwise the count call is spent either way."""
+    if one_by_one <= ONE_BY_ONE_LIMIT:
+        return False
+    pages = max(1, math.ceil(hook.count(resource, **filters) / LIGHTSPEED.page_limit))
+    return pages < one_by_one
 
 
 def is_gone(exc: BaseException) -> bool:
@@ -172,21 +221,24 @@ def _matches(variant: Mapping[str, Any], wanted: frozenset[str]) -> bool:
     return bool(keys & wanted)
 
 
-def _read_links(hook: Any, cat: Catalogue) -> None:
-    needed = sorted({ref_id(v.get("product")) for v in cat.variants.values()} - {None})
+def read_category_links(hook: Any, product_ids: Iterable[int]) -> dict[int, list[tuple[int, int]]]:
+    """``{product id: [(sort order, category id), …]}`` of ``product_ids``: per product
+    for a few, else one paged scan of ``categories/products`` (whichever costs fewer
+    calls)."""
+    needed = sorted({int(pid) for pid in product_ids if pid is not None})
     links: dict[int, list[tuple[int, int]]] = {pid: [] for pid in needed}
     if not needed:
-        return
-    if len(needed) <= PER_PRODUCT_LINK_LIMIT:
-        rows = (link for pid in needed for link in hook.iter_category_products(product=pid))
-    else:
+        return links
+    if scan_is_cheaper(hook, "categories_products", len(needed)):
         rows = hook.iter_category_products()
+    else:
+        rows = (link for pid in needed for link in hook.iter_category_products(product=pid))
     for link in rows:
         raw = _raw(link)
         pid, cid = ref_id(raw.get("product")), ref_id(raw.get("category"))
         if pid in links and cid is not None:
             links[pid].append((int(raw.get("sortOrder") or 0), cid))
-    cat.category_links = links
+    return links
 
 
 # --------------------------------------------------------------------------- enrich
@@ -266,14 +318,17 @@ class ProductContext:
     attributes: dict[str, str]
 
 
-def read_product_context(hook: Any, product: Mapping[str, Any]) -> ProductContext:
+def read_product_context(hook: Any, product: Mapping[str, Any], *,
+                         attributes_used: bool = True) -> ProductContext:
+    """A product's images (only when it has a main image) and attributes (only when it
+    has a type and ``attributes_used``: the mapping can carry them into QuickBooks)."""
     pid = int(product["id"])
     images: list[dict[str, Any]] = []
     if product.get("image"):
         images = sorted((_raw(i) for i in hook.iter_product_images(pid)),
                         key=lambda i: (int(i.get("sortOrder") or 0), int(i["id"])))
     attributes: dict[str, str] = {}
-    if product.get("type"):
+    if attributes_used and product.get("type"):
         attributes = attribute_pairs(hook.iter_product_attributes(pid))
     return ProductContext(images=images, attributes=attributes)
 

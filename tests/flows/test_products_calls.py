@@ -1,0 +1,126 @@
+"""What a products sync costs in API calls, counted by the sandboxes (issue 20).
+
+The expected counts are written out from the shop's size, per resource: pages of 250
+for the catalogue lists, one call per enrich chunk for the shop, one images read per
+product with a main image, one upload per image of each created item, a bounded number
+of QuickBooks look-ups and batches per chunk. A per-variant (or per-product) read that
+creeps back makes the counts differ.
+
+Image downloads (``/_cdn``) are not Lightspeed API calls: the shop's CDN is outside the
+API's rate limit (the sandbox's gate lets them through, as the live CDN does), so they
+are counted apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+ACCOUNTS = {"income": "Sales of Product Income", "expense": "Cost of Goods Sold",
+            "asset": "Inventory Asset"}
+PAGE = 250
+CHUNK = 100
+CDN = "GET /_cdn/"
+
+
+def _pages(n: int) -> int:
+    """Pages of a list scan: it stops at the first short page."""
+    return n // PAGE + 1
+
+
+def _one_by_one_or_scan(wanted: int, total: int) -> int:
+    """Calls to read ``wanted`` of ``total`` records: one by one for up to three, else a
+    count and a scan when the scan's pages are fewer than ``wanted``."""
+    if wanted <= 3:
+        return wanted
+    pages = max(1, math.ceil(total / PAGE))
+    return 1 + (_pages(total) if pages < wanted else wanted)
+
+
+def _listing(shop, resource: str, key: str) -> list[dict]:
+    out, page = [], 1
+    with shop.api() as api:
+        while True:
+            batch = api.get(f"{resource}.json", params={"page": page, "limit": PAGE}).json()[key]
+            out.extend(batch)
+            if len(batch) < PAGE:
+                return out
+            page += 1
+
+
+def _sku_of(variant: dict) -> str:
+    return (variant.get("sku") or variant.get("articleCode") or "").strip()
+
+
+def _calls(before: dict, after: dict) -> tuple[Counter, int]:
+    """API calls by route (the CDN left out) and the CDN downloads, between two stats."""
+    delta = Counter({k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)})
+    cdn = sum(n for k, n in delta.items() if k.startswith(CDN))
+    return Counter({k: n for k, n in delta.items() if not k.startswith(CDN)}), cdn
+
+
+@pytest.mark.e2e
+def test_products_sync_costs_a_fixed_number_of_calls_per_page_product_and_image(
+        shop_factory, make_tenant):
+    shop = shop_factory(orders=0, products=40, customers=1)
+    tenant = make_tenant(shop, settings={"products": {"inventory": True, "accounts": ACCOUNTS}})
+    products = {p["id"]: p for p in _listing(shop, "products", "products")}
+    variants = _listing(shop, "variants", "variants")
+    links = _listing(shop, "categories/products", "categoriesProducts")
+    categories = _listing(shop, "categories", "categories")
+    with shop.api() as api:
+        images = {pid: len(api.get(f"products/{pid}/images.json").json()["productImages"])
+                  for pid in products}
+    skus = Counter(_sku_of(v) for v in variants)
+    dups = [v for v in variants if skus[_sku_of(v)] > 1]
+    synced = [v for v in variants if skus[_sku_of(v)] == 1]
+    assert dups and synced, "the seed has a duplicate SKU and unique ones"
+    pid = lambda v: v["product"]["resource"]["id"]  # noqa: E731
+    synced_products = {pid(v) for v in synced}
+    n_variants = len(variants)
+
+    # -- first sync ---------------------------------------------------------------------
+    ls0, qb0 = shop.stats()["by_route"], tenant.qbo_stats()["by_route"]
+    first = tenant.run("products")
+    assert first.state == "success"
+    ls, cdn = _calls(ls0, shop.stats()["by_route"])
+    qb, _ = _calls(qb0, tenant.qbo_stats()["by_route"])
+    with_image = [p for p in synced_products if products[p].get("image")]
+    expected_ls = {
+        "GET /{lang}/products.json": _pages(len(products)),
+        "GET /{lang}/variants.json": _pages(n_variants),
+        "GET /{lang}/categories/products/count.json": 1,
+        "GET /{lang}/categories/products.json": _pages(len(links)),
+        "GET /{lang}/categories.json": _pages(len(categories)),
+        "GET /{lang}/shop.json": math.ceil(n_variants / CHUNK),
+        "GET /{lang}/products/{product_id:int}/images.json": len(with_image),
+    }
+    assert dict(ls) == {k: v for k, v in expected_ls.items() if v}
+    uploads = sum(images[pid(v)] for v in synced)
+    assert qb["POST /v3/company/{realm_id}/upload"] == uploads
+    assert cdn == sum(images[p] for p in with_image)  # each image downloaded once
+    chunks = math.ceil(n_variants / CHUNK)
+    # per chunk: the look-up batch, the categories' look-up and up to three levels of
+    # category writes, the adopt-meanwhile query, item batches of 30; plus the token
+    per_chunk = 1 + 1 + 3 + 1 + math.ceil(CHUNK / 30)
+    assert sum(qb.values()) - uploads <= chunks * per_chunk + 2
+
+    # -- unchanged re-sync: only what changed since the last run (nothing) --------------
+    ls0, qb0 = shop.stats()["by_route"], tenant.qbo_stats()["by_route"]
+    again = tenant.run("products")
+    assert again.state == "success"
+    ls, cdn = _calls(ls0, shop.stats()["by_route"])
+    qb, _ = _calls(qb0, tenant.qbo_stats()["by_route"])
+    assert not qb and not cdn
+    # the duplicate-SKU conflicts are read again every run (their repair is seen), with
+    # their products; they build no item, so no links, categories or images are read
+    dup_products = {pid(v) for v in dups}
+    expected = (2  # products and variants changed in the window (none)
+                + _one_by_one_or_scan(len(dups), n_variants)
+                + _one_by_one_or_scan(len(dup_products), len(products))
+                + 1)  # the shop, for the one chunk of conflicts
+    assert sum(ls.values()) == expected, dict(ls)
+    actions = Counter(a["action"] for a in tenant.activity("products", again.run_id))
+    assert actions == {"conflict": len(dups)}
