@@ -28,7 +28,7 @@ from koppel.domain.items import CATEGORY_FOLD_SEPARATOR, QBO_MAX_CATEGORY_DEPTH,
 from koppel.domain.names import stable_tag
 from koppel.domain.qbo_payloads import category_payload
 from koppel.hooks.qbo_writer import ADOPTED, REFUSED, QuickBooksWriter, WriteOp
-from koppel.hooks.quickbooks import MAX_RESULTS, BatchOp, quote
+from koppel.hooks.quickbooks import MAX_RESULTS, quote
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +41,11 @@ MAX_SOURCE_ID = 64
 
 
 def query_batch(hook: Any, queries: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Run named queries in batch requests; ``name -> rows`` (all of the entity's rows).
-
-    A query that returns a full page is completed with ``query_all`` (rare)."""
-    ops = [BatchOp(bid=name, query=sql) for name, sql in queries.items()]
-    if not ops:
+    """Run named look-ups; ``name -> rows`` (the hook's look-up policy,
+    :meth:`koppel.hooks.quickbooks.QuickBooksHook.query_many`)."""
+    if not queries:
         return {}
-    if len(ops) == 1:  # one query needs no batch envelope
-        (name, sql), = queries.items()
-        value = hook.query(sql)
-        return {name: list(next((v for v in value.values() if isinstance(v, list)), []))}
-    out: dict[str, list[dict[str, Any]]] = {}
-    for result in hook.batch(ops).values():
-        if result.fault is not None:
-            raise result.fault
-        value = result.value or {}
-        rows = next((v for k, v in value.items() if isinstance(v, list)), [])
-        out[result.bid] = list(rows)
-    return out
+    return hook.query_many(queries)
 
 
 def in_queries(prefix: str, entity: str, field_name: str, values: Iterable[Any],

@@ -433,7 +433,7 @@ class QuickBooksWriter:
             wanted.setdefault(op.entity, []).append(str(op.name))
         statements = [(entity, sql) for entity, values in wanted.items()
                       for sql in _name_queries(entity, values)]
-        # look-ups as plain queries: the batch budget is the writes' (QuickBooksHook.query_many)
+        # several names at once: the hook's look-up policy (QuickBooksHook.query_many)
         answers = self.hook.query_many({f"n{i}": sql for i, (_entity, sql) in enumerate(statements)})
         found: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for i, (entity, _sql) in enumerate(statements):

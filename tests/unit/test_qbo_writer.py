@@ -83,9 +83,13 @@ class FakeHook:
         return self._rows(sql)
 
     def query_many(self, queries):
-        """Named look-ups as plain queries (``QuickBooksHook.query_many``)."""
-        return {name: next((v for v in self.query(sql).values() if isinstance(v, list)), [])
-                for name, sql in queries.items()}
+        """Named look-ups as ``QuickBooksHook.query_many`` makes them: one plain query, or
+        a batch of queries."""
+        if len(queries) == 1:
+            (name, sql), = queries.items()
+            return {name: next(iter(self.query(sql).values()), [])}
+        self.query_batches.append(list(queries.values()))
+        return {name: next(iter(self._rows(sql).values()), []) for name, sql in queries.items()}
 
     def _rows(self, sql):
         import re
@@ -418,7 +422,7 @@ def test_a_duplicate_name_nobody_can_vouch_for_or_find_stands():
     assert outcome.status == FAILED and outcome.field is None
 
 
-def test_names_of_several_entities_are_looked_up_as_plain_queries():
+def test_names_of_several_entities_are_looked_up_in_one_batch_of_queries():
     fault = DuplicateName("Duplicate Name Exists Error", code=6240)
     hook = FakeHook(faults={"i0": fault, "p0": fault},
                     names={"Item": [{"Id": "8", "Name": "Verzending", "Type": "Service"}],
@@ -431,9 +435,8 @@ def test_names_of_several_entities_are_looked_up_as_plain_queries():
     outcomes = QuickBooksWriter(hook, tenant="acme").write(ops, id_parts=("helpers", "x"))
     assert {k: (o.status, o.target_id) for k, o in outcomes.items()} == {
         "item": (ADOPTED, "8"), "pm": (ADOPTED, "9")}
-    # plain queries (500/min), never a batch request (40/min, kept for writes)
-    assert hook.query_batches == []
-    (item_sql, pm_sql) = hook.queries
+    assert hook.queries == []  # not a query each: one batch request of both
+    ((item_sql, pm_sql),) = hook.query_batches
     assert item_sql.startswith("SELECT * FROM Item WHERE Name IN ('Verzending')")
     assert pm_sql.startswith("SELECT * FROM PaymentMethod WHERE Name IN ('iDEAL')")
     assert hook.batches[0][1] == request_id("acme", "helpers", "x")
