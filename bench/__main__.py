@@ -7,14 +7,21 @@ orders find their items), each in a subprocess of its own. Per flow and size: re
 wall time, records per second, API calls per record per side, 429s received, peak
 memory of the worker process, and the time the same calls take under the real limits.
 The per-record python-quickbooks baseline runs on a sample of each size's orders in a
-company of its own. Then the DAG-file parse for 1, 100, 500 and 1,000 tenants and the
-single-DAG build a worker does before a task at 500 tenants (``bench/parse_time.py``;
-``--parse-only`` runs just those). ``--quick`` is a small smoke run (the test suite runs it).
+company of its own, and a straightforward batch writer (look-ups per order, creates 30
+to a batch request — the Singer-target shape, ``bench/batch_writer.py``) on all of them
+in another; the three are printed side by side with ratios. After the first syncs, each
+flow runs again over a window in which nothing changed (the shape of a scheduled run
+with nothing to do: task instances that ran, wall time) and the orders flow re-syncs
+every order (its QuickBooks writes must be 0). Then the DAG-file parse for 1, 100, 500
+and 1,000 tenants and the single-DAG build a worker does before a task at 500 tenants
+(``bench/parse_time.py``; ``--parse-only`` runs just those). ``--quick`` is a small smoke
+run (the test suite runs it).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import sys
@@ -24,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import limits
+from bench.batches import quickbooks_writes, summarize
+from bench.compare import side_by_side
 from bench.harness import ROOT, BenchEnv, Sandboxes
 from bench.parse_time import measure_all as measure_parse_times
 from bench.report import render
@@ -32,9 +41,9 @@ FLOW_ORDER = ("products", "stock", "customers", "orders")
 DEFAULT_OUTPUT = ROOT / "bench" / "results.json"
 PARSE_ONLY_OUTPUT = ROOT / "bench" / "results-parse.json"
 FULL = {"sizes": "1000,5000,20000", "catalogue": 2000, "baseline_orders": 300,
-        "parse_tenants": "1,100,500,1000", "worker_tenants": "500"}
-QUICK = {"sizes": "10", "catalogue": 30, "baseline_orders": 10, "parse_tenants": "1,5",
-         "worker_tenants": "5"}
+        "batch_writer_orders": 0, "parse_tenants": "1,100,500,1000", "worker_tenants": "500"}
+QUICK = {"sizes": "10", "catalogue": 30, "baseline_orders": 10, "batch_writer_orders": 0,
+         "parse_tenants": "1,5", "worker_tenants": "5"}
 
 
 def _ints(value: str) -> list[int]:
@@ -49,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="variants in the shop (default 2000)")
     parser.add_argument("--baseline-orders", type=int, default=None,
                         help="orders per size the per-record baseline books (default 300)")
+    parser.add_argument("--batch-writer-orders", type=int, default=None,
+                        help="orders per size the batch writer books (default 0: all of "
+                             "them, as koppel does)")
+    parser.add_argument("--no-idle", action="store_true",
+                        help="skip the runs with nothing to do and the orders re-sync")
     parser.add_argument("--parse-tenants", default=None,
                         help="tenant counts for the DAG parse time (default 1,100,500,1000)")
     parser.add_argument("--worker-tenants", default=None,
@@ -103,25 +117,47 @@ def _with_projection(flow_json: dict[str, Any]) -> dict[str, Any]:
     return flow_json
 
 
+def measure_writer(sandboxes: Sandboxes, name: str, book, size: int,
+                   sample: int) -> dict[str, Any]:
+    """Run ``book(realm, limit)`` (a :class:`bench.baseline.BaselineResult`) in a new
+    company and measure it like a flow: calls per side, batch requests, wall time, and
+    the figures extrapolated to ``size`` orders where a sample was booked."""
+    realm = sandboxes.new_realm(name)
+    before = sandboxes.stats()
+    mark = sandboxes.batch_recorder.mark()
+    result = book(realm, min(size, sample) if sample > 0 else size)
+    after = sandboxes.stats()
+    batch_summary = summarize(sandboxes.batch_recorder.since(mark))
+    read = max(result.orders_read, 1)
+    calls = {side: after[side]["total"] - before[side]["total"] for side in before}
+    routes = {r: n - before["quickbooks"]["by_route"].get(r, 0)
+              for r, n in after["quickbooks"]["by_route"].items()
+              if n - before["quickbooks"]["by_route"].get(r, 0)}
+    batches = limits.batch_calls(routes)
+    per_order = {side: round(n / read, 4) for side, n in calls.items()}
+    seconds_per_order = round(result.wall_seconds / read, 5)
+    return {**result.to_json(), "api_calls": calls, "calls_per_order": per_order,
+            "quickbooks_calls_by_route": routes, "quickbooks_batch_calls": batches,
+            "quickbooks_batches": batch_summary,
+            "quickbooks_writes": quickbooks_writes(routes, batch_summary),
+            "throttled_429": {s: after[s]["throttled"] - before[s]["throttled"] for s in before},
+            "seconds_per_order": seconds_per_order,
+            "wall_seconds_full_size": round(seconds_per_order * size, 2),
+            "extrapolated": result.orders_read < size,
+            "real_limits_full_size": limits.project(
+                round(per_order["lightspeed"] * size), round(per_order["quickbooks"] * size),
+                round(batches / read * size)).to_json()}
+
+
 def run_baseline(sandboxes: Sandboxes, size: int, sample: int, orders_flow: dict | None,
                  tax_codes: dict[str, str]) -> dict[str, Any]:
     from bench.baseline import run_baseline as baseline
 
-    realm = sandboxes.new_realm(f"Baseline {size}")
-    before = sandboxes.stats()
-    result = baseline(sandboxes.ls_credentials(), realm, tax_codes, limit=min(size, sample))
-    after = sandboxes.stats()
-    read = max(result.orders_read, 1)
-    calls = {side: after[side]["total"] - before[side]["total"] for side in before}
-    batches = limits.batch_calls({r: n - before["quickbooks"]["by_route"].get(r, 0)
-                                  for r, n in after["quickbooks"]["by_route"].items()})
-    per_order = {side: round(n / read, 4) for side, n in calls.items()}
-    out = {**result.to_json(), "api_calls": calls, "calls_per_order": per_order,
-           "throttled_429": {s: after[s]["throttled"] - before[s]["throttled"] for s in before},
-           "seconds_per_order": round(result.wall_seconds / read, 5),
-           "real_limits_full_size": limits.project(
-               round(per_order["lightspeed"] * size), round(per_order["quickbooks"] * size),
-               round(batches / read * size)).to_json()}
+    out = measure_writer(sandboxes, f"Baseline {size}",
+                         lambda realm, limit: baseline(sandboxes.ls_credentials(), realm,
+                                                       tax_codes, limit=limit),
+                         size, sample)
+    per_order = out["calls_per_order"]
     if orders_flow and orders_flow["records"]:
         koppel = orders_flow["api_calls_per_record"]
         koppel_seconds = orders_flow["wall_seconds"] / orders_flow["records"]
@@ -131,6 +167,44 @@ def run_baseline(sandboxes: Sandboxes, size: int, sample: int, orders_flow: dict
             "quickbooks_calls": _ratio(koppel.get("quickbooks", 0), per_order["quickbooks"]),
             "lightspeed_calls": _ratio(koppel.get("lightspeed", 0), per_order["lightspeed"]),
             "wall_time": _ratio(koppel_seconds, out["seconds_per_order"])}
+    return out
+
+
+def run_batch_writer(sandboxes: Sandboxes, size: int, sample: int,
+                     tax_codes: dict[str, str]) -> dict[str, Any]:
+    from bench.batch_writer import run_batch_writer as writer
+
+    return measure_writer(sandboxes, f"Batch writer {size}",
+                          lambda realm, limit: writer(sandboxes.ls_credentials(), realm,
+                                                      tax_codes, limit=limit),
+                          size, sample)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def run_idle(env: BenchEnv, sandboxes: Sandboxes, tenant: str, flows: list[str],
+             since: dt.datetime) -> dict[str, Any]:
+    """Each flow again over a window that starts after the first syncs ended (nothing
+    changed in it: a scheduled run with nothing to do), then the orders flow over every
+    order again (a re-sync: everything is booked already)."""
+    idle = []
+    for flow in flows:
+        print(f"           idle: {flow} …", end=" ", flush=True)
+        result = env.run_flow(sandboxes, tenant, flow, conf={
+            "since": _iso(since), "until": _iso(dt.datetime.now(dt.timezone.utc))})
+        row = _with_projection(result.to_json())
+        idle.append(row)
+        print(f"{result.state}, {row['task_instances_ran']} tasks ran, "
+              f"{result.wall_seconds:.1f} s", flush=True)
+    out: dict[str, Any] = {"since": _iso(since), "flows": idle}
+    if "orders" in flows:
+        print("           re-sync: orders …", end=" ", flush=True)
+        result = env.run_flow(sandboxes, tenant, "orders", conf={"full_resync": True})
+        out["orders_resync"] = _with_projection(result.to_json())
+        print(f"{result.state}, {out['orders_resync']['quickbooks_writes']} QuickBooks "
+              f"writes, {result.wall_seconds:.1f} s", flush=True)
     return out
 
 
@@ -175,12 +249,26 @@ def run_flows(args: argparse.Namespace, env: BenchEnv, flows: list[str],
                 run["flows"].append(_with_projection(result.to_json()))
                 print(f"{result.state}, {result.records} records, "
                       f"{result.wall_seconds:.1f} s", flush=True)
+            synced = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
             orders_flow = next((f for f in run["flows"] if f["flow"] == "orders"), None)
             print(f"  {size:>6} orders: baseline …", end=" ", flush=True)
             run["baseline"] = run_baseline(sandboxes, size, args.baseline_orders,
                                            orders_flow, tax_codes)
             print(f"{run['baseline']['orders_read']} orders, "
                   f"{run['baseline']['wall_seconds']:.1f} s", flush=True)
+            print(f"  {size:>6} orders: batch writer …", end=" ", flush=True)
+            run["batch_writer"] = run_batch_writer(sandboxes, size, args.batch_writer_orders,
+                                                   tax_codes)
+            print(f"{run['batch_writer']['orders_read']} orders, "
+                  f"{run['batch_writer']['wall_seconds']:.1f} s", flush=True)
+            if orders_flow:
+                run["side_by_side"] = side_by_side(size, orders_flow, run["baseline"],
+                                                   run["batch_writer"])
+            if not args.no_idle:
+                # whole seconds (Lightspeed's resolution): the window must not be empty
+                time.sleep(max(0.0, (synced + dt.timedelta(seconds=1.1)
+                                     - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+                run["idle"] = run_idle(env, sandboxes, tenant, flows, synced)
             results["runs"].append(run)
 
 

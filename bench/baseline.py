@@ -76,6 +76,13 @@ def shop_orders(ls: dict[str, Any], limit: int | None) -> Iterator[tuple[dict, l
             page += 1
 
 
+def describe(exc: Exception) -> str:
+    """An exception's type and QuickBooks error code (never its message: that can quote
+    the data, e.g. an e-mail address)."""
+    code = getattr(exc, "error_code", None)
+    return f"{type(exc).__name__}{f' {code}' if code not in (None, '') else ''}"
+
+
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
@@ -113,13 +120,18 @@ class PerRecordSync:
         receipt.save(qb=self.qb)
         return "booked"
 
+    @staticmethod
+    def customer_name(order: dict[str, Any]) -> str:
+        """The display name the order's customer goes by in QuickBooks."""
+        return (order.get("companyName") or " ".join(
+            p for p in (order.get("firstname"), order.get("lastname")) if p)
+            or f"Shop customer {order['id']}")[:100].replace(":", "-")
+
     def _upsert_customer(self, order: dict[str, Any]):
         from quickbooks.objects.base import EmailAddress
         from quickbooks.objects.customer import Customer
 
-        name = (order.get("companyName") or " ".join(
-            p for p in (order.get("firstname"), order.get("lastname")) if p)
-            or f"Shop customer {order['id']}")[:100].replace(":", "-")
+        name = self.customer_name(order)
         found = Customer.query(
             f"SELECT * FROM Customer WHERE DisplayName = '{_quote(name)}'", qb=self.qb)
         customer = found[0] if found else Customer()
@@ -187,7 +199,7 @@ def run_baseline(ls_credentials: dict[str, Any], realm: dict[str, Any],
             outcome = sync.sync(order, rows)
         except Exception as exc:  # the baseline reports failures, it does not stop
             result.failed += 1
-            result.errors.append(f"order {order['id']}: {type(exc).__name__}")
+            result.errors.append(f"order {order['id']}: {describe(exc)}")
             continue
         if outcome == "booked":
             result.booked += 1

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bench.batches import BatchRecorder, quickbooks_writes, summarize
 from bench.runner import RESULT_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,10 @@ class FlowRunResult:
     throttled: dict[str, int]         # 429s received per side
     peak_rss_mb: float
     calls_by_route: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds_in_dag_test: float | None = None
+    task_states: dict[str, int] = field(default_factory=dict)
+    tasks_ran: list[str] = field(default_factory=list)
+    batches: dict[str, Any] = field(default_factory=dict)   # :func:`bench.batches.summarize`
 
     def to_json(self) -> dict[str, Any]:
         records = max(self.records, 1)
@@ -78,6 +83,12 @@ class FlowRunResult:
             "api_calls_per_record": {k: round(v / records, 4) for k, v in self.calls.items()},
             "throttled_429": self.throttled, "peak_rss_mb": self.peak_rss_mb,
             "calls_by_route": self.calls_by_route,
+            "seconds_in_dag_test": self.seconds_in_dag_test,
+            "task_states": self.task_states, "tasks_ran": self.tasks_ran,
+            "task_instances_ran": len(self.tasks_ran),
+            "quickbooks_batches": self.batches,
+            "quickbooks_writes": quickbooks_writes(self.calls_by_route.get("quickbooks", {}),
+                                                   self.batches),
         }
 
 
@@ -90,8 +101,9 @@ class Sandboxes:
 
         self.ls_app = lightspeed.create_app(seed=seed, orders=0, products=1, customers=1)
         self.qbo_app = quickbooks.create_app(seed=seed)
+        self.batch_recorder = BatchRecorder(self.qbo_app)
         self.ls = SandboxServer(self.ls_app)
-        self.qbo = SandboxServer(self.qbo_app)
+        self.qbo = SandboxServer(self.batch_recorder)
 
     def __enter__(self) -> "Sandboxes":
         self.ls.start()
@@ -215,6 +227,7 @@ class BenchEnv:
                  conf: dict[str, Any] | None = None, unpaced: bool = True) -> FlowRunResult:
         dag_id = f"{flow}__{tenant}"
         before = sandboxes.stats()
+        batch_mark = sandboxes.batch_recorder.mark()
         started = time.monotonic()
         log_file = self.log_dir / f"{dag_id}-{int(time.time() * 1000)}.log"
         cmd = [sys.executable, "-m", "bench.runner", dag_id, "--conf", json.dumps(conf or {})]
@@ -223,8 +236,10 @@ class BenchEnv:
         with open(log_file, "w") as out:
             proc = subprocess.run(cmd, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
                                   stderr=out, text=True, timeout=6 * 3600)
+            out.write(proc.stdout)  # dag.test() logs its tasks to stdout
         wall = time.monotonic() - started
         after = sandboxes.stats()
+        batches = summarize(sandboxes.batch_recorder.since(batch_mark))
         result = _parse_result(proc.stdout)
         if result is None:
             tail = log_file.read_text(errors="replace")[-2000:]
@@ -239,7 +254,10 @@ class BenchEnv:
             calls={side: d["total"] for side, d in deltas.items()},
             throttled={side: d["throttled"] for side, d in deltas.items()},
             peak_rss_mb=result["peak_rss_mb"],
-            calls_by_route={side: d["by_route"] for side, d in deltas.items()})
+            calls_by_route={side: d["by_route"] for side, d in deltas.items()},
+            seconds_in_dag_test=result.get("seconds_in_dag_test"),
+            task_states=result.get("task_states") or {}, tasks_ran=result.get("tasks_ran") or [],
+            batches=batches)
 
 
 def _parse_result(stdout: str) -> dict[str, Any] | None:

@@ -74,6 +74,10 @@ def render(results: dict[str, Any]) -> str:
                           "base LS/ord", "koppel LS/ord", "base s/ord", "koppel s/ord",
                           "time ratio"], base_rows))
 
+    out.extend(render_batches(results["runs"]))
+    out.extend(render_side_by_side(results["runs"]))
+    out.extend(render_idle(results["runs"]))
+
     lim_rows = []
     for run in results["runs"]:
         for flow in run["flows"]:
@@ -82,7 +86,14 @@ def render(results: dict[str, Any]) -> str:
                              lim["quickbooks_seconds"], lim["bound_by"], lim["human"]])
         if run.get("baseline"):
             lim = run["baseline"]["real_limits_full_size"]
-            lim_rows.append(["baseline (extrapolated)", run["size"], lim["lightspeed_seconds"],
+            marked = " (extrapolated)" if run["baseline"].get("extrapolated", True) else ""
+            lim_rows.append([f"baseline{marked}", run["size"], lim["lightspeed_seconds"],
+                             lim["quickbooks_seconds"], lim["bound_by"], lim["human"]])
+        if run.get("batch_writer"):
+            writer = run["batch_writer"]
+            lim = writer["real_limits_full_size"]
+            lim_rows.append(["batch writer" + (" (extrapolated)" if writer.get("extrapolated")
+                                               else ""), run["size"], lim["lightspeed_seconds"],
                              lim["quickbooks_seconds"], lim["bound_by"], lim["human"]])
     if lim_rows:
         out.append("")
@@ -104,6 +115,81 @@ def render(results: dict[str, Any]) -> str:
                 shown = " ".join(_fmt(v) for v in values)
                 out.append(f"  {flow:<10} {metric:<22} {sparkline(values)}  {shown}")
     return "\n".join(out)
+
+
+def render_batches(runs: list[dict[str, Any]]) -> list[str]:
+    """How the QuickBooks batch requests of each flow's first sync were filled (read from
+    the request bodies)."""
+    rows = []
+    for run in runs:
+        for flow in run["flows"]:
+            b = flow.get("quickbooks_batches") or {}
+            if not b.get("batch_requests"):
+                continue
+            rows.append([flow["flow"], run["size"], b["batch_requests"],
+                         b["operations_per_batch"], b["writes_per_write_batch"],
+                         b["batches_with_lookups"], b["lookup_only_batches"],
+                         b["mixed_batches"], b["write_only_batches"],
+                         flow.get("quickbooks_writes")])
+    if not rows:
+        return []
+    return ["", "QuickBooks batch requests of the first syncs (from the request bodies; "
+                "max 30 operations each)",
+            table(["flow", "orders", "batches", "ops/batch", "writes/write batch",
+                   "with look-ups", "look-ups only", "mixed", "writes only", "QBO writes"],
+                  rows)]
+
+
+def render_side_by_side(runs: list[dict[str, Any]]) -> list[str]:
+    """koppel, the per-record baseline and the batch writer on the same orders."""
+    out: list[str] = []
+    for run in runs:
+        compared = run.get("side_by_side")
+        if not compared:
+            continue
+        rows = [[w["writer"], w["orders"], w["quickbooks_calls_per_order"],
+                 w["lightspeed_calls_per_order"], w["batch_requests"],
+                 w["operations_per_batch"], w["batches_with_lookups"],
+                 f"{_fmt(w['wall_seconds_full_size'])}{'*' if w['extrapolated'] else ''}",
+                 w.get("quickbooks_limit_seconds"), w["real_limits_human"]]
+                for w in compared["writers"]]
+        out += ["", f"side by side, {compared['size']:,} orders (same orders and sandboxes; "
+                    "* = extrapolated from the orders read)",
+                table(["writer", "orders read", "QBO calls/ord", "LS calls/ord",
+                       "QBO batches", "ops/batch", "with look-ups",
+                       f"wall s for {compared['size']:,}", "QBO s under its limits",
+                       "under real limits"], rows)]
+        ratio_rows = [[f"koppel ÷ {other}", r["quickbooks_calls_per_order"],
+                       r["lightspeed_calls_per_order"], r["wall_seconds_full_size"],
+                       r.get("quickbooks_limit_seconds"), r["real_limits_seconds"]]
+                      for other, r in compared["koppel_ratio_to"].items()]
+        out.append(table(["ratio", "QBO calls", "LS calls", "wall time",
+                          "QBO under its limits", "under real limits"], ratio_rows))
+    return out
+
+
+def render_idle(runs: list[dict[str, Any]]) -> list[str]:
+    """The runs after the first syncs: nothing changed in their window; the orders
+    re-sync over every order."""
+    rows = []
+    for run in runs:
+        idle = run.get("idle") or {}
+        entries = [(f["flow"], "nothing changed", f) for f in idle.get("flows", [])]
+        if idle.get("orders_resync"):
+            entries.append(("orders", "re-sync all", idle["orders_resync"]))
+        for flow, kind, f in entries:
+            rows.append([flow, run["size"], kind, f["state"], f["records"],
+                         f.get("task_instances_ran"),
+                         " ".join(f"{k} {v}" for k, v in (f.get("task_states") or {}).items()),
+                         f["wall_seconds"], f.get("seconds_in_dag_test"),
+                         f["api_calls"].get("lightspeed", 0), f["api_calls"].get("quickbooks", 0),
+                         f.get("quickbooks_writes")])
+    if not rows:
+        return []
+    return ["", "runs after the first sync (wall s: the whole `airflow dags test` process; "
+                "dags-test s: inside dag.test())",
+            table(["flow", "orders", "run", "state", "records", "tasks ran", "task states",
+                   "wall s", "dags-test s", "LS calls", "QBO calls", "QBO writes"], rows)]
 
 
 def render_parse(results: dict[str, Any]) -> str:

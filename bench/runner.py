@@ -3,7 +3,9 @@
 The parent (:mod:`bench.harness`) sets the environment (Airflow home, ``AIRFLOW_CONN_*``,
 ``KOPPEL_MAPPINGS_DIR``, the state database). This process builds the one DAG, runs it
 with ``dag.test()`` (tasks run in this process) and prints one JSON line prefixed with
-``BENCH-RESULT`` : the run's state and id and this process's peak resident memory.
+``BENCH-RESULT`` : the run's state and id, its task instances by state (read from
+Airflow's metadata database after the run; "ran" counts those that executed, not the
+skipped ones) and this process's peak resident memory.
 
 ``--unpaced`` lifts koppel's *client-side* pacing (the hooks' per-second/minute
 limiters), because the sandboxes' limits are lifted for throughput runs as well; every
@@ -21,6 +23,41 @@ import time
 
 RESULT_PREFIX = "BENCH-RESULT "
 UNLIMITED = 1_000_000
+#: task-instance states of a task that executed (skipped, upstream_failed, removed and
+#: never-scheduled ones did not)
+RAN_STATES = frozenset({"success", "failed", "up_for_retry", "up_for_reschedule"})
+
+
+def tasks_ran(task_instances: list[dict]) -> list[str]:
+    """The task instances that executed, as ``task_id`` or ``task_id[map_index]``."""
+    return [ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
+            for ti in task_instances if ti["state"] in RAN_STATES]
+
+
+def states_count(task_instances: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ti in task_instances:
+        counts[ti["state"]] = counts.get(ti["state"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def task_instances(dag_id: str, run_id: str | None) -> list[dict]:
+    """The run's task instances from Airflow's metadata database (every map index)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    if not run_id:
+        return []
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            .order_by(TaskInstance.start_date, TaskInstance.task_id, TaskInstance.map_index)
+        ).all()
+    return [{"task_id": task_id, "map_index": map_index,
+             "state": str(getattr(state, "value", state) or "none")}
+            for task_id, map_index, state in rows]
 
 
 def lift_client_pacing() -> None:
@@ -59,9 +96,12 @@ def run(dag_id: str, conf: dict | None) -> dict:
         raise SystemExit(f"DAG {dag_id} was not generated")
     started = time.monotonic()
     dag_run = dags[dag_id].test(run_conf=conf or None)
+    seconds = round(time.monotonic() - started, 3)
+    run_id = getattr(dag_run, "run_id", None)
+    tis = task_instances(dag_id, run_id)
     return {"dag_id": dag_id, "state": str(getattr(dag_run, "state", "unknown")),
-            "run_id": getattr(dag_run, "run_id", None),
-            "seconds_in_dag_test": round(time.monotonic() - started, 3),
+            "run_id": run_id, "seconds_in_dag_test": seconds,
+            "task_states": states_count(tis), "tasks_ran": tasks_ran(tis),
             "peak_rss_mb": peak_rss_mb()}
 
 
