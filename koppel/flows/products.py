@@ -55,7 +55,7 @@ from koppel.domain.items import (
 )
 from koppel.domain.qbo_payloads import ItemAccounts, PayloadError
 from koppel.domain.records import MappedItem, parse_record
-from koppel.flows.base import Process, Record, RecordError, StepResult, run_read_window
+from koppel.flows.base import Process, Record, RecordError, RecordState, StepResult, run_read_window
 from koppel.flows.products_source import (
     LOOKBACK,
     CategoryTree,
@@ -84,6 +84,31 @@ from koppel.mapping.mapper import Mapper
 from koppel.store.state import ActivityEntry
 
 log = logging.getLogger(__name__)
+
+
+class ItemState(RecordState):
+    """What a variant carries between the products flow's steps."""
+
+    gone: str | None = None              # why it cannot be read: deleted in Lightspeed
+    duplicate_sku: list | None = None    # other variants with its SKU (extract)
+    ended: list | tuple | None = None    # (action, reason) it ends with at the next step
+    ended_details: dict | None = None    # details of that ending
+    item: dict | None = None             # the desired QuickBooks item (enrich)
+    hash: str | None = None              # its content hash
+    category_ids: list | None = None     # its category chain's ids
+    linked_id: str | None = None         # the item its cross-reference names
+    xref_state: str | None = None
+    xref_hash: str | None = None
+    plan: list | None = None             # the category nodes to make (exists-check)
+    folded: list | None = None           # whether the category path was folded, and from
+    accounts: dict | None = None         # income/expense/asset account ids
+    mode: str | None = None              # create or update
+    existing: dict | None = None         # the QuickBooks item it updates
+    name: str | None = None              # the name it is created under
+    target_id: str | None = None         # the item written
+    adopted: bool | str | None = None    # True: an earlier attempt's; "meanwhile": another's
+    changed_fields: list | tuple = ()    # the fields an update changes
+    images: dict | None = None           # images uploaded and kept
 
 #: Marks duplicate-SKU conflicts in the activity log (they are re-read every run).
 DUPLICATE_SKU_MARK = "duplicate SKU"
@@ -209,7 +234,7 @@ class ProductsProcess(Process):
         category), from the links and the category tree read once per run. Variants
         flagged as duplicate SKUs build no item, so their links are not read."""
         hook = self.run.lightspeed
-        synced = [r for r in records if not r.state.get("duplicate_sku")]
+        synced = [r for r in records if not ItemState(r).duplicate_sku]
         links = read_category_links(hook, {int(r.data["product"]["id"]) for r in synced})
         tree = CategoryTree.read(hook) if any(links.values()) else CategoryTree({})
         for record in records:
@@ -244,21 +269,21 @@ class ProductsProcess(Process):
         by_variant = {vid: ids for ids in shared.values() for vid in ids}
         for record in records:
             if record.source_id in by_variant:
-                record.state["duplicate_sku"] = list(by_variant[record.source_id])
+                ItemState(record).duplicate_sku = list(by_variant[record.source_id])
 
     # ------------------------------------------------------------------ enrich
 
     def enrich(self, records: list[Record]) -> StepResult:
         result = StepResult()
         hook = self.run.lightspeed
-        live = [r for r in records if not r.state.get("gone")]
+        live = [r for r in records if not ItemState(r).gone]
         shop = json_safe(hook.get_shop().to_api()) if live else {}
         contexts: dict[int, Any] = {}
         mapper = self.mapper()
         attributes_used = self.attributes_used(mapper)
         for record in records:
-            if record.state.get("gone"):  # deleted in Lightspeed: reported once, retired
-                result.end(record, "skipped", reason=record.state["gone"],
+            if ItemState(record).gone:  # deleted in Lightspeed: reported once, retired
+                result.end(record, "skipped", reason=ItemState(record).gone,
                            details={"deleted_in_lightspeed": True})
                 continue
             try:
@@ -275,8 +300,8 @@ class ProductsProcess(Process):
                     "while it was read (retired: not synced)"),
                     details={"deleted_in_lightspeed": True})
                 continue
-            if record.state.get("ended"):
-                action, reason = record.state.pop("ended")
+            if ItemState(record).ended:
+                action, reason = ItemState(record).take("ended")
                 result.end(record, action, reason=reason, target_type=self.target_type)
                 continue
             result.passed.append(record)
@@ -296,7 +321,7 @@ class ProductsProcess(Process):
                     hook: Any, attributes_used: bool) -> None:
         variant, product = record.data["variant"], record.data["product"]
         pid = int(product["id"])
-        if record.state.get("duplicate_sku"):
+        if ItemState(record).duplicate_sku:
             context = ProductContext(images=[], attributes={})  # a conflict: no item built
         else:
             if pid not in contexts:
@@ -314,18 +339,18 @@ class ProductsProcess(Process):
             raise RecordError("; ".join(f"{e.field}: {e.message}" for e in parsed.errors))
         item = parsed.record
         if not item.sku:
-            record.state["ended"] = ("skipped", "sku: the variant has no SKU (nor article "
+            ItemState(record).ended = ("skipped", "sku: the variant has no SKU (nor article "
                                                 "code): not synced")
-        elif record.state.get("duplicate_sku"):
-            others = [v for v in record.state["duplicate_sku"] if v != record.source_id]
-            record.state["ended"] = ("conflict", f"sku: {DUPLICATE_SKU_MARK} in Lightspeed, shared "
+        elif ItemState(record).duplicate_sku:
+            others = [v for v in ItemState(record).duplicate_sku if v != record.source_id]
+            ItemState(record).ended = ("conflict", f"sku: {DUPLICATE_SKU_MARK} in Lightspeed, shared "
                                                  f"with variant(s) {', '.join(others)}: not "
                                                  "synced (make the SKUs unique)")
         titles = [title for _, title in chain if title]
-        record.state["category_ids"] = [cid for cid, title in chain if title] \
+        ItemState(record).category_ids = [cid for cid, title in chain if title] \
             if list(item.category_path) == titles else None
-        record.state["item"] = item.model_dump(mode="json")
-        record.state["hash"] = item_content_hash(item)
+        ItemState(record).item = item.model_dump(mode="json")
+        ItemState(record).hash = item_content_hash(item)
         record.data = {"sku": item.sku}
 
     # ------------------------------------------------------------------ exists check
@@ -340,19 +365,19 @@ class ProductsProcess(Process):
         for record in records:
             xref = xrefs.get(record.source_id)
             if xref is not None and xref.state == "active" and not full \
-                    and xref.content_hash == record.state["hash"]:
+                    and xref.content_hash == ItemState(record).hash:
                 result.end(record, "skipped", target_type=self.target_type,
                            target_id=xref.target_id, content_hash=xref.content_hash,
                            reason="unchanged since the last sync")
                 continue
             if xref is not None:
-                record.state["linked_id"] = xref.target_id
-                record.state["xref_state"] = xref.state
-                record.state["xref_hash"] = xref.content_hash
+                ItemState(record).linked_id = xref.target_id
+                ItemState(record).xref_state = xref.state
+                ItemState(record).xref_hash = xref.content_hash
             todo.append(record)
         if not todo:
             return result
-        items = {r.source_id: MappedItem.model_validate(r.state["item"]) for r in todo}
+        items = {r.source_id: MappedItem.model_validate(ItemState(r).item) for r in todo}
         plans = {r.source_id: self._category_plan(r, items[r.source_id]) for r in todo}
         names: set[str] = set()
         for record in todo:
@@ -361,7 +386,7 @@ class ProductsProcess(Process):
         accounts = self.product_settings.accounts
         account_names = [n for n in (accounts.income, accounts.expense, accounts.asset) if n]
         hook = self.run.quickbooks
-        target = load_target_state(hook, item_ids=[r.state.get("linked_id") for r in todo],
+        target = load_target_state(hook, item_ids=[ItemState(r).linked_id for r in todo],
                                    skus=[items[r.source_id].sku for r in todo], names=names,
                                    account_names=account_names)
         linked_elsewhere = store.xrefs_by_target(
@@ -379,10 +404,10 @@ class ProductsProcess(Process):
             except RecordError as exc:
                 result.fail(record, exc)
                 continue
-            if record.state.get("ended"):
-                action, reason = record.state.pop("ended")
+            if ItemState(record).ended:
+                action, reason = ItemState(record).take("ended")
                 result.end(record, action, reason=reason, target_type=self.target_type,
-                           details=record.state.pop("ended_details", {}))
+                           details=ItemState(record).take("ended_details") or {})
                 continue
             result.passed.append(record)
         return result
@@ -390,7 +415,7 @@ class ProductsProcess(Process):
     def _category_plan(self, record: Record, item: MappedItem) -> CategoryPlan:
         if not self.product_settings.sync_categories:
             return CategoryPlan((), False, 0)
-        return plan_categories(list(item.category_path), record.state.get("category_ids"))
+        return plan_categories(list(item.category_path), ItemState(record).category_ids)
 
     def _match(self, record: Record, item: MappedItem, plan: CategoryPlan, target: Any,
                linked_elsewhere: dict, index: NameIndex, account_ids: dict) -> None:
@@ -399,7 +424,7 @@ class ProductsProcess(Process):
                 and item.currency.upper() != target.home_currency:
             raise RecordError(f"the shop currency {item.currency} differs from the QuickBooks "
                               f"home currency {target.home_currency}", field="currency")
-        linked = record.state.get("linked_id")
+        linked = ItemState(record).linked_id
         existing = target.by_id.get(linked or "")
         if linked and existing is None:
             self._linked_item_gone(record, linked)
@@ -408,23 +433,23 @@ class ProductsProcess(Process):
             candidates = target.by_sku.get(item.sku.strip().casefold(), [])
             if len(candidates) > 1:
                 ids = ", ".join(sorted(str(c["Id"]) for c in candidates))
-                record.state["ended"] = ("conflict", f"sku: {len(candidates)} QuickBooks items "
+                ItemState(record).ended = ("conflict", f"sku: {len(candidates)} QuickBooks items "
                                          f"carry this SKU (ids {ids}): not guessing which one")
                 return
             if candidates:
                 other = linked_elsewhere.get(str(candidates[0]["Id"]))
                 if other is not None and other[1] != record.source_id:
-                    record.state["ended"] = ("conflict", f"sku: {DUPLICATE_SKU_MARK}: QuickBooks item "
+                    ItemState(record).ended = ("conflict", f"sku: {DUPLICATE_SKU_MARK}: QuickBooks item "
                                              f"{candidates[0]['Id']} with this SKU is linked to "
                                              f"variant {other[1]}")
                     return
                 existing = candidates[0]
-        record.state["plan"] = [[n.key, n.name, n.parent, n.level] for n in plan.nodes]
-        record.state["folded"] = [plan.folded, plan.original_depth]
-        record.state["accounts"] = account_ids
+        ItemState(record).plan = [[n.key, n.name, n.parent, n.level] for n in plan.nodes]
+        ItemState(record).folded = [plan.folded, plan.original_depth]
+        ItemState(record).accounts = account_ids
         if existing is not None:
-            record.state["mode"] = "update"
-            record.state["existing"] = json_safe(existing)
+            ItemState(record).mode = "update"
+            ItemState(record).existing = json_safe(existing)
             return
         if not account_ids.get("income"):
             raise RecordError(f"income account '{self.product_settings.accounts.income}' is not "
@@ -433,30 +458,30 @@ class ProductsProcess(Process):
         prefix = plan.full_name
         name = resolve_item_name(item, index.taken_under(prefix, None))
         index.claim(prefix, name)
-        record.state["mode"] = "create"
-        record.state["name"] = name
+        ItemState(record).mode = "create"
+        ItemState(record).name = name
 
     def _linked_item_gone(self, record: Record, item_id: str) -> None:
         """The item this variant is linked to no longer answers a query: deleted or made
         inactive by hand in QuickBooks. Never re-created silently: reported once as a
         per-record error, then retired "deleted in QuickBooks" (cross-reference and history
         kept; reactivating the item in QuickBooks links the variant again)."""
-        sku = record.state["item"].get("sku")
+        sku = ItemState(record).item.get("sku")
         details = {"deleted_in_quickbooks": True, "sku": sku, "item_id": item_id}
-        if record.state.get("xref_state") == DELETED_IN_QUICKBOOKS:
-            record.state["ended"] = ("skipped", f"QuickBooks item {item_id} (SKU {sku}) was "
+        if ItemState(record).xref_state == DELETED_IN_QUICKBOOKS:
+            ItemState(record).ended = ("skipped", f"QuickBooks item {item_id} (SKU {sku}) was "
                                      "deleted or made inactive in QuickBooks (retired: not "
                                      "re-created; reactivate it to sync this variant again)")
-            record.state["ended_details"] = details
+            ItemState(record).ended_details = details
             return
         self.run.store.save_xref(self.tenant_id, self.source_type, record.source_id,
-                                 self.target_type, item_id, record.state.get("xref_hash"),
+                                 self.target_type, item_id, ItemState(record).xref_hash,
                                  state=DELETED_IN_QUICKBOOKS)
-        record.state["ended"] = ("failed", f"item_id: QuickBooks item {item_id} linked to "
+        ItemState(record).ended = ("failed", f"item_id: QuickBooks item {item_id} linked to "
                                  f"variant {record.source_id} (SKU {sku}) was deleted or made "
                                  "inactive in QuickBooks; it is not re-created (reactivate it, "
                                  "or the variant is retired on the next run)")
-        record.state["ended_details"] = details
+        ItemState(record).ended_details = details
 
     # ------------------------------------------------------------------ load
 
@@ -466,7 +491,7 @@ class ProductsProcess(Process):
         plans = {r.source_id: _plan_from_state(r) for r in records}
         policy = self.item_policy()
         needs_category = [plans[r.source_id] for r in records
-                          if r.state["mode"] == "create" or policy.update_policy.get("ParentRef") == "always"]
+                          if ItemState(r).mode == "create" or policy.update_policy.get("ParentRef") == "always"]
         categories = sync_categories(run.quickbooks if needs_category and not run.dry_run else None,
                                      store, tenant, run.run_key, needs_category, dry_run=run.dry_run)
         self._log_categories(categories)
@@ -478,11 +503,11 @@ class ProductsProcess(Process):
             except RecordError as exc:
                 result.fail(record, exc)
                 continue
-            if record.state.get("ended"):
-                action, reason = record.state.pop("ended")
+            if ItemState(record).ended:
+                action, reason = ItemState(record).take("ended")
                 result.end(record, action, reason=reason, target_type=self.target_type,
-                           target_id=record.state.get("target_id"),
-                           content_hash=record.state["hash"], details=self._details(record))
+                           target_id=ItemState(record).target_id,
+                           content_hash=ItemState(record).hash, details=self._details(record))
                 continue
             if op is None:  # no item field to change: images may still be missing
                 pending[record.source_id] = (record, {})
@@ -523,16 +548,16 @@ class ProductsProcess(Process):
             if op is None or op.key in answered:
                 continue
             record, _meta = pending[op.key]
-            record.state["adopted"] = "meanwhile"
+            ItemState(record).adopted = "meanwhile"
             answered[op.key] = dict(row)
         return answered
 
     def _operation(self, record: Record, plan: CategoryPlan, categories: Any,
                    policy: ItemPolicy, number: int) -> WriteOp | None:
-        item = MappedItem.model_validate(record.state["item"])
+        item = MappedItem.model_validate(ItemState(record).item)
         leaf = plan.leaf
         category_id = None
-        wants_category = record.state["mode"] == "create" or \
+        wants_category = ItemState(record).mode == "create" or \
             policy.update_policy.get("ParentRef") == "always"
         if leaf is not None and wants_category:
             if leaf.key in categories.errors:
@@ -541,17 +566,17 @@ class ProductsProcess(Process):
             if category_id is None and not self.run.dry_run:
                 raise RecordError(f"category '{plan.full_name}' is not in QuickBooks",
                                   field="category_path")
-        accounts = record.state["accounts"]
+        accounts = ItemState(record).accounts
         item_accounts = ItemAccounts(accounts.get("income") or "", accounts.get("expense"),
                                      accounts.get("asset"))
         try:
-            if record.state["mode"] == "create":
+            if ItemState(record).mode == "create":
                 payload = desired_item(item.model_copy(update={"description": combined_description(item)}),
-                                       name=record.state["name"], policy=policy,
+                                       name=ItemState(record).name, policy=policy,
                                        accounts=item_accounts, category_id=category_id,
                                        inventory_start_date=self._today())
                 if self.run.dry_run:
-                    record.state["ended"] = ("skipped", f"dry run: would create Item "
+                    ItemState(record).ended = ("skipped", f"dry run: would create Item "
                                              f"'{payload['Name']}' ({payload['Type']}, SKU "
                                              f"{item.sku}{', under ' + plan.full_name if leaf else ''})")
                     log.info("products %s dry run: create Item for variant %s: fields %s",
@@ -561,8 +586,8 @@ class ProductsProcess(Process):
                 return WriteOp(key=record.source_id, operation="create", entity="Item",
                                payload=payload, bid=f"c{number}", name=str(payload["Name"]),
                                matches=lambda row: _same_sku(row, sku))
-            existing = record.state["existing"]
-            record.state["target_id"] = str(existing["Id"])
+            existing = ItemState(record).existing
+            ItemState(record).target_id = str(existing["Id"])
             update_item = item.model_copy(update={"description": combined_description(item)})
             desired = desired_item(update_item, name=str(existing.get("Name") or ""), policy=policy,
                                    accounts=item_accounts,
@@ -575,13 +600,13 @@ class ProductsProcess(Process):
         changes = item_changes(existing, desired, policy.update_policy)
         if self.run.dry_run:
             fields = sorted(k for k in (changes or {}) if k not in ("Id", "SyncToken", "sparse"))
-            record.state["ended"] = ("skipped", f"dry run: would update Item {existing['Id']}: "
+            ItemState(record).ended = ("skipped", f"dry run: would update Item {existing['Id']}: "
                                      f"{', '.join(fields)}" if fields else
                                      "dry run: no update field differs")
             return None
         if changes is None:
             return None
-        record.state["changed_fields"] = sorted(k for k in changes
+        ItemState(record).changed_fields = sorted(k for k in changes
                                                 if k not in ("Id", "SyncToken", "sparse"))
         return WriteOp(key=record.source_id, operation="update", entity="Item", payload=changes,
                        target_id=str(existing["Id"]), bid=f"u{number}")
@@ -596,19 +621,19 @@ class ProductsProcess(Process):
         if answer.written:
             return answer.value or {}
         if answer.status == ADOPTED:
-            record.state["adopted"] = True
+            ItemState(record).adopted = True
             return answer.value  # created by an earlier attempt whose answer was lost
         fault = answer.fault
-        if record.state["mode"] == "create" and answer.field == "name":
+        if ItemState(record).mode == "create" and answer.field == "name":
             why = f"{fault.message}" if answer.status != REFUSED else \
                 f"{fault.message}: {answer.reason}"
-            raise RecordError(f"QuickBooks refused the name '{record.state['name']}' "
+            raise RecordError(f"QuickBooks refused the name '{ItemState(record).name}' "
                               f"(taken meanwhile): {why}", field="Name")
-        if record.state["mode"] == "update" and (answer.status == GONE
+        if ItemState(record).mode == "update" and (answer.status == GONE
                                                  or str(answer.code or "") == "610"):
-            item_id = str(record.state["existing"]["Id"])  # gone between look-up and write
+            item_id = str(ItemState(record).existing["Id"])  # gone between look-up and write
             self.run.store.save_xref(self.tenant_id, self.source_type, record.source_id,
-                                     self.target_type, item_id, record.state.get("xref_hash"),
+                                     self.target_type, item_id, ItemState(record).xref_hash,
                                      state=DELETED_IN_QUICKBOOKS)
             raise RecordError(f"QuickBooks item {item_id} linked to variant "
                               f"{record.source_id} was deleted or made inactive in QuickBooks "
@@ -622,51 +647,51 @@ class ProductsProcess(Process):
     def _finish(self, record: Record, written: dict | None, image_cache: dict,
                 result: StepResult) -> None:
         store, tenant = self.run.store, self.tenant_id
-        mode = record.state["mode"]
-        item_id = str(written["Id"]) if written else record.state.get("target_id")
-        record.state["target_id"] = item_id
-        urls = record.state["item"].get("image_urls") or []
+        mode = ItemState(record).mode
+        item_id = str(written["Id"]) if written else ItemState(record).target_id
+        ItemState(record).target_id = item_id
+        urls = ItemState(record).item.get("image_urls") or []
         images = None
         if urls:
             images = sync_images(self.run.lightspeed, self.run.quickbooks, store, tenant,
                                  variant_id=record.source_id, item_id=item_id,
-                                 sku=record.state["item"].get("sku"), urls=urls, cache=image_cache)
-            record.state["images"] = {"uploaded": images.uploaded, "kept": images.kept}
-        content_hash = record.state["hash"] if not (images and images.error) else None
-        if record.state.get("adopted") == "meanwhile":
+                                 sku=ItemState(record).item.get("sku"), urls=urls, cache=image_cache)
+            ItemState(record).images = {"uploaded": images.uploaded, "kept": images.kept}
+        content_hash = ItemState(record).hash if not (images and images.error) else None
+        if ItemState(record).adopted == "meanwhile":
             content_hash = None  # created by another flow: compare fields on the next run
         store.save_xref(tenant, self.source_type, record.source_id, self.target_type, item_id,
                         content_hash)
         if images and images.error:
             raise RecordError(f"item {'created' if mode == 'create' else 'linked'} as {item_id}, "
                               f"but {images.error}", field="image_urls")
-        if written is not None and not record.state.get("adopted"):
+        if written is not None and not ItemState(record).adopted:
             action = "created" if mode == "create" else "updated"
             reason = None if mode == "create" else \
-                "changed: " + ", ".join(record.state.get("changed_fields", []))
+                "changed: " + ", ".join(ItemState(record).changed_fields)
         elif images and images.uploaded:
             action, reason = "updated", f"{images.uploaded} image(s) attached"
         else:
             action = "skipped"
             reason = ("linked to the QuickBooks item another flow created with this SKU "
                       "meanwhile; its fields are compared on the next run"
-                      if record.state.get("adopted") == "meanwhile" else
+                      if ItemState(record).adopted == "meanwhile" else
                       "linked to the existing QuickBooks item with this name and SKU"
-                      if record.state.get("adopted") else
+                      if ItemState(record).adopted else
                       "changes only in create-only fields or fields QuickBooks already has")
         result.end(record, action, target_type=self.target_type, target_id=item_id,
-                   content_hash=record.state["hash"], reason=reason, details=self._details(record))
+                   content_hash=ItemState(record).hash, reason=reason, details=self._details(record))
 
     def _details(self, record: Record) -> dict[str, Any]:
-        item = record.state.get("item") or {}
+        item = ItemState(record).item or {}
         details: dict[str, Any] = {"sku": item.get("sku")}
-        if record.state.get("name"):
-            details["name"] = record.state["name"]
-        folded, depth = (record.state.get("folded") or [False, 0])
+        if ItemState(record).name:
+            details["name"] = ItemState(record).name
+        folded, depth = (ItemState(record).folded or [False, 0])
         if folded:
             details["category_folded_from_depth"] = depth
-        if record.state.get("images"):
-            details["images"] = record.state["images"]
+        if ItemState(record).images:
+            details["images"] = ItemState(record).images
         return details
 
     def _log_categories(self, categories: Any) -> None:
@@ -696,6 +721,6 @@ def _same_sku(row: dict[str, Any], sku: str) -> str | None:
 
 def _plan_from_state(record: Record) -> CategoryPlan:
     nodes = tuple(CategoryNode(key=k, name=n, parent=p, level=level)
-                  for k, n, p, level in record.state.get("plan") or [])
-    folded, depth = record.state.get("folded") or [False, len(nodes)]
+                  for k, n, p, level in ItemState(record).plan or [])
+    folded, depth = ItemState(record).folded or [False, len(nodes)]
     return CategoryPlan(nodes, bool(folded), int(depth))

@@ -121,6 +121,13 @@ class RecordState:
                                  f"{', '.join(type(self)._fields)})")
         super().__setattr__(name, value)
 
+    def take(self, name: str) -> Any:
+        """``name``'s value (or its default), removed from the state: a key that only
+        carries something from one step to the next."""
+        value = getattr(self, name)
+        self._state.pop(name, None)
+        return value
+
     def has(self, name: str) -> bool:
         """Whether a step has stored ``name``."""
         if name not in type(self)._fields:

@@ -41,9 +41,20 @@ def test_the_flows_declare_their_state():
     from koppel.flows.customers import CustomerState
     from koppel.flows.orders import OrderState
     from koppel.flows.orders_reverse_lightspeed import ReverseOrderState
+    from koppel.flows.products import ItemState
     from koppel.flows.refunds import RefundState
+    from koppel.flows.stock import StockState
 
     assert {"order", "doc_number", "hash", "item_ids", "customer"} <= set(OrderState._fields)
     assert {"entity", "original_type", "original_id", "doc_number"} <= set(RefundState._fields)
     assert {"order", "hash", "action", "order_id"} <= set(ReverseOrderState._fields)
     assert set(CustomerState._fields) == {"gone", "customer", "content_hash"}
+    assert {"item", "hash", "mode", "existing", "name", "ended"} <= set(ItemState._fields)
+    assert {"item", "change", "error", "skip"} <= set(StockState._fields)
+
+
+def test_take_reads_and_removes_a_one_step_key():
+    record = Record("1", {})
+    Example(record).lines = [1, 2]
+    assert Example(record).take("lines") == [1, 2]
+    assert record.state == {} and Example(record).take("lines") is None
