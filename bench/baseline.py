@@ -128,19 +128,12 @@ class PerRecordSync:
             or f"Shop customer {order['id']}")[:100].replace(":", "-")
 
     def _upsert_customer(self, order: dict[str, Any]):
-        from quickbooks.objects.base import EmailAddress
         from quickbooks.objects.customer import Customer
 
         name = self.customer_name(order)
         found = Customer.query(
             f"SELECT * FROM Customer WHERE DisplayName = '{_quote(name)}'", qb=self.qb)
-        customer = found[0] if found else Customer()
-        customer.DisplayName = name
-        customer.GivenName = (order.get("firstname") or "")[:100] or None
-        customer.FamilyName = (order.get("lastname") or "")[:100] or None
-        if order.get("email"):
-            customer.PrimaryEmailAddr = EmailAddress()
-            customer.PrimaryEmailAddr.Address = order["email"]
+        customer = fill_customer(found[0] if found else Customer(), name, order)
         customer.save(qb=self.qb)
         return customer
 
@@ -207,3 +200,18 @@ def run_baseline(ls_credentials: dict[str, Any], realm: dict[str, Any],
             result.skipped += 1
     result.wall_seconds = time.monotonic() - started
     return result
+
+
+def fill_customer(customer: Any, name: str, order: dict[str, Any]) -> Any:
+    """A python-quickbooks ``Customer`` with the order's buyer (display name, given and
+    family name, e-mail), as a straightforward script fills it."""
+    from quickbooks.objects.base import EmailAddress
+
+    customer.DisplayName = name
+    customer.GivenName = (order.get("firstname") or "")[:100] or None
+    customer.FamilyName = (order.get("lastname") or "")[:100] or None
+    if order.get("email"):
+        customer.PrimaryEmailAddr = EmailAddress()
+        customer.PrimaryEmailAddr.Address = order["email"]
+    return customer
+

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.baseline import (BaselineResult, PerRecordSync, _quote, describe, qbo_client,
-                            shop_orders)
+from bench.baseline import (BaselineResult, PerRecordSync, _quote, describe, fill_customer,
+                            qbo_client, shop_orders)
 
 BATCH_SIZE = 30  # QuickBooks' limit of items per batch request
 
@@ -84,7 +84,6 @@ class BatchWriter(PerRecordSync):
         return Flushed(len(response.successes), failed)
 
     def _customer(self, order: dict[str, Any]):
-        from quickbooks.objects.base import EmailAddress
         from quickbooks.objects.customer import Customer
 
         name = self.customer_name(order)
@@ -92,13 +91,7 @@ class BatchWriter(PerRecordSync):
             f"SELECT * FROM Customer WHERE DisplayName = '{_quote(name)}'", qb=self.qb)
         if found:
             return found[0]
-        customer = Customer()
-        customer.DisplayName = name
-        customer.GivenName = (order.get("firstname") or "")[:100] or None
-        customer.FamilyName = (order.get("lastname") or "")[:100] or None
-        if order.get("email"):
-            customer.PrimaryEmailAddr = EmailAddress()
-            customer.PrimaryEmailAddr.Address = order["email"]
+        customer = fill_customer(Customer(), name, order)
         customer.save(qb=self.qb)
         return customer
 
