@@ -779,7 +779,10 @@ def test_change_data_capture(us):
     back); ``{"CDCResponse": [{"QueryResponse": [{"<Entity>": [...], "startPosition",
     "maxResults"}, …]}], "time"}``; deleted entities carry ``status`` "Deleted":
     https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/change-data-capture"""
-    since = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    # "changed since" is strictly after: a customer made in the same millisecond as the
+    # client's clock read would not count, so ask from a millisecond earlier
+    since = (datetime.now(timezone.utc) - timedelta(milliseconds=1)).isoformat(
+        timespec="milliseconds")
     customer = ok(us.post("customer", {"DisplayName": "CDC Customer"}), "Customer")
     invoice = create_invoice(us)
     ok(us.post("invoice", {"SyncToken": "0", "Id": invoice["Id"]}, operation="delete"),

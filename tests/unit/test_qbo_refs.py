@@ -20,6 +20,10 @@ class FakeHook:
 
     request_id = staticmethod(request_id)
 
+    # look-ups go through the hook's one policy (one query plain, several batched)
+    from koppel.hooks.quickbooks import QuickBooksHook as _Real
+    query_many = _Real.query_many
+
     def batch(self, ops, request_id=None):
         self.requests.append(("batch", list(ops), request_id))
         out = {}

@@ -22,6 +22,16 @@ class FakeHook:
         self.refunds = refunds
         self.batches: list[list] = []
 
+    # look-ups go through the hook's one policy (one query plain, several batched)
+    from koppel.hooks.quickbooks import QuickBooksHook as _Real
+    query_many = _Real.query_many
+
+    def query(self, sql):
+        from koppel.hooks.quickbooks import BatchOp
+
+        (result,) = self.batch([BatchOp(bid="q", query=sql)]).values()
+        return result.value or {}
+
     def batch(self, ops, request_id=None):
         ops = list(ops)
         assert all(op.query for op in ops) and request_id is None
