@@ -522,6 +522,7 @@ class ProductsProcess(Process):
             with store.lock(item_lock_name(tenant, run.quickbooks)):
                 answers = self._adopt_created_meanwhile(ops, pending)
                 ops = [op for op in ops if op.key not in answers]
+                self._rename_names_taken_meanwhile(ops, pending)
                 if ops:
                     answers.update(writer.write(ops, id_parts=(run.run_key, "items")))
         elif ops:
@@ -551,6 +552,54 @@ class ProductsProcess(Process):
             ItemState(record).adopted = "meanwhile"
             answered[op.key] = dict(row)
         return answered
+
+    def _rename_names_taken_meanwhile(self, ops: list[WriteOp],
+                                      pending: dict[str, tuple[Record, dict]]) -> None:
+        """Chunks choose item names at exists-check in parallel, each knowing only the
+        names it claimed itself, so two chunks can choose one name for different SKUs.
+        Under the tenant's item lock (loads write one at a time), a create whose name an
+        item of another SKU holds now gets the next free name — as the exists-check would
+        have chosen had it known — instead of failing on QuickBooks' duplicate name."""
+        creates = [op for op in ops if op.operation == "create" and op.payload.get("Name")]
+        if not creates:
+            return
+        hook = self.run.quickbooks
+        holders: dict[str, str] = {}  # casefolded full name → the SKU of its item
+
+        def look_up(names: list[str]) -> None:
+            for row in hook.query_in("Item", "Name", names, select="*, Sku"):
+                full = str(row.get("FullyQualifiedName") or row.get("Name") or "")
+                holders[full.casefold()] = str(row.get("Sku") or "")
+
+        def full_name(record: Record, name: str) -> str:
+            prefix = ":".join(str(node[1]) for node in (ItemState(record).plan or []))
+            return f"{prefix}:{name}" if prefix else name
+
+        look_up(sorted({str(op.payload["Name"]) for op in creates}))
+        claimed = {full_name(pending[op.key][0], str(op.payload["Name"])).casefold()
+                   for op in creates}
+        for op in creates:
+            record = pending[op.key][0]
+            sku = str(op.payload.get("Sku") or "")
+            own = full_name(record, str(op.payload["Name"])).casefold()
+            holder = holders.get(own)
+            if holder is None or holder == sku:
+                continue  # free, or this SKU's own item (adopted by its SKU above)
+
+            def taken(candidate: str, record: Record = record) -> bool:
+                key = full_name(record, candidate).casefold()
+                if key in claimed or key in holders:
+                    return True
+                look_up([candidate])
+                return key in holders
+
+            name = resolve_item_name(MappedItem.model_validate(ItemState(record).item), taken)
+            log.info("products %s: item name %r was taken meanwhile by another SKU; variant "
+                     "%s is created as %r", self.tenant_id, op.payload["Name"],
+                     record.source_id, name)
+            op.payload["Name"] = name
+            ItemState(record).name = name
+            claimed.add(full_name(record, name).casefold())
 
     def _operation(self, record: Record, plan: CategoryPlan, categories: Any,
                    policy: ItemPolicy, number: int) -> WriteOp | None:

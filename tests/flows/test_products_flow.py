@@ -189,3 +189,30 @@ def test_tax_rate_from_prices_and_description_composition():
 def test_process_declares_its_steps():
     assert ProductsProcess.steps == ("extract", "enrich", "exists_check", "load")
     assert ProductsProcess.source_type == "variant" and ProductsProcess.target_type == "Item"
+
+
+@pytest.mark.e2e
+def test_same_names_in_parallel_chunks_get_distinct_names_not_failures(shop_factory, make_tenant,
+                                                                       monkeypatch):
+    """Chunks choose item names at exists-check, each knowing only its own: six products
+    named alike (different SKUs) in three chunks would claim one name three times. The
+    load, under the tenant's item lock, gives a name another chunk created meanwhile the
+    next free one: every variant becomes one item, none fails."""
+    from koppel.flows.products import ProductsProcess
+
+    monkeypatch.setattr(ProductsProcess, "chunk_size", 2)
+    shop = shop_factory(orders=0, products=0, customers=1)
+    skus = [f"ZEEP-{n}" for n in range(1, 7)]
+    shop.control.post("/products", json={"products": [
+        {"title": "Zeep", "sku": sku, "priceIncl": "3.95"} for sku in skus]}).raise_for_status()
+    tenant = make_tenant(shop)
+    run = tenant.run("products")
+    assert run.state == "success"
+    activity = tenant.activity("products", run.run_id)
+    assert Counter(a["action"] for a in activity) == {"created": 6}, \
+        [(a["action"], a["reason"]) for a in activity if a["action"] != "created"]
+    items = [i for i in tenant.entities("Item") if i.get("Sku") in skus]
+    assert sorted(i["Sku"] for i in items) == skus
+    names = [i["Name"] for i in items]
+    assert len(set(names)) == 6 and "Zeep" in names, names
+    assert all(n == "Zeep" or n.startswith("Zeep (") for n in names), names
