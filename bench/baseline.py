@@ -58,6 +58,25 @@ def qbo_client(realm: dict[str, Any]):
     return client
 
 
+def paid_orders(ls: dict[str, Any], limit: int | None, result: "BaselineResult",
+                book: Any) -> Iterator[Any]:
+    """``book(order, rows)``'s outcome for each paid, not cancelled order of the shop (the
+    first ``limit`` read), counting what was read and skipped in ``result``; an order
+    ``book`` raises on is counted failed and reported, and the next one goes on."""
+    for order, rows in shop_orders(ls, limit):
+        result.orders_read += 1
+        if order.get("paymentStatus") != "paid" or order.get("status") == "cancelled":
+            result.skipped += 1
+            continue
+        try:
+            outcome = book(order, rows)
+        except Exception as exc:  # a script reports failures, it does not stop
+            result.failed += 1
+            result.errors.append(f"order {order['id']}: {describe(exc)}")
+            continue
+        yield outcome
+
+
 def shop_orders(ls: dict[str, Any], limit: int | None) -> Iterator[tuple[dict, list[dict]]]:
     """Orders with their rows, the way the API serves them."""
     with httpx.Client(base_url=f"{ls['base_url'].rstrip('/')}/{ls['language']}/",
@@ -183,17 +202,7 @@ def run_baseline(ls_credentials: dict[str, Any], realm: dict[str, Any],
     result = BaselineResult()
     started = time.monotonic()
     sync = PerRecordSync(qbo_client(realm), tax_code_names)
-    for order, rows in shop_orders(ls_credentials, limit):
-        result.orders_read += 1
-        if order.get("paymentStatus") != "paid" or order.get("status") == "cancelled":
-            result.skipped += 1
-            continue
-        try:
-            outcome = sync.sync(order, rows)
-        except Exception as exc:  # the baseline reports failures, it does not stop
-            result.failed += 1
-            result.errors.append(f"order {order['id']}: {describe(exc)}")
-            continue
+    for outcome in paid_orders(ls_credentials, limit, result, sync.sync):
         if outcome == "booked":
             result.booked += 1
         else:

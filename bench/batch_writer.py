@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.baseline import (BaselineResult, PerRecordSync, _quote, describe, fill_customer,
-                            qbo_client, shop_orders)
+                            paid_orders, qbo_client)
 
 BATCH_SIZE = 30  # QuickBooks' limit of items per batch request
 
@@ -118,17 +118,7 @@ def run_batch_writer(ls_credentials: dict[str, Any], realm: dict[str, Any],
         result.failed += len(flushed.failed)
         result.errors.extend(flushed.failed)
 
-    for order, rows in shop_orders(ls_credentials, limit):
-        result.orders_read += 1
-        if order.get("paymentStatus") != "paid" or order.get("status") == "cancelled":
-            result.skipped += 1
-            continue
-        try:
-            outcome = writer.add(order, rows)
-        except Exception as exc:  # like the baseline: report the order, go on
-            result.failed += 1
-            result.errors.append(f"order {order['id']}: {describe(exc)}")
-            continue
+    for outcome in paid_orders(ls_credentials, limit, result, writer.add):
         if outcome == "skipped":
             result.skipped += 1
         elif writer.full:

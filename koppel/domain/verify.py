@@ -61,17 +61,22 @@ def differences(expected: Expected, document: Mapping[str, Any]) -> list[str]:
     """Each way the returned ``document`` differs from the shop's figures, as text
     (``"total 12.10 (shop 12.11)"``, ``"VAT 9% 0.83 (shop 0.82)"``); empty when it matches
     to the cent. A rate with no VAT on either side counts as 0.00."""
-    booked = booked_figures(document)
+    return _money_differences(booked_figures(document), expected, "shop")
+
+
+def _money_differences(got: Any, want: Any, side: str) -> list[str]:
+    """Total, VAT per rate and currency of ``got`` against ``want`` (the ``side`` the
+    wanted figures come from), to the cent; a rate with no VAT on either side is 0.00."""
     found: list[str] = []
-    if booked.total != cents(expected.total):
-        found.append(f"total {booked.total} (shop {cents(expected.total)})")
+    if got.total != cents(want.total):
+        found.append(f"total {got.total} ({side} {cents(want.total)})")
     zero = Decimal("0.00")
-    for key in sorted(set(booked.vat) | set(expected.vat), key=_sort_key):
-        got, want = booked.vat.get(key, zero), cents(expected.vat.get(key, zero))
-        if got != want:
-            found.append(f"VAT {key}% {got} (shop {want})")
-    if expected.currency and booked.currency and booked.currency != expected.currency:
-        found.append(f"currency {booked.currency} (shop {expected.currency})")
+    for key in sorted(set(got.vat) | set(want.vat), key=_sort_key):
+        got_v, want_v = got.vat.get(key, zero), cents(want.vat.get(key, zero))
+        if got_v != want_v:
+            found.append(f"VAT {key}% {got_v} ({side} {want_v})")
+    if want.currency and got.currency and got.currency != want.currency:
+        found.append(f"currency {got.currency} ({side} {want.currency})")
     return found
 
 
@@ -192,13 +197,4 @@ def order_differences(document: OrderFigures, placed: OrderFigures,
         got_v, want_v = getattr(placed, name), cents(getattr(document, name))
         if got_v != want_v:
             found.append(f"{name} {got_v} (QuickBooks {want_v})")
-    if placed.total != cents(document.total):
-        found.append(f"total {placed.total} (QuickBooks {cents(document.total)})")
-    zero = Decimal("0.00")
-    for key in sorted(set(placed.vat) | set(document.vat), key=_sort_key):
-        got_v, want_v = placed.vat.get(key, zero), cents(document.vat.get(key, zero))
-        if got_v != want_v:
-            found.append(f"VAT {key}% {got_v} (QuickBooks {want_v})")
-    if document.currency and placed.currency and document.currency != placed.currency:
-        found.append(f"currency {placed.currency} (QuickBooks {document.currency})")
-    return found
+    return found + _money_differences(placed, document, "QuickBooks")
