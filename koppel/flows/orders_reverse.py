@@ -37,6 +37,7 @@ reads to never book such an order back.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from decimal import Decimal
 from typing import Any
@@ -100,7 +101,12 @@ class ReverseOrdersProcess(Process):
             window = run_window(self.run)
             where = None
             if window is not None:
-                start, end = (moment.isoformat(timespec="seconds") for moment in window)
+                # QuickBooks compares whole seconds: the start rounds down and the end up,
+                # so a document changed in the window's last second is never left out.
+                start = window[0].replace(microsecond=0).isoformat()
+                end = (window[1].replace(microsecond=0)
+                       + (datetime.timedelta(seconds=1) if window[1].microsecond else
+                          datetime.timedelta(0))).isoformat()
                 where = (f"MetaData.LastUpdatedTime >= '{start}' AND "
                          f"MetaData.LastUpdatedTime <= '{end}'")
             for entity in self.entities:
