@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quickbooks import exceptions as qb_exceptions
+from quickbooks.client import QuickBooks
+
 
 class KoppelAPIError(Exception):
     """Base of every error raised by a koppel hook."""
@@ -115,16 +118,26 @@ class QBOThrottled(QBOError, RateLimited):
     """429 / ThrottleExceeded (code 3001), often answered in XML."""
 
 
-class QBOFault(QBOError):
-    """A ``Fault`` answer. ``code`` is an int, ``element`` the offending field if named."""
+class QBOFault(QBOError, qb_exceptions.QuickbooksException):
+    """A ``Fault`` answer. ``code`` is an int, ``element`` the offending field if named.
+
+    Every fault is also python-quickbooks' exception of its code range (``error_code``,
+    ``message`` and ``detail`` as it sets them), so code written for python-quickbooks
+    (``except ObjectNotFoundException``) catches koppel's faults unchanged; which range a
+    code is in is python-quickbooks' decision (:func:`fault_class`)."""
 
     def __init__(self, message: str, *, code: int | None = None, detail: str = "",
                  element: str = "", fault_type: str = "", **kw: Any) -> None:
         self.code = code
-        self.detail = detail
         self.element = element
         self.fault_type = fault_type
-        super().__init__(message, **kw)
+        self.detail = detail
+        QBOError.__init__(self, message, **kw)
+        # python-quickbooks' attributes (its __init__ ran through the MRO with the
+        # rendered text): the API's own message, detail and code.
+        self.message, self.detail, self.error_code = message, detail, code or 0
+
+    __str__ = Exception.__str__  # koppel's rendering, not python-quickbooks' "QB Exception …"
 
     def _render(self) -> str:
         text = f"QBO fault {self.code}: {super()._render()}"
@@ -135,49 +148,85 @@ class QBOFault(QBOError):
         return text
 
 
-class ObjectNotFound(QBOFault):
+class ObjectNotFound(QBOFault, qb_exceptions.ObjectNotFoundException):
     """Fault 610: the object does not exist (or was made inactive)."""
 
 
-class ValidationFault(QBOFault):
-    """Fault 2000–4999 or 6000-range business validation not covered below."""
+class ValidationFault(QBOFault, qb_exceptions.ValidationException):
+    """Fault 2000–4999 (python-quickbooks' validation range), or 6000-range business
+    validation not covered below (Intuit's error-code list calls 6000–6999 business
+    validation errors; python-quickbooks leaves them generic)."""
+
+
+class UnsupportedFault(QBOFault, qb_exceptions.UnsupportedException):
+    """Fault 500–599: an operation or feature the company does not support."""
+
+
+class GeneralFault(QBOFault, qb_exceptions.GeneralException):
+    """Fault 600–1999 other than 610."""
+
+
+class SevereFault(QBOFault, qb_exceptions.SevereException):
+    """Fault 10000 and up: an error on Intuit's side."""
 
 
 class StaleObject(QBOFault):
     """Fault 5010: the SyncToken is out of date; refetch and retry the sparse update."""
 
 
-class DuplicateDocNumber(QBOFault):
+class DuplicateDocNumber(ValidationFault):
     """Fault 6140: the document number is already used."""
 
 
-class DuplicateName(QBOFault):
+class DuplicateName(ValidationFault):
     """Fault 6240: the name supplied already exists (Customer/Vendor/Employee or Item)."""
 
 
-class QBOAuthFault(QBOFault, AuthError):
+class QBOAuthFault(QBOFault, AuthError, qb_exceptions.AuthorizationException):
     """A fault whose code is in the authorisation range (1–499)."""
 
 
+#: koppel's class for each of python-quickbooks' exception classes
+_BY_LIBRARY_CLASS: dict[type[qb_exceptions.QuickbooksException], type[QBOFault]] = {
+    qb_exceptions.AuthorizationException: QBOAuthFault,
+    qb_exceptions.UnsupportedException: UnsupportedFault,
+    qb_exceptions.ObjectNotFoundException: ObjectNotFound,
+    qb_exceptions.GeneralException: GeneralFault,
+    qb_exceptions.ValidationException: ValidationFault,
+    qb_exceptions.SevereException: SevereFault,
+}
+
+#: codes koppel acts on itself (recovery, refetch), more specific than a range
 _FAULTS_BY_CODE: dict[int, type[QBOFault]] = {
-    610: ObjectNotFound,
     5010: StaleObject,
     6140: DuplicateDocNumber,
     6240: DuplicateName,
 }
 
 
+def library_class(code: int) -> type[qb_exceptions.QuickbooksException]:
+    """python-quickbooks' exception class for a fault code: the range decision of its
+    ``QuickBooks.handle_exceptions`` (Intuit's error-code ranges,
+    https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes)."""
+    try:
+        QuickBooks.handle_exceptions({"Error": [{"Message": "", "code": str(code)}]})
+    except qb_exceptions.QuickbooksException as exc:
+        return type(exc)
+    return qb_exceptions.QuickbooksException  # pragma: no cover - it always raises
+
+
 def fault_class(code: int | None) -> type[QBOFault]:
-    """The most specific fault class for a QBO error code."""
+    """The most specific fault class for a QBO error code: koppel's own for the codes it
+    acts on, the 6000 range as validation, else python-quickbooks' range."""
     if code is None:
         return QBOFault
     if code in _FAULTS_BY_CODE:
         return _FAULTS_BY_CODE[code]
-    if 0 < code < 500:
-        return QBOAuthFault
-    if 2000 <= code < 5000 or 6000 <= code < 7000:
+    if 6000 <= code < 7000:
         return ValidationFault
-    return QBOFault
+    if code <= 0:
+        return QBOFault
+    return _BY_LIBRARY_CLASS.get(library_class(code), QBOFault)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -19,12 +19,19 @@ registered with Airflow's secrets masker.
 from __future__ import annotations
 
 import hashlib
+import json
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
+from urllib.parse import urlencode, urlsplit
 
-import httpx
+import requests
+from intuitlib.client import AuthClient
+from intuitlib.config import DISCOVERY_URL
+from intuitlib.exceptions import AuthClientError
+from intuitlib.utils import get_auth_header
 from sqlalchemy import (
     Column,
     Connection,
@@ -39,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from koppel.hooks.errors import AuthError, QBOTransientError
+from koppel.hooks.errors import AuthError, KoppelAPIError, QBOTransientError
 from koppel.hooks.retry import RetryPolicy
 
 TOKEN_TABLE = "koppel_oauth_token"
@@ -57,10 +64,8 @@ oauth_tokens = Table(
     Column("updated_at", Float, nullable=True),
 )
 
-INTUIT_DISCOVERY = {
-    "production": "https://developer.intuit.com/.well-known/openid_configuration/",
-    "sandbox": "https://developer.intuit.com/.well-known/openid_sandbox_configuration/",
-}
+#: intuit-oauth's discovery documents (``intuitlib.config.DISCOVERY_URL``), by environment
+INTUIT_DISCOVERY = dict(DISCOVERY_URL)
 
 
 def token_hash(token: str | None) -> str | None:
@@ -102,61 +107,96 @@ class TokenRow:
 # -- the token endpoint -----------------------------------------------------------------
 
 
-class OAuthClient:
-    """Refreshes tokens at Intuit's (or an emulator's) token endpoint.
+class _AuthClient(AuthClient):
+    """intuit-oauth's ``AuthClient`` (a ``requests.Session``) with a timeout on every
+    request: requests has none by default, and a token endpoint that never answers must
+    not hold a task forever."""
 
-    ``environment`` is ``production``, ``sandbox`` or a discovery document URL, like
-    intuit-oauth's ``AuthClient``; the discovery document is fetched once, lazily. (The
-    refresh is done here rather than with ``AuthClient`` so that errors carry no response
-    bodies and the discovery fetch does not happen at construction.)"""
+    def __init__(self, *args: Any, timeout: float, **kw: Any) -> None:
+        self._koppel_timeout = timeout  # set before AuthClient fetches the discovery document
+        super().__init__(*args, **kw)
+
+    def request(self, method: str, url: str, *args: Any, **kw: Any):  # type: ignore[override]
+        kw.setdefault("timeout", self._koppel_timeout)
+        return super().request(method, url, *args, **kw)
+
+
+class OAuthClient:
+    """Refreshes tokens at Intuit's (or an emulator's) token endpoint through intuit-oauth.
+
+    ``environment`` is ``production``, ``sandbox`` or a discovery document URL, exactly as
+    intuit-oauth's ``AuthClient`` takes it. The ``AuthClient`` (which fetches the discovery
+    document when it is made) is made lazily, on the first refresh, and kept; its
+    ``refresh`` does the exchange (HTTP Basic client authentication). koppel adds what the
+    library leaves to its caller: a timeout, retries of network errors, 5xx and 429
+    (:class:`QBOTransientError`), errors that say what to do (``invalid_grant``: re-authorise)
+    and carry no response body, a call count, and the secrets masker for every token."""
 
     def __init__(self, client_id: str, client_secret: str, environment: str = "production",
                  *, timeout: float = 30.0, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
+        self.environment = environment
         self.discovery_url = INTUIT_DISCOVERY.get(environment.lower(), environment)
         self.timeout = timeout
         self.retry = retry or RetryPolicy(attempts=4, initial=0.5, maximum=5.0)
         self._sleep = sleep
-        self._token_endpoint: str | None = None
+        self._client: _AuthClient | None = None
+        self._lock = threading.Lock()
         self.calls = 0
 
     @property
-    def token_endpoint(self) -> str:
-        if self._token_endpoint is None:
-            def fetch() -> str:
+    def auth_client(self) -> AuthClient:
+        """intuit-oauth's client, made (and the discovery document read) on first use."""
+        if self._client is None:
+            def make() -> _AuthClient:
                 try:
-                    response = httpx.get(self.discovery_url, timeout=self.timeout)
-                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    return _AuthClient(self.client_id, self._client_secret, "",
+                                       self.environment, timeout=self.timeout)
+                except requests.RequestException as exc:
                     raise QBOTransientError(
                         f"discovery document unreachable ({type(exc).__name__})",
                         method="GET", path=self.discovery_url) from None
-                if response.status_code >= 500:
-                    raise QBOTransientError("discovery document unavailable", method="GET",
-                                            path=self.discovery_url,
-                                            status=response.status_code)
-                if not response.is_success:
+                except AuthClientError as exc:
+                    if exc.status_code >= 500 or exc.status_code == 429:
+                        raise QBOTransientError("discovery document unavailable", method="GET",
+                                                path=self.discovery_url,
+                                                status=exc.status_code) from None
                     raise AuthError("discovery document not found", method="GET",
-                                    path=self.discovery_url, status=response.status_code)
-                return str(response.json()["token_endpoint"])
+                                    path=self.discovery_url, status=exc.status_code) from None
+                except (KeyError, ValueError):
+                    raise AuthError("discovery document unreadable (no token endpoint)",
+                                    method="GET", path=self.discovery_url) from None
 
-            self._token_endpoint = self.retry.call(fetch, sleep=self._sleep)
-        return self._token_endpoint
+            with self._lock:
+                if self._client is None:
+                    self._client = self.retry.call(make, sleep=self._sleep)
+        return self._client
 
-    def post_refresh(self, refresh_token: str) -> httpx.Response:
-        """One refresh request to the token endpoint (HTTP Basic client authentication),
-        counted; an unreachable or overloaded endpoint (network error, 5xx, 429) raises
-        :class:`QBOTransientError`, any other answer is returned as it is."""
-        endpoint = self.token_endpoint
-        path = httpx.URL(endpoint).path
+    @property
+    def token_endpoint(self) -> str:
+        return str(self.auth_client.token_endpoint)
+
+    def _path(self) -> str:
+        return urlsplit(self.token_endpoint).path
+
+    def post_refresh(self, refresh_token: str) -> requests.Response:
+        """One refresh request to the token endpoint, as intuit-oauth's ``refresh`` sends it
+        (its headers, HTTP Basic client authentication), answered as it is: for checks
+        that must see a refusal (:func:`check_client`). Network errors, 5xx and 429 raise
+        :class:`QBOTransientError`."""
+        client = self.auth_client
+        path = self._path()
         self.calls += 1
         try:
-            response = httpx.post(
-                endpoint, auth=(self.client_id, self._client_secret),
-                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                headers={"Accept": "application/json"}, timeout=self.timeout)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            response = client.post(
+                client.token_endpoint, data=urlencode({"grant_type": "refresh_token",
+                                                       "refresh_token": refresh_token}),
+                headers={"Content-Type": "application/x-www-form-urlencoded",
+                         "Accept": "application/json",
+                         "Authorization": get_auth_header(self.client_id, self._client_secret)})
+        except requests.RequestException as exc:
             raise QBOTransientError(f"token endpoint unreachable ({type(exc).__name__})",
                                     method="POST", path=path) from None
         if response.status_code >= 500 or response.status_code == 429:
@@ -165,31 +205,47 @@ class OAuthClient:
         return response
 
     def refresh(self, refresh_token: str) -> TokenGrant:
-        """Exchange a refresh token; the answer's refresh token replaces it."""
-        path = httpx.URL(self.token_endpoint).path
+        """Exchange a refresh token with ``AuthClient.refresh``; the answer's refresh token
+        replaces it."""
+        client = self.auth_client
+        path = self._path()
 
         def attempt() -> TokenGrant:
-            response = self.post_refresh(refresh_token)
-            if not response.is_success:
+            self.calls += 1
+            with self._lock:  # AuthClient keeps the answer on itself
                 try:
-                    reason = str(response.json().get("error", "refused"))
-                except ValueError:
-                    reason = "refused"
-                if reason == "invalid_grant":
-                    raise AuthError("refresh token rejected (invalid_grant): re-authorise the "
-                                    "app and paste the new refresh token into the connection",
-                                    method="POST", path=path, status=response.status_code)
-                raise AuthError(f"token refresh refused ({reason}): check the client id and "
-                                f"secret", method="POST", path=path,
-                                status=response.status_code)
-            body = response.json()
-            grant = TokenGrant(access_token=body["access_token"],
-                               refresh_token=body.get("refresh_token") or refresh_token,
-                               expires_in=float(body.get("expires_in", 3600)))
+                    client.refresh(refresh_token=refresh_token)
+                except requests.RequestException as exc:
+                    raise QBOTransientError(
+                        f"token endpoint unreachable ({type(exc).__name__})",
+                        method="POST", path=path) from None
+                except AuthClientError as exc:
+                    raise _refused(exc.status_code, exc.content, path) from None
+                grant = TokenGrant(access_token=str(client.access_token),
+                                   refresh_token=str(client.refresh_token or refresh_token),
+                                   expires_in=float(client.expires_in or 3600))
+                client.access_token = client.refresh_token = None
             mask(grant.access_token, grant.refresh_token)
             return grant
 
         return self.retry.call(attempt, sleep=self._sleep)
+
+
+def _refused(status: int, content: bytes | None, path: str) -> KoppelAPIError:
+    """The error for a token endpoint's refusal (never its body: it may echo input)."""
+    if status >= 500 or status == 429:
+        return QBOTransientError("token endpoint unavailable", method="POST", path=path,
+                                 status=status)
+    try:
+        reason = str(json.loads(content or b"{}").get("error", "refused"))
+    except (ValueError, AttributeError):
+        reason = "refused"
+    if reason == "invalid_grant":
+        return AuthError("refresh token rejected (invalid_grant): re-authorise the app and "
+                         "paste the new refresh token into the connection",
+                         method="POST", path=path, status=status)
+    return AuthError(f"token refresh refused ({reason}): check the client id and secret",
+                     method="POST", path=path, status=status)
 
 
 # -- the store --------------------------------------------------------------------------
@@ -412,7 +468,7 @@ def check_client(oauth: "OAuthClient") -> None:
     token proves the credentials and exchanges — rotates — nothing. Raises
     :class:`AuthError` when the client is refused, :class:`QBOTransientError` when the
     endpoint cannot be reached."""
-    path = httpx.URL(oauth.token_endpoint).path
+    path = urlsplit(oauth.token_endpoint).path
 
     def attempt() -> None:
         response = oauth.post_refresh("")
@@ -424,7 +480,7 @@ def check_client(oauth: "OAuthClient") -> None:
             raise AuthError("client id or secret refused by the token endpoint "
                             "(invalid_client)", method="POST", path=path,
                             status=response.status_code)
-        if response.is_success:  # an empty refresh token can never be exchanged
+        if response.ok:  # an empty refresh token can never be exchanged
             raise AuthError("the token endpoint accepted an empty refresh token",
                             method="POST", path=path, status=response.status_code)
 

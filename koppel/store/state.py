@@ -72,13 +72,6 @@ class ActivityEntry:
             "api_calls": self.api_calls, "details": self.details,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ActivityEntry":
-        data = dict(data)
-        if data.get("amount") is not None:
-            data["amount"] = Decimal(str(data["amount"]))
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class XRef:

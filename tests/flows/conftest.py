@@ -110,16 +110,14 @@ class TenantHandle:
         return response.json()[entity]
 
     def qbo_hook(self):
-        """A QuickBooksHook on the tenant's company (for tests that write to it as someone
-        else would)."""
-        from koppel.hooks.quickbooks import QBOSettings, QuickBooksHook
+        """A QuickBooksHook on the tenant's own connection (for tests that change the
+        company as a script of the operator's would). It shares koppel's token row with the
+        tenant: a hook seeded with another refresh token of the same app and company is a
+        second authorisation, and koppel then rightly prefers the connection's token — the
+        tenant's next refresh would be refused once the rotation's grace is over."""
+        from koppel.hooks.quickbooks import QuickBooksHook
 
-        creds = httpx.get(f"{self.qbo_url}/_sandbox/credentials",
-                          params={"realm": self.realm_id}, timeout=30).json()
-        return QuickBooksHook(settings=QBOSettings(
-            client_id=creds["client_id"], client_secret=creds["client_secret"],
-            realm_id=str(creds["realm_id"]), refresh_token=creds["refresh_token"],
-            environment=creds["discovery_url"], api_base_url=creds["api_base_url"]))
+        return QuickBooksHook(f"qb_{self.tenant}")
 
     def qbo_stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.qbo_url}/_sandbox/stats", timeout=30).json()

@@ -165,6 +165,37 @@ def test_fault_mapping(code, cls):
     assert f"QBO fault {code}" in str(fault) and "POST /v3/company/1/customer" in str(fault)
 
 
+@pytest.mark.parametrize("code,library,cls", [
+    (120, "AuthorizationException", errors.QBOAuthFault),
+    (550, "UnsupportedException", errors.UnsupportedFault),
+    (610, "ObjectNotFoundException", errors.ObjectNotFound),
+    (620, "GeneralException", errors.GeneralFault),
+    (2020, "ValidationException", errors.ValidationFault),
+    (6140, "ValidationException", errors.DuplicateDocNumber),
+    (6240, "ValidationException", errors.DuplicateName),
+    (10000, "SevereException", errors.SevereFault),
+    (5010, "QuickbooksException", errors.StaleObject)])
+def test_faults_are_python_quickbooks_exceptions_of_their_range(code, library, cls):
+    """python-quickbooks decides the range (its ``handle_exceptions``); koppel's fault is
+    that library exception too, so ``except ObjectNotFoundException`` code catches it, with
+    the library's attributes carrying the API's own message, detail and code."""
+    from quickbooks import exceptions as qb
+
+    fault = errors.fault_from_payload({"Error": [{"Message": "Object Not Found",
+                                                  "Detail": "Something", "code": str(code)}]},
+                                      method="GET", path="/v3/company/1/item/9")
+    assert type(fault) is cls
+    assert isinstance(fault, getattr(qb, library))
+    assert (fault.error_code, fault.message, fault.detail) == (code, "Object Not Found",
+                                                              "Something")
+    assert str(fault) == (f"QBO fault {code}: Object Not Found [GET /v3/company/1/item/9] "
+                          f"— Something")
+    with pytest.raises(getattr(qb, library)):
+        raise fault
+    if code < 500:
+        assert isinstance(fault, errors.AuthError)
+
+
 def test_provider_info_is_valid_and_declares_both_connection_types():
     import airflow
 

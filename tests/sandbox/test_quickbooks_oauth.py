@@ -94,3 +94,29 @@ def test_new_realm_gets_its_own_credentials(sandbox):
     assert qb.company_id == creds["realm_id"]
     names = [c.DisplayName for c in Customer.all(qb=qb)]
     assert "Amy Lauterbach" in names
+
+
+def test_koppels_oauth_client_refreshes_through_intuit_oauth(sandbox):
+    """koppel's ``OAuthClient`` exchanges tokens with intuit-oauth's ``AuthClient`` (made
+    from the sandbox's discovery document, once): a refresh rotates, the old token is
+    refused later with an error that says what to do and carries no response body."""
+    from koppel.hooks.errors import AuthError
+    from koppel.hooks.tokens import OAuthClient, check_client
+
+    creds = sandbox.get("/_sandbox/credentials").json()
+    oauth = OAuthClient(creds["client_id"], creds["client_secret"], creds["discovery_url"])
+    assert isinstance(oauth.auth_client, AuthClient)
+    assert oauth.token_endpoint.endswith("/oauth2/v1/tokens/bearer")
+    grant = oauth.refresh(creds["refresh_token"])
+    assert grant.refresh_token != creds["refresh_token"] and grant.expires_in == 3600
+    assert oauth.auth_client.refresh_token is None  # the client keeps no token after use
+    check_client(oauth)  # an empty refresh token proves the client and rotates nothing
+    assert oauth.refresh(grant.refresh_token).refresh_token != grant.refresh_token
+    assert oauth.calls == 3
+    wrong = OAuthClient(creds["client_id"], "not-the-secret", creds["discovery_url"])
+    with pytest.raises(AuthError, match="invalid_client") as refused:
+        check_client(wrong)
+    assert "not-the-secret" not in str(refused.value)
+    with pytest.raises(AuthError, match=r"refresh token rejected \(invalid_grant\)") as bad:
+        oauth.refresh("never-issued")
+    assert "never-issued" not in str(bad.value) and bad.value.status == 400
