@@ -14,8 +14,10 @@ validate gets no DAG there either; its problems are reported by the full parse o
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from koppel.flows import catalog
 from koppel.flows.registry import _tenant_set, mappings_dir
@@ -33,13 +35,39 @@ def build_dags(directory: Path | None = None, only_dag_id: str | None = None) ->
         wanted = catalog.split_dag_id(only_dag_id)
         if wanted is None:
             return {}
-        tenants = _tenant_set(folder, wanted[1]).tenants
-    else:
-        tenants = _tenant_set(folder).tenants
-    dags: dict[str, Any] = {}
-    for tenant in tenants:
-        dags.update(tenant_dags(tenant, only_dag_id))
+    with _no_cyclic_gc():
+        if only_dag_id:
+            tenants = _tenant_set(folder, wanted[1]).tenants
+        else:
+            tenants = _tenant_set(folder).tenants
+        if tenants:
+            from koppel.flows.dag import dag_config_defaults
+
+            dag_config_defaults.cache_clear()  # this parse reads the configuration anew
+        dags: dict[str, Any] = {}
+        for tenant in tenants:
+            dags.update(tenant_dags(tenant, only_dag_id))
     return dags
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while the DAGs are built.
+
+    A parse makes hundreds of thousands of objects that all live on (the DAGs, their
+    tasks, the validated tenants) and next to no garbage; each full collection walks
+    every object made so far, so with the collector running a parse of 500 tenants
+    spent a fifth of its time walking DAGs that were never garbage, and more per DAG the
+    more tenants there were. Reference counting still frees everything as usual; the
+    collector is switched back on afterwards (if it was on) and then collects as
+    before."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def tenant_dags(tenant: Any, only_dag_id: str | None = None) -> dict[str, Any]:
@@ -71,4 +99,5 @@ def tenant_dags(tenant: Any, only_dag_id: str | None = None) -> dict[str, Any]:
 def tenant_errors(directory: Path | None = None) -> list[str]:
     """Every problem of every tenant file (a full validation: what the worker's
     single-tenant parse does not report)."""
-    return [str(e) for e in _tenant_set(str(directory or mappings_dir())).errors]
+    with _no_cyclic_gc():
+        return [str(e) for e in _tenant_set(str(directory or mappings_dir())).errors]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from functools import lru_cache
 from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, BaseSensorOperator, Param
@@ -58,6 +59,10 @@ def pool_name(tenant_id: str, api: str) -> str:
     return f"koppel_{tenant_id}_{api}"
 
 
+#: Param values a DAG can share with the declaration (nothing in them can change)
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
 class CheckedParams:
     """The Params of one kind of DAG (every sync flow's, the reconciliation's), declared
     once: their defaults are checked against their schemas once per process — Airflow
@@ -84,7 +89,10 @@ class CheckedParams:
         own = {}
         for name, param in self.checked():
             mine = copy.copy(param)  # Param.__copy__: a new Param on the same schema
-            mine.value = copy.deepcopy(param.value)  # a list default is not shared either
+            value = param.value
+            if not isinstance(value, _IMMUTABLE):
+                value = copy.deepcopy(value)  # a list default is not shared either
+            mine.value = value
             own[name] = mine
         return ParamsDict(own)
 
@@ -139,6 +147,7 @@ def build_flow_dag(tenant: Any, flow: str, *, settings_text: str | None = None) 
         default_args=default_args,
         doc_md=_doc_md(tenant, declaration, settings_text),
         render_template_as_native_obj=True,
+        **dag_config_defaults(),
     )
     ls_pool, qb_pool = pool_name(tenant_id, "lightspeed"), pool_name(tenant_id, "quickbooks")
     # the tenant's direction decides which API a flow reads (stock can run either way)
@@ -262,14 +271,64 @@ def _schedule(schedule: Any, start: dt.datetime) -> Any:
 
     Airflow 3 turns a plain cron string into a CronTriggerTimetable, whose runs have an
     empty data interval (start == end): the flows would then ignore it and read from
-    their last activity instead, so a backfill would not sync its own intervals."""
+    their last activity instead, so a backfill would not sync its own intervals.
+
+    One timetable per schedule and time zone, shared by the DAGs that have them (a
+    timetable holds only its expression and time zone and is never changed once made;
+    making one parses the cron expression, for every DAG otherwise)."""
     if not isinstance(schedule, str) or schedule in ("@once", "@continuous"):
         return schedule
+    timezone = _timezone(start)
+    # time zones that compare equal can differ in name (pendulum's fixed offsets): the
+    # name is part of the key, so a DAG gets a timetable of exactly its own time zone
+    return _timetable(schedule, type(timezone), getattr(timezone, "name", None), timezone)
+
+
+#: (id of a tzinfo, UTC offset at the start) → (that tzinfo, the start's pendulum time zone)
+_TIMEZONES: dict[tuple[int, Any], tuple[Any, Any]] = {}
+
+
+def _timezone(start: dt.datetime) -> Any:
+    """The pendulum time zone of ``start`` (UTC for a naive date), once per ``tzinfo``
+    object: pendulum derives it from the ``tzinfo`` and, for one it does not know by
+    name, from the offset at ``start`` — together the cache key (the object itself, not
+    its equality: ``datetime.timezone`` objects of one offset are equal whatever their
+    names, and pendulum tells UTC from other names)."""
+    tzinfo = start.tzinfo
+    key = (id(tzinfo), start.utcoffset())
+    cached = _TIMEZONES.get(key)
+    if cached is not None and cached[0] is tzinfo:
+        return cached[1]
     import pendulum
+
+    timezone = pendulum.instance(start, tz=tzinfo or "UTC").timezone
+    if len(_TIMEZONES) < 256:
+        _TIMEZONES[key] = (tzinfo, timezone)  # holds the tzinfo: its id stays its own
+    return timezone
+
+
+@lru_cache(maxsize=256)
+def _timetable(schedule: str, kind: type, name: str | None, timezone: Any) -> Any:
     from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-    timezone = pendulum.instance(start, tz=start.tzinfo or "UTC").timezone
     return CronDataIntervalTimetable(schedule, timezone)
+
+
+@lru_cache(maxsize=1)
+def dag_config_defaults() -> dict[str, Any]:
+    """The DAG arguments whose defaults Airflow reads from its configuration, read once
+    per parse instead of once per DAG (three configuration look-ups per DAG otherwise,
+    the same values every time). :func:`koppel.factory.build_dags` clears this at the
+    start of every parse, so a parse always uses the configuration of its moment."""
+    from airflow.sdk.configuration import conf
+
+    return {
+        "max_active_tasks": conf.getint("core", "max_active_tasks_per_dag"),
+        "max_consecutive_failed_dag_runs": conf.getint(
+            "core", "max_consecutive_failed_dag_runs_per_dag"),
+        "disable_bundle_versioning": conf.getboolean("dag_processor",
+                                                     "disable_bundle_versioning"),
+    }
 
 
 def _failure_callbacks(tenant: Any, flow: str) -> list:

@@ -43,6 +43,10 @@ def _rule_shorthand(value: Any) -> Any:
     return value
 
 
+#: the fields a rule takes its value from (exactly one of them)
+_SOURCES = ("path", "paths", "const")
+
+
 class FieldRule(BaseModel):
     """One target field: a source (``path``, ``paths`` or ``const``) and transforms."""
 
@@ -58,7 +62,10 @@ class FieldRule(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> "FieldRule":
-        given = [name for name in ("path", "paths", "const") if name in self.model_fields_set]
+        # runs again whenever a validated rule is taken as it is (the default mapping's
+        # rules for every tenant, see prevalidated_mappings): kept cheap
+        fields_set = self.model_fields_set
+        given = [name for name in _SOURCES if name in fields_set]
         if len(given) != 1:
             raise ValueError(
                 "a rule needs exactly one of 'path', 'paths' or 'const'"
@@ -211,3 +218,44 @@ def merge_raw_mappings(default: Mapping[str, Any], override: Mapping[str, Any]) 
                 flow_rules[target] = rule
         merged[flow] = flow_rules
     return merged
+
+
+def prevalidated_mappings(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` (a valid default mapping, as JSON) with every rule replaced by the model
+    it validates to, for :func:`merge_raw_mappings` to merge tenants over.
+
+    A tenant's ``mappings`` are merged over the default and validated whole; pydantic
+    takes a rule that is already a validated (frozen) model as it is, so only the rules a
+    tenant writes itself are validated per tenant — the default's hundred-odd rules are
+    validated once, here, not once per tenant. List rules stay dicts (``each``, ``on``
+    and their ``fields`` with validated rules inside), so a tenant can still override
+    single fields of them, and the merged result validates to the same models, with the
+    same errors at the same JSON paths, as the raw default would.
+
+    Raises ``pydantic.ValidationError`` when ``raw`` is no valid mapping set."""
+    validated = MappingSet.model_validate(dict(raw))
+    result: dict[str, Any] = {}
+    for flow, rules in raw.items():
+        flow_model = getattr(validated, flow, None) if flow in MappingSet.model_fields else None
+        if not isinstance(rules, dict) or not isinstance(flow_model, BaseModel):
+            result[flow] = rules
+            continue
+        result[flow] = _validated_rules(flow_model, rules)
+    return result
+
+
+def _validated_rules(model: BaseModel, rules: Mapping[str, Any]) -> dict[str, Any]:
+    by_alias = {info.alias or name: name for name, info in type(model).model_fields.items()}
+    out: dict[str, Any] = {}
+    for target, raw_rule in rules.items():
+        name = by_alias.get(target)
+        rule = getattr(model, name) if name and name != "comment" else None
+        if rule is None:  # "$comment", a null rule: as written
+            out[target] = raw_rule
+        elif is_each_rule(rule) and isinstance(raw_rule, dict) and isinstance(raw_rule.get("fields"), dict):
+            nested = dict(raw_rule)
+            nested["fields"] = _validated_rules(rule.fields, raw_rule["fields"])
+            out[target] = nested
+        else:
+            out[target] = rule
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,23 +48,52 @@ def _sharing_connections(directory: Path, tenant_id: str) -> list[str]:
     own = _raw_connections(files.get(tenant_id))
     if not own:
         return []
+    ids = {conn_id for _, conn_id in own}
     return sorted(other for other, path in files.items()
-                  if other != tenant_id and own & _raw_connections(path))
+                  if other != tenant_id and own & _raw_connections(path, ids))
 
 
-def _raw_connections(path: Path | None) -> set[tuple[str, str]]:
+def _raw_connections(path: Path | None,
+                     only_if_naming: set[str] | None = None) -> set[tuple[str, str]]:
     """``{("lightspeed", conn_id), ("quickbooks", conn_id)}`` from a tenant file as it is
-    written; nothing for a file that does not parse (the loader reports it)."""
+    written; nothing for a file that does not parse (the loader reports it).
+
+    ``only_if_naming``: connection ids the caller looks for; a file that cannot name
+    any of them (:func:`_may_name`) is not parsed, and nothing is returned for it. A
+    worker starting a task compares its tenant's connections with every other file's,
+    so most files end here."""
     if path is None:
         return set()
     try:
-        connections = json.loads(path.read_text(encoding="utf-8")).get("connections")
+        text = path.read_text(encoding="utf-8")
+        if only_if_naming is not None and not _may_name(text, only_if_naming):
+            return set()
+        connections = json.loads(text).get("connections")
     except (OSError, ValueError, AttributeError):
         return set()
     if not isinstance(connections, dict):
         return set()
     return {(kind, value) for kind in ("lightspeed", "quickbooks")
             if isinstance(value := connections.get(kind), str)}
+
+
+#: a JSON escape that stands for an ASCII character (as ``\\u005f`` does; ``\\u2026`` is "…")
+_ASCII_ESCAPE = re.compile(r'\\(?:["\\/bfnrt]|u00[0-7][0-9A-Fa-f])')
+
+
+def _may_name(text: str, conn_ids: set[str]) -> bool:
+    """Whether the JSON ``text`` can hold a string equal to one of ``conn_ids``: when it
+    holds one of them as written, or an escape that could spell one — any ``\\``, or
+    for ids of ASCII characters only an escape that stands for an ASCII character (a
+    string equal to such an id is made of ASCII characters, each written as itself or
+    as such an escape)."""
+    if any(conn_id in text for conn_id in conn_ids):
+        return True
+    if "\\" not in text:
+        return False
+    if all(conn_id.isascii() for conn_id in conn_ids):
+        return _ASCII_ESCAPE.search(text) is not None
+    return True
 
 
 def load_tenant(tenant_id: str):

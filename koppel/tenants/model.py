@@ -35,7 +35,6 @@ from typing_extensions import Annotated
 from koppel.mapping.rules import MappingSet, rules_dict
 from koppel.domain.formula import FormulaError, StockFormula
 
-FLOW_NAMES = ("orders", "products", "stock", "customers", "orders_reverse", "refunds")
 Direction = Literal["lightspeed_to_quickbooks", "quickbooks_to_lightspeed"]
 SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 _CRON_FIELD = re.compile(r"^(\*|[0-9A-Za-z?LW#]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z?LW#]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
@@ -159,6 +158,11 @@ class Flows(_Model):
             if flow["direction"] != "quickbooks_to_lightspeed":
                 raise ValueError("orders_reverse only runs quickbooks_to_lightspeed")
         return flow
+
+
+#: the flows a tenant file can configure: the fields of :class:`Flows` (their settings
+#: live there); ``tests/unit/test_flow_catalog.py`` holds them equal to the flow catalog
+FLOW_NAMES: tuple[str, ...] = tuple(Flows.model_fields)
 
 
 # ---------------------------------------------------------------- settings
