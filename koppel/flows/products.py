@@ -9,8 +9,9 @@ single variant. Steps:
   variants of the read (reported as ``conflict``, never guessed); it reads the category
   links of the variants it syncs and the category tree once, so each record carries its
   category chain.
-* **enrich** adds the mapping context (product, shop, category path, attributes, images,
-  VAT rate), maps the variant with the tenant's mapping and validates a ``MappedItem``.
+* **enrich** adds the mapping context (product, shop — read once per run and staged for
+  the other chunks —, category path, attributes, images, VAT rate), maps the variant
+  with the tenant's mapping and validates a ``MappedItem``.
   Its content hash is the change detector. A product's images and attributes are read
   once per chunk, and only when they can matter (see :mod:`products_source`).
 * **exists_check** skips variants whose hash matches their cross-reference (no
@@ -20,7 +21,8 @@ single variant. Steps:
   and picks a free, deterministic name for items to create.
 * **load** creates or renames the category items, then creates items and sends sparse
   updates in batches of 30 (only the fields whose policy is ``always``, and only when
-  they differ), then uploads images not attached yet.
+  they differ), then attaches the images not attached yet: each file (by the hash of
+  its bytes) uploaded once and linked to every item of the chunk that shows it.
 
 Vanished records: a variant (or its product) deleted in Lightspeed after it was listed
 or after it failed is reported once as ``skipped`` with ``details.deleted_in_lightspeed``
@@ -72,6 +74,7 @@ from koppel.flows.products_source import (
 from koppel.flows.products_target import (
     CategoryPlan,
     CategoryNode,
+    ItemImages,
     NameIndex,
     load_target_state,
     plan_categories,
@@ -110,6 +113,8 @@ class ItemState(RecordState):
     changed_fields: list | tuple = ()    # the fields an update changes
     images: dict | None = None           # images uploaded and kept
 
+#: The staged payload (step name) holding the shop read once per run.
+SHOP_STEP = "products:shop"
 #: Marks duplicate-SKU conflicts in the activity log (they are re-read every run).
 DUPLICATE_SKU_MARK = "duplicate SKU"
 #: Cross-reference state of a record whose QuickBooks object was deleted (or made
@@ -145,11 +150,7 @@ class ProductsProcess(Process):
     flow: ClassVar[str] = "products"
     source_type: ClassVar[str] = "variant"
     target_type: ClassVar[str] = "Item"
-    source_api: ClassVar[str] = "lightspeed"
     chunk_size: ClassVar[int] = 100
-    steps: ClassVar[tuple[str, ...]] = ("extract", "enrich", "exists_check", "load")
-    description: ClassVar[str] = ("Lightspeed catalogue → QuickBooks items by SKU: categories, "
-                                  "prices, descriptions, images; unchanged items cost no writes")
 
     # ------------------------------------------------------------------ settings
 
@@ -277,7 +278,7 @@ class ProductsProcess(Process):
         result = StepResult()
         hook = self.run.lightspeed
         live = [r for r in records if not ItemState(r).gone]
-        shop = json_safe(hook.get_shop().to_api()) if live else {}
+        shop = self._shop(hook) if live else {}
         contexts: dict[int, Any] = {}
         mapper = self.mapper()
         attributes_used = self.attributes_used(mapper)
@@ -306,6 +307,18 @@ class ProductsProcess(Process):
                 continue
             result.passed.append(record)
         return result
+
+    def _shop(self, hook: Any) -> dict[str, Any]:
+        """The shop (``_shop`` of the mapping), read once per run: the first chunk reads
+        it and stages it for the run's other chunks (one Lightspeed call, not one per
+        chunk; parallel chunks may each read it once before it is staged)."""
+        store, ref = self.run.store, {"run_key": self.run.run_key, "step": SHOP_STEP, "chunk": 0}
+        try:
+            return store.staged(ref)
+        except LookupError:
+            shop = json_safe(hook.get_shop().to_api())
+            store.stage(ref["run_key"], SHOP_STEP, 0, shop)
+            return shop
 
     def attributes_used(self, mapper: Mapper) -> bool:
         """Whether a product's attributes can reach QuickBooks: ``attributes_target`` puts
@@ -527,15 +540,35 @@ class ProductsProcess(Process):
                     answers.update(writer.write(ops, id_parts=(run.run_key, "items")))
         elif ops:
             answers = writer.write(ops, id_parts=(run.run_key, "items"))
-        image_cache: dict[str, Any] = {}
+        finished: list[tuple[Record, dict | None]] = []
         for source_id, (record, meta) in pending.items():
             answer = answers.get(meta["key"]) if meta.get("key") else None
             try:
                 written = self._written(record, answer)
-                self._finish(record, written, image_cache, result)
+            except RecordError as exc:
+                result.fail(record, exc)
+                continue
+            if written:
+                ItemState(record).target_id = str(written["Id"])
+            finished.append((record, written))
+        images = self._sync_images([record for record, _ in finished])
+        for record, written in finished:
+            try:
+                self._finish(record, written, images.get(record.source_id), result)
             except RecordError as exc:
                 result.fail(record, exc)
         return result
+
+    def _sync_images(self, records: list[Record]) -> dict[str, Any]:
+        """The chunk's images in one pass: each file uploaded once for all the items that
+        show it (:func:`koppel.flows.products_target.sync_images`)."""
+        wants = [ItemImages(variant_id=r.source_id, item_id=str(ItemState(r).target_id),
+                            urls=list(ItemState(r).item.get("image_urls") or []))
+                 for r in records if ItemState(r).item.get("image_urls")]
+        if not wants:
+            return {}
+        return sync_images(self.run.lightspeed, self.run.quickbooks, self.run.store,
+                           self.tenant_id, wants)
 
     def _adopt_created_meanwhile(self, ops: list[WriteOp],
                                  pending: dict[str, tuple[Record, dict]]) -> dict[str, dict]:
@@ -693,18 +726,12 @@ class ProductsProcess(Process):
         raise RecordError(f"QuickBooks fault {fault.code}: {fault.message}",
                           field=getattr(fault, "element", None) or None)
 
-    def _finish(self, record: Record, written: dict | None, image_cache: dict,
+    def _finish(self, record: Record, written: dict | None, images: Any,
                 result: StepResult) -> None:
         store, tenant = self.run.store, self.tenant_id
         mode = ItemState(record).mode
-        item_id = str(written["Id"]) if written else ItemState(record).target_id
-        ItemState(record).target_id = item_id
-        urls = ItemState(record).item.get("image_urls") or []
-        images = None
-        if urls:
-            images = sync_images(self.run.lightspeed, self.run.quickbooks, store, tenant,
-                                 variant_id=record.source_id, item_id=item_id,
-                                 sku=ItemState(record).item.get("sku"), urls=urls, cache=image_cache)
+        item_id = ItemState(record).target_id
+        if images is not None:
             ItemState(record).images = {"uploaded": images.uploaded, "kept": images.kept}
         content_hash = ItemState(record).hash if not (images and images.error) else None
         if ItemState(record).adopted == "meanwhile":

@@ -12,7 +12,12 @@ Reading costs API calls and Lightspeed allows only 300 per 5 minutes, so:
   that failed earlier) is read one by one; more are read as a paged list scan whenever
   the scan (its ``count`` call plus its pages of 250) costs fewer calls;
 * the category tree is read once per run (in extract), not once per chunk;
-* images are read only for products that have a main image, attributes only for
+* images are read only for products that have a main image (``image`` is ``false``
+  otherwise), one ``products/{id}/images.json`` each: Lightspeed documents no cheaper
+  way — no images list across products, the product's ``images`` is a bare collection
+  reference (no count), and the ``catalog`` resource the official client names
+  (SEOshop/API-PHP-Client ``ApiResourceCatalog``) has no documented answer shape — so
+  that read is the floor (see docs/sandbox-fidelity.md); attributes only for
   products that have a type (Lightspeed keeps attributes per product type) and only when
   the tenant's mapping can carry them into QuickBooks (``settings.products
   .attributes_target``, or a mapping rule reading ``_attributes``); variants that end

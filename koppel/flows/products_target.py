@@ -11,9 +11,11 @@ request ids, category items and image attachments.
   looked up by the writer and adopted only when it is the same item or category).
 * Category items are keyed by their Lightspeed category ids (a renamed Lightspeed
   category renames its QuickBooks category), created level by level (a parent first).
-* Images are Attachables on the item, uploaded (the writer's ``attach``) once per image
-  and item: the image's byte hash is kept in the cross-reference (``source_type``
-  ``image``).
+* Images are Attachables, each file uploaded (the writer's ``attach``) **once**, by the
+  hash of its bytes, linked to every item that shows it (``AttachableRef`` is an array):
+  a product's picture is one upload for all its variants' items, and an item added
+  later is linked to the existing Attachable by a batched sparse update — the bytes are
+  never sent again (:func:`sync_images`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ from koppel.domain.hashing import content_hash
 from koppel.domain.items import CATEGORY_FOLD_SEPARATOR, QBO_MAX_CATEGORY_DEPTH, fold_category_path
 from koppel.domain.names import stable_tag
 from koppel.domain.qbo_payloads import category_payload
-from koppel.hooks.qbo_writer import ADOPTED, REFUSED, QuickBooksWriter, WriteOp
+from koppel.hooks.qbo_writer import (
+    ADOPTED,
+    GONE,
+    REFUSED,
+    Attachment,
+    QuickBooksWriter,
+    WriteOp,
+)
 from koppel.hooks.quickbooks import MAX_RESULTS, quote
 
 log = logging.getLogger(__name__)
@@ -368,19 +377,29 @@ def _entry(node: CategoryNode, action: str, target_id: str | None, folded_depth:
 
 # --------------------------------------------------------------------------- images
 
+#: xref ``source_type`` of one uploaded file, keyed by the SHA-256 of its bytes (64 hex
+#: characters, the column's width): the Attachable that holds those bytes
+IMAGE_FILE = "image_file"
+
 
 def image_key(variant_id: str, url: str) -> str:
     """The xref source id of one image on one variant's item."""
     return f"{variant_id}:{stable_tag(url.split('?')[0], 16)}"
 
 
-def _file_name(sku: str | None, variant_id: str, index: int, url: str) -> str:
+def _file_name(url: str, digest: str) -> str:
+    """The Attachable's file name: the image's own name (the URL's last part) and the
+    start of its byte hash — the same for every item that shows the file, whichever
+    variant happens to upload it, and distinct for distinct files."""
     tail = url.split("?")[0].rsplit("/", 1)[-1]
-    extension = tail.rsplit(".", 1)[-1].lower() if "." in tail else "jpg"
+    stem, dot, extension = tail.rpartition(".")
+    if not dot:
+        stem, extension = tail, "jpg"
+    extension = extension.lower()
     if not extension.isalnum() or len(extension) > 5:
         extension = "jpg"
-    base = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (sku or f"variant-{variant_id}"))
-    return f"{base[:80]}-{index + 1}.{extension}"
+    base = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem).strip("-")
+    return f"{base[:60] or 'image'}-{digest[:8]}.{extension}"
 
 
 @dataclass
@@ -390,50 +409,170 @@ class ImageResult:
     error: str | None = None
 
 
-def sync_images(ls_hook: Any, qb_hook: Any, store: Any, tenant: str, *, variant_id: str,
-                item_id: str, sku: str | None, urls: Sequence[str],
-                cache: dict[str, bytes | Exception]) -> ImageResult:
-    """Upload the images of one item that are not attached yet (xref by URL; the byte
-    hash is kept so the same bytes under a new URL are not uploaded twice), each through
-    the writer's ``attach`` under ``request_id(tenant, "image", variant, item, <byte
-    hash>)``: a retried upload is answered from the first."""
-    result = ImageResult()
-    writer = QuickBooksWriter(qb_hook, tenant=tenant)
-    keys = {url: image_key(variant_id, url) for url in urls}
-    xrefs = store.xrefs(tenant, "image", keys.values(), target_type="Attachable")
-    held_hashes = {x.content_hash for x in xrefs.values()}
-    for index, url in enumerate(urls):
-        key = keys[url]
-        xref = xrefs.get(key)
-        if xref is not None and xref.target_id and xref.state == "active":
-            result.kept += 1
-            continue
+@dataclass(frozen=True)
+class ItemImages:
+    """The images one variant's item should carry (its product's, in order)."""
+
+    variant_id: str
+    item_id: str
+    urls: Sequence[str]
+
+
+@dataclass
+class _Link:
+    """One image an item still lacks."""
+
+    want: ItemImages
+    index: int
+    url: str
+    key: str
+
+
+def sync_images(ls_hook: Any, qb_hook: Any, store: Any, tenant: str,
+                wants: Sequence[ItemImages], *, cache: dict[str, bytes | Exception] | None = None
+                ) -> dict[str, ImageResult]:
+    """Attach the images of a chunk's items that are not attached yet; ``variant id →``
+    what became of its images.
+
+    * Each (variant, URL) attached once is kept in the cross-reference (``source_type``
+      ``image``) and costs nothing after: no download, no call.
+    * A URL still missing somewhere is downloaded once; its bytes' SHA-256 names the
+      file (``source_type`` ``image_file``). Bytes never uploaded go up **once**, as one
+      Attachable whose ``AttachableRef`` lists every item that needs them (all the
+      variants of a product in the chunk; Intuit "Attach images and notes":
+      ``AttachableRef`` is an array, https://developer.intuit.com/app/developer/qbo/docs/
+      workflows/attach-images-and-notes) — one ``POST /upload`` per file, not per item.
+    * Bytes uploaded before (another chunk, an earlier run, another product with the same
+      picture) are never sent again: the items are added to that Attachable's
+      ``AttachableRef`` by sparse updates (Attachable entity reference: update with
+      ``Id`` + ``SyncToken``), read in one query and written in batches of 30.
+    * The new files of the chunk go up together, several per ``POST /upload`` (the
+      writer's ``attach_files``: numbered part pairs, one answer per file).
+    * The whole step holds the tenant's image lock, so parallel chunks never upload the
+      same bytes twice.
+
+    Request ids: an upload request's is ``request_id(tenant, "images", *"<byte hash>:<item
+    ids>" of its files)`` (a retried task is answered from the first upload); the link
+    updates carry the writer's ids (the Attachable's ``SyncToken`` in each)."""
+    results = {w.variant_id: ImageResult() for w in wants}
+    cache = {} if cache is None else cache
+    keys = [image_key(w.variant_id, url) for w in wants for url in w.urls]
+    if not keys:
+        return results
+    held = store.xrefs(tenant, "image", keys, target_type="Attachable")
+    missing: dict[str, list[_Link]] = {}
+    for want in wants:
+        for index, url in enumerate(want.urls):
+            key = image_key(want.variant_id, url)
+            xref = held.get(key)
+            if xref is not None and xref.target_id and xref.state == "active":
+                results[want.variant_id].kept += 1
+                continue
+            missing.setdefault(url.split("?")[0], []).append(_Link(want, index, url, key))
+    if not missing:
+        return results
+    files: dict[str, dict[str, Any]] = {}  # byte hash → {"content", "links"}
+    for base, links in missing.items():
+        url = links[0].url
         if url not in cache:
             try:
-                cache[url] = ls_hook.download_image(url, record_id=variant_id)
+                cache[url] = ls_hook.download_image(url, record_id=links[0].want.variant_id)
             except Exception as exc:  # one bad image never stops the others
-                if getattr(exc, "retryable", False) is False and type(exc).__name__ != "LightspeedNotFound":
+                if getattr(exc, "retryable", False) is False and \
+                        type(exc).__name__ != "LightspeedNotFound":
                     raise
                 cache[url] = exc
         content = cache[url]
         if isinstance(content, Exception):
-            result.error = f"image {index + 1}: download failed ({getattr(content, 'message', type(content).__name__)})"
+            why = getattr(content, "message", type(content).__name__)
+            for link in links:
+                results[link.want.variant_id].error = \
+                    f"image {link.index + 1}: download failed ({why})"
             continue
         digest = hashlib.sha256(content).hexdigest()
-        if digest in held_hashes:
-            # the same bytes are attached already (moved URL): link the key, no upload
-            same = next(x for x in xrefs.values() if x.content_hash == digest)
-            store.save_xref(tenant, "image", key, "Attachable", same.target_id, digest)
-            result.kept += 1
+        files.setdefault(digest, {"content": content, "links": []})["links"].extend(links)
+    if not files:
+        return results
+    with store.lock(f"images:{tenant}:{getattr(qb_hook, 'realm_id', '') or ''}"):
+        known = store.xrefs(tenant, IMAGE_FILE, files, target_type="Attachable")
+        uploaded = {d: x.target_id for d, x in known.items()
+                    if x.state == "active" and x.target_id}
+        linked, failed, carried = _link_uploaded(qb_hook, tenant, files, uploaded, results)
+        new_files = []
+        for digest, entry in files.items():
+            if digest in failed or digest in linked:
+                continue
+            new_files.append(Attachment(
+                key=digest, entity="Item",
+                entity_ids=tuple(dict.fromkeys(link.want.item_id for link in entry["links"])),
+                file_name=_file_name(entry["links"][0].url, digest), content=entry["content"]))
+        outcomes = QuickBooksWriter(qb_hook, tenant=tenant).attach_files(
+            new_files, id_parts=("images",)) if new_files else {}
+        for digest, outcome in outcomes.items():
+            if not outcome.written:
+                why = outcome.fault.message if outcome.fault is not None else str(outcome.reason)
+                for link in files[digest]["links"]:
+                    results[link.want.variant_id].error = f"image {link.index + 1}: {why}"
+                continue
+            linked[digest] = str(outcome.target_id)
+            store.save_xref(tenant, IMAGE_FILE, digest, "Attachable", linked[digest], digest)
+        for digest, attachable_id in linked.items():
+            for link in files[digest]["links"]:
+                store.save_xref(tenant, "image", link.key, "Attachable", attachable_id, digest)
+                if digest in carried:  # the item shows these bytes already (moved URL)
+                    results[link.want.variant_id].kept += 1
+                else:
+                    results[link.want.variant_id].uploaded += 1
+    return results
+
+
+def _link_uploaded(qb_hook: Any, tenant: str, files: Mapping[str, dict[str, Any]],
+                   uploaded: Mapping[str, str], results: dict[str, ImageResult]
+                   ) -> tuple[dict[str, str], set[str], set[str]]:
+    """Add the items of ``files`` already uploaded (``uploaded``: byte hash → Attachable
+    id) to their Attachable's ``AttachableRef``: one query for the Attachables, sparse
+    updates in batches. ``byte hash → Attachable id`` of the files now linked, the files
+    whose update failed (their items carry the error) and those whose Attachable carried
+    every item already (nothing sent); a file whose Attachable is gone (deleted in
+    QuickBooks) is in none, to be uploaded again."""
+    failed: set[str] = set()
+    carried: set[str] = set()
+    if not uploaded:
+        return {}, failed, carried
+    rows = {str(r["Id"]): r for r in qb_hook.query_in("Attachable", "Id",
+                                                      sorted(set(uploaded.values())))}
+    linked: dict[str, str] = {}
+    ops: list[WriteOp] = []
+    by_key: dict[str, str] = {}
+    for digest, attachable_id in sorted(uploaded.items()):
+        row = rows.get(attachable_id)
+        if row is None or digest not in files:
             continue
-        outcome = writer.attach(key, entity="Item", entity_id=item_id,
-                                file_name=_file_name(sku, variant_id, index, url),
-                                content=content, id_parts=("image", variant_id, item_id, digest))
-        if not outcome.written:
-            result.error = f"image {index + 1}: " + (
-                outcome.fault.message if outcome.fault is not None else str(outcome.reason))
+        refs = [dict(r) for r in row.get("AttachableRef") or []]
+        have = {(str((r.get("EntityRef") or {}).get("type")),
+                 str((r.get("EntityRef") or {}).get("value"))) for r in refs}
+        new = [i for i in dict.fromkeys(link.want.item_id for link in files[digest]["links"])
+               if ("Item", str(i)) not in have]
+        if not new:
+            linked[digest] = attachable_id  # the items carry it already: nothing to send
+            carried.add(digest)
             continue
-        store.save_xref(tenant, "image", key, "Attachable", outcome.target_id, digest)
-        held_hashes.add(digest)
-        result.uploaded += 1
-    return result
+        refs += [{"EntityRef": {"type": "Item", "value": str(i)}} for i in new]
+        ops.append(WriteOp(key=digest, operation="update", entity="Attachable",
+                           payload={"Id": attachable_id, "SyncToken": str(row["SyncToken"]),
+                                    "sparse": True, "AttachableRef": refs},
+                           target_id=attachable_id, bid=f"a{len(ops)}"))
+        by_key[digest] = attachable_id
+    if ops:
+        answers = QuickBooksWriter(qb_hook, tenant=tenant).write(ops, scope="image-links")
+        for digest, answer in answers.items():
+            if answer.written:
+                linked[digest] = by_key[digest]
+                continue
+            why = answer.fault.message if answer.fault is not None else str(answer.reason)
+            if answer.status == GONE:
+                continue  # deleted meanwhile: uploaded again
+            for link in files[digest]["links"]:
+                results[link.want.variant_id].error = f"image {link.index + 1}: {why}"
+            failed.add(digest)  # neither linked nor uploaded again (the next run retries)
+    return linked, failed, carried

@@ -34,8 +34,10 @@ names        a create whose name QuickBooks already has (fault 6240 "Duplicate N
 faults       each item's fault is that key's ``failed`` outcome (fault code, message,
              element); auth, throttling past every retry and a QuickBooks that is down
              are not one record's fault and raise.
-attachments  ``attach`` uploads a file as an Attachable linked to an entity (``POST
-             /upload``, a multipart request a batch cannot carry) under the caller's
+attachments  ``attach`` uploads a file as an Attachable linked to one entity or several
+             (``AttachableRef`` is an array), ``attach_files`` several files in as few
+             requests as allowed (``POST /upload``, a multipart request a batch cannot
+             carry; numbered part pairs, one answer per file) under the caller's
              deterministic request id; dry run, faults and auth as for every write.
 verification every answer of an operation with ``expected`` figures is compared with them
              (:func:`koppel.domain.verify.verify`): any difference makes the outcome a
@@ -241,25 +243,73 @@ class QuickBooksWriter:
         return {key: outcomes[key] for key in keys}
 
     # -- attachments --------------------------------------------------------------------
-    def attach(self, key: str, *, entity: str, entity_id: str, file_name: str,
+    def attach(self, key: str, *, entity: str, entity_id: str | Sequence[str], file_name: str,
                content: bytes, id_parts: Sequence[Any]) -> WriteOutcome:
-        """Upload ``content`` as an Attachable linked to ``entity`` ``entity_id``: one
-        ``POST /upload`` (the file as a base64 part next to its Attachable) under
+        """Upload ``content`` once as an Attachable linked to ``entity`` ``entity_id`` — one
+        id, or several (``AttachableRef`` is an array: one file linked to every item of a
+        product, Intuit "Attach images and notes",
+        https://developer.intuit.com/app/developer/qbo/docs/workflows/attach-images-and-notes):
+        one ``POST /upload`` (the file as a base64 part next to its Attachable) under
         ``request_id(tenant, *id_parts)`` — keep them stable, a retry is then answered
         from the first upload. The outcome's ``value`` is the Attachable."""
+        ids = [entity_id] if isinstance(entity_id, str) else list(dict.fromkeys(entity_id))
+        if not ids:
+            raise ValueError(f"tenant {self.tenant}: an attachment needs an entity to link to")
         op = WriteOp(key=key, operation="create", entity="Attachable",
-                     summary=f"attach {file_name} to {entity} {entity_id}")
+                     summary=f"attach {file_name} to {entity} {', '.join(ids)}")
         if self.dry_run:
             return self._dry_run(op)
         rid = self.hook.request_id(self.tenant, *id_parts)
         try:
-            value = _upload(self.hook, entity=entity, entity_id=entity_id,
+            value = _upload(self.hook, entity=entity, entity_id=ids,
                             file_name=file_name, content=content, rid=rid)
         except (AuthError, TransientError):
             raise  # not this record's fault: the task fails, Airflow retries
         except QBOError as exc:
             return self._failed(op, exc)
         return WriteOutcome(key, WRITTEN, op.operation, op.entity, value=value)
+
+    def attach_files(self, files: Sequence["Attachment"], *, id_parts: Sequence[Any]
+                     ) -> dict[str, WriteOutcome]:
+        """Upload several files, each as an Attachable linked to its entities, in as few
+        ``POST /upload`` requests as :data:`FILES_PER_UPLOAD` and :data:`UPLOAD_BYTES`
+        allow: the upload takes numbered part pairs (``file_metadata_0n`` +
+        ``file_content_0n``) and answers ``AttachableResponse``, an array with one
+        ``Attachable`` or ``Fault`` per file — so one file's fault is that key's
+        ``failed`` outcome, the others are written. Each request's id is
+        ``request_id(tenant, *id_parts, *"<key>:<entity ids>" of its files)``: a retried
+        task sends the same requests and is answered from the first, while the same
+        bytes for other entities are a new request. ``key → outcome`` in the order of
+        ``files``."""
+        keys = [f.key for f in files]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"tenant {self.tenant}: attachment keys must be unique")
+        outcomes: dict[str, WriteOutcome] = {}
+        for group in _upload_groups(files):
+            ops = {f.key: WriteOp(key=f.key, operation="create", entity="Attachable",
+                                  summary=f"attach {f.file_name} to {f.entity} "
+                                          f"{', '.join(f.entity_ids)}") for f in group}
+            if self.dry_run:
+                outcomes.update({k: self._dry_run(op) for k, op in ops.items()})
+                continue
+            rid = self.hook.request_id(self.tenant, *id_parts, *(
+                f"{f.key}:{'+'.join(f.entity_ids)}" for f in group))
+            try:
+                answers = _upload_files(self.hook, group, rid=rid)
+            except (AuthError, TransientError):
+                raise  # not this record's fault: the task fails, Airflow retries
+            except QBOError as exc:  # the request as a whole was refused
+                outcomes.update({k: self._failed(op, exc) for k, op in ops.items()})
+                continue
+            for f, answer in zip(group, answers):
+                if isinstance(answer, (AuthError, TransientError)):
+                    raise answer
+                if isinstance(answer, QBOError):
+                    outcomes[f.key] = self._failed(ops[f.key], answer)
+                else:
+                    outcomes[f.key] = WriteOutcome(f.key, WRITTEN, "create", "Attachable",
+                                                   value=answer)
+        return {key: outcomes[key] for key in keys}
 
     # -- dry run ------------------------------------------------------------------------
     def _dry_run(self, op: WriteOp) -> WriteOutcome:
@@ -470,49 +520,137 @@ class QuickBooksWriter:
 #: content types of attachments by file extension
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
                  "gif": "image/gif", "webp": "image/webp"}
+#: files per ``POST /upload`` request (numbered part pairs ``_01`` … ``_10``; how many
+#: QuickBooks takes at most is not documented: assumed, docs/sandbox-fidelity.md)
+FILES_PER_UPLOAD = 10
+#: raw bytes per upload request (before base64): well under the 100 MB QuickBooks
+#: accepts per request (assumed, docs/sandbox-fidelity.md); a larger file goes alone
+UPLOAD_BYTES = 20 * 1024 * 1024
 
 
-def _upload(hook: Any, *, entity: str, entity_id: str, file_name: str, content: bytes,
-            rid: str) -> dict[str, Any]:
-    """``POST /upload``: the file (base64 part) and its Attachable linked to the entity."""
+@dataclass(frozen=True)
+class Attachment:
+    """One file to upload: its caller's ``key``, name and bytes, and the entities its
+    Attachable is linked to (``AttachableRef`` is an array: one file on many items)."""
+
+    key: str
+    file_name: str
+    content: bytes
+    entity: str
+    entity_ids: tuple[str, ...]
+
+
+def _upload_groups(files: Sequence[Attachment]) -> list[list[Attachment]]:
+    """``files`` in request-sized groups, in order."""
+    groups: list[list[Attachment]] = []
+    size = 0
+    for f in files:
+        if not groups or len(groups[-1]) >= FILES_PER_UPLOAD \
+                or (groups[-1] and size + len(f.content) > UPLOAD_BYTES):
+            groups.append([])
+            size = 0
+        groups[-1].append(f)
+        size += len(f.content)
+    return groups
+
+
+def _upload(hook: Any, *, entity: str, entity_id: str | Sequence[str], file_name: str,
+            content: bytes, rid: str) -> dict[str, Any]:
+    """``POST /upload`` of one file: the file (base64 part) and its Attachable linked to
+    the entity — to each of several (one ``AttachableRef`` per id)."""
+    ids = (entity_id,) if isinstance(entity_id, str) else tuple(entity_id)
+    (answer,) = _upload_files(hook, [Attachment("", file_name, content, entity, ids)], rid=rid)
+    if isinstance(answer, QBOError):
+        raise answer
+    return answer
+
+
+def _upload_files(hook: Any, files: Sequence[Attachment], *, rid: str
+                  ) -> list[dict[str, Any] | QBOError]:
+    """One ``POST /upload`` of ``files`` (part pairs ``file_metadata_0n`` +
+    ``file_content_0n``, base64): per file, its Attachable or the fault QuickBooks
+    answered for it. A fault of the whole request raises."""
     boundary = "koppel-" + uuid.uuid5(uuid.NAMESPACE_URL, rid).hex
-    content_type = CONTENT_TYPES.get(file_name.rsplit(".", 1)[-1], "application/octet-stream")
-    metadata = {"AttachableRef": [{"EntityRef": {"type": entity, "value": entity_id}}],
-                "FileName": file_name, "ContentType": content_type}
-    body = (
-        f"--{boundary}\r\n"
-        'Content-Disposition: form-data; name="file_metadata_01"; filename="attachment.json"\r\n'
-        "Content-Type: application/json\r\n\r\n"
-        f"{json.dumps(metadata)}\r\n"
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="file_content_01"; filename="{file_name}"\r\n'
-        f"Content-Type: {content_type}\r\n"
-        "Content-Transfer-Encoding: base64\r\n\r\n"
-        f"{base64.b64encode(content).decode()}\r\n"
-        f"--{boundary}--\r\n"
-    ).encode()
+    first = files[0].entity_ids
+    record_id = first[0] if len(files) == 1 and len(first) == 1 else \
+        f"{first[0]}+{sum(len(f.entity_ids) for f in files) - 1}"
+    parts = []
+    for n, f in enumerate(files, start=1):
+        content_type = CONTENT_TYPES.get(f.file_name.rsplit(".", 1)[-1],
+                                         "application/octet-stream")
+        metadata = {"AttachableRef": [{"EntityRef": {"type": f.entity, "value": i}}
+                                      for i in f.entity_ids],
+                    "FileName": f.file_name, "ContentType": content_type}
+        parts.append(
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file_metadata_{n:02d}"; '
+            'filename="attachment.json"\r\n'
+            "Content-Type: application/json\r\n\r\n"
+            f"{json.dumps(metadata)}\r\n"
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file_content_{n:02d}"; '
+            f'filename="{f.file_name}"\r\n'
+            f"Content-Type: {content_type}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+            f"{base64.b64encode(f.content).decode()}\r\n")
+    body = ("".join(parts) + f"--{boundary}--\r\n").encode()
     url = f"{hook.company_url}/upload"
     response = hook.send("POST", url, params={"requestid": rid}, content=body,
                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                         record_id=entity_id)
+                         record_id=record_id)
     try:
         data = json.loads(response.text) if response.content else {}
     except ValueError:
         raise QBOFault("unreadable upload answer", method="POST", path="upload",
-                       status=response.status_code, record_id=entity_id) from None
+                       status=response.status_code, record_id=record_id) from None
     fault = data.get("Fault") or data.get("fault") if isinstance(data, dict) else None
     if fault:
         raise fault_from_payload(fault, method="POST", path=httpx.URL(url).path,
-                                 status=response.status_code, record_id=entity_id)
-    for answer in data.get("AttachableResponse", []):
-        if "Fault" in answer:
-            raise fault_from_payload(answer["Fault"], method="POST", path="upload",
-                                     record_id=entity_id)
-        if "Attachable" in answer:
-            return answer["Attachable"]
-    raise QBOFault("upload answered no Attachable", method="POST", path="upload",
-                   record_id=entity_id)
+                                 status=response.status_code, record_id=record_id)
+    answers = [a for a in data.get("AttachableResponse", []) if isinstance(a, dict)
+               and ("Attachable" in a or "Fault" in a)]
+    # An answered Attachable is matched to its file by what it says — FileName and the
+    # entities it is linked to, else those entities alone when no other file of the
+    # request has them — and only what is left by position, which Intuit does not
+    # document: an answer in another order never books one file's Attachable under
+    # another's key. Faults (they name no file) go to the files left, in order.
+    def refs_of(a: dict[str, Any]) -> frozenset[str]:
+        return frozenset(str((r.get("EntityRef") or {}).get("value"))
+                         for r in a.get("AttachableRef") or [] if isinstance(r, dict))
 
+    attachables = [a["Attachable"] for a in answers
+                   if isinstance(a.get("Attachable"), dict)]
+    faults = [a for a in answers if not isinstance(a.get("Attachable"), dict)]
+    chosen: dict[int, dict[str, Any]] = {}
+    for rule in ("name and entities", "entities"):
+        for index, f in enumerate(files):
+            if index in chosen:
+                continue
+            ids = frozenset(f.entity_ids)
+            if rule == "name and entities":
+                fits = [a for a in attachables
+                        if a.get("FileName") == f.file_name and refs_of(a) == ids]
+            elif sum(1 for g in files if frozenset(g.entity_ids) == ids) == 1:
+                fits = [a for a in attachables if refs_of(a) == ids]
+            else:
+                fits = []
+            if fits:
+                chosen[index] = fits[0]
+                attachables.remove(fits[0])
+    out: list[dict[str, Any] | QBOError] = []
+    for index, f in enumerate(files):
+        rid_of = f.entity_ids[0] if f.entity_ids else record_id
+        if index in chosen:
+            out.append(chosen[index])
+        elif faults:
+            out.append(fault_from_payload(faults.pop(0).get("Fault") or {}, method="POST",
+                                          path="upload", record_id=rid_of))
+        elif attachables:
+            out.append(attachables.pop(0))
+        else:
+            out.append(QBOFault(f"upload answered no Attachable for {f.file_name}",
+                                method="POST", path="upload", record_id=rid_of))
+    return out
 
 def _name_queries(entity: str, names: Sequence[str]) -> list[str]:
     """``SELECT * FROM <entity> WHERE <name field> IN (…)`` over ``names``: literals quoted

@@ -187,7 +187,9 @@ def test_tax_rate_from_prices_and_description_composition():
 
 
 def test_process_declares_its_steps():
-    assert ProductsProcess.steps == ("extract", "enrich", "exists_check", "load")
+    from koppel.flows import catalog
+
+    assert catalog.flow("products").steps == ("extract", "enrich", "exists_check", "load")
     assert ProductsProcess.source_type == "variant" and ProductsProcess.target_type == "Item"
 
 

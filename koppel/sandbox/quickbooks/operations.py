@@ -193,6 +193,13 @@ def update(realm: Realm, entity: str, payload: dict, params: dict[str, str]) -> 
             merged = payload
         obj = _prepare(realm, entity, merged, current, params)
         obj["Id"] = current["Id"]
+        if entity == "Attachable":
+            # an update changes the metadata (e.g. adds items to its ``AttachableRef``, an
+            # array: Intuit "Attach images and notes", https://developer.intuit.com/app/
+            # developer/qbo/docs/workflows/attach-images-and-notes); the uploaded file and
+            # what the server derived from it stay (assumed: docs/sandbox-fidelity.md)
+            obj.update({k: current[k] for k in ("Size", "FileAccessUri", "TempDownloadUri")
+                        if k in current})
         if entity == "Invoice":
             _set_invoice_balance(realm, obj)
         realm.replace(entity, obj)
