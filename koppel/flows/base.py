@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from koppel.steps.kernel import (  # noqa: F401
     INTERVAL_RUN_TYPES,
-    STEPS,
     FlowRun,
     Process,
     ReadWindow,

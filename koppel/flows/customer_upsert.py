@@ -261,41 +261,38 @@ class CustomerUpserter:
         return result  # e.g. 6240: a vendor or employee has the default customer's name
 
     def _lookup(self, groups: list[_Group], want_default: bool = False):
-        """One batch of queries: customers by id (shop customers an earlier run linked) or
-        else by e-mail, companies by name, the display names the new customers would take
+        """The look-ups of a chunk (the hook's :meth:`query_many` policy: plain queries, or
+        batches of queries when there are many): customers by id (shop customers an earlier
+        run linked) or else by e-mail, companies by name, the display names the new customers would take
         (Customer, Vendor, Employee share names) and, when needed, the default customer."""
-        from koppel.hooks.quickbooks import BatchOp, quote
+        from koppel.hooks.quickbooks import quote
 
         known = self._known_ids(groups)
-        ops: list[BatchOp] = []
+        ops: dict[str, str] = {}
         for i, group in enumerate(groups):
             if group.key not in known:
-                ops.append(BatchOp(bid=f"e{i}", query=(
-                    f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(group.email)}")))
+                ops[f"e{i}"] = (f"SELECT * FROM Customer WHERE PrimaryEmailAddr = "
+                                f"{quote(group.email)}")
         for i, chunk in enumerate(_chunks(sorted(set(known.values()), key=int), 50)):
-            ops.append(BatchOp(bid=f"i{i}", query="SELECT * FROM Customer WHERE Id IN ("
-                               + ", ".join(quote(v) for v in chunk) + ") MAXRESULTS 1000"))
+            ops[f"i{i}"] = ("SELECT * FROM Customer WHERE Id IN ("
+                            + ", ".join(quote(v) for v in chunk) + ") MAXRESULTS 1000")
         company_names = sorted({c for g in groups if (c := _company_name(g.customer))})
         candidates = sorted(_candidate_names(groups, self.currency))
         for i, chunk in enumerate(_chunks(company_names, 50)):
-            ops.append(BatchOp(bid=f"c{i}", query="SELECT * FROM Customer WHERE CompanyName IN ("
-                               + ", ".join(quote(n) for n in chunk) + ") MAXRESULTS 1000"))
+            ops[f"c{i}"] = ("SELECT * FROM Customer WHERE CompanyName IN ("
+                            + ", ".join(quote(n) for n in chunk) + ") MAXRESULTS 1000")
         for entity in ("Customer", "Vendor", "Employee"):
             for i, chunk in enumerate(_chunks(candidates, 50)):
-                ops.append(BatchOp(bid=f"n{entity[0]}{i}", query=(
-                    f"SELECT * FROM {entity} WHERE DisplayName IN ("
-                    + ", ".join(quote(n) for n in chunk) + ") MAXRESULTS 1000")))
+                ops[f"n{entity[0]}{i}"] = (f"SELECT * FROM {entity} WHERE DisplayName IN ("
+                                           + ", ".join(quote(n) for n in chunk)
+                                           + ") MAXRESULTS 1000")
         if want_default:
-            name = self.default_name()
-            ops.append(BatchOp(bid="default", query=(
-                f"SELECT * FROM Customer WHERE DisplayName = {quote(name)}")))
-        results = self.hook.batch(ops) if ops else {}
-        for result in results.values():
-            if result.fault is not None:
-                raise result.fault
+            ops["default"] = ("SELECT * FROM Customer WHERE DisplayName = "
+                              f"{quote(self.default_name())}")
+        results = self.hook.query_many(ops)
 
         def rows(bid: str) -> list[dict[str, Any]]:
-            return (results[bid].value or {}).get("Customer", []) if bid in results else []
+            return results.get(bid, [])
 
         policy = self.policy()
         by_id = {str(r["Id"]): r for bid in results if bid.startswith("i") for r in rows(bid)}
@@ -313,13 +310,11 @@ class CustomerUpserter:
                 # currencies were known, in another currency): ask by e-mail
                 relink.append((i, group))
         if relink:
-            again = self.hook.batch([BatchOp(bid=f"e{i}", query=(
-                f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(g.email)}"))
-                for i, g in relink])
+            again = self.hook.query_many({
+                f"e{i}": f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(g.email)}"
+                for i, g in relink})
             for i, group in relink:
-                if again[f"e{i}"].fault is not None:
-                    raise again[f"e{i}"].fault
-                by_email[group.key] = (again[f"e{i}"].value or {}).get("Customer", [])
+                by_email[group.key] = again[f"e{i}"]
         # per company: the one in this currency (lowest id), else — only to tell that the
         # company is in QuickBooks in other currencies — the lowest id of another currency
         companies: dict[str, dict[str, Any]] = {}
@@ -333,11 +328,9 @@ class CustomerUpserter:
                                 < _company_rank(companies[key], policy)):
                         companies[key] = row
         taken: set[str] = set()
-        for bid, result in results.items():
+        for bid, found_rows in results.items():
             if bid.startswith("n"):
-                value = result.value or {}
-                for entity in ("Customer", "Vendor", "Employee"):
-                    taken.update(r.get("DisplayName", "") for r in value.get(entity, []))
+                taken.update(r.get("DisplayName", "") for r in found_rows)
         found = [r for r in rows("default") if policy.accepts(r)]
         default_row = min(found, key=lambda r: int(r["Id"])) if found else None
         if want_default and default_row is None and self.run.dry_run:

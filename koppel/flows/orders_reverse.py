@@ -67,11 +67,8 @@ def parse_record_id(value: str) -> tuple[str | None, str]:
 class ReverseOrdersProcess(Process):
     flow = "orders_reverse"
     source_type = "qbo:document"
-    source_api = "quickbooks"
     target_type = "order"
     chunk_size = 50
-    description = ("QuickBooks sales receipts and invoices created as Lightspeed orders "
-                   "through checkouts, once, without loops")
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -143,9 +140,9 @@ class ReverseOrdersProcess(Process):
 
     # -- enrich ----------------------------------------------------------------------------
     def enrich(self, records: list[Record]) -> StepResult:
-        """The chunk's customers and items in one batch request, then one reverse order
-        per document."""
-        from koppel.hooks.quickbooks import BatchOp, quote
+        """The chunk's customers and items (the hook's look-up policy, ``query_many``), then
+        one reverse order per document."""
+        from koppel.hooks.quickbooks import quote
         from koppel.mapping import Mapper
 
         result = StepResult()
@@ -154,21 +151,18 @@ class ReverseOrdersProcess(Process):
         item_ids = sorted({str(line["SalesItemLineDetail"]["ItemRef"]["value"])
                            for r in records for line in r.data["doc"].get("Line") or []
                            if (line.get("SalesItemLineDetail") or {}).get("ItemRef")})
-        ops = [BatchOp(bid=f"c{i}", query="SELECT * FROM Customer WHERE Active IN (true, false)"
-                       " AND Id IN (" + ", ".join(quote(x) for x in chunk) + ") MAXRESULTS 1000")
-               for i, chunk in enumerate(_chunks(customer_ids, 100))]
-        ops += [BatchOp(bid=f"i{i}", query="SELECT *, Sku FROM Item WHERE Active IN (true, "
-                        "false) AND Id IN (" + ", ".join(quote(x) for x in chunk)
-                        + ") MAXRESULTS 1000") for i, chunk in enumerate(_chunks(item_ids, 100))]
+        lookups = {f"c{i}": "SELECT * FROM Customer WHERE Active IN (true, false) AND Id IN ("
+                   + ", ".join(quote(x) for x in chunk) + ") MAXRESULTS 1000"
+                   for i, chunk in enumerate(_chunks(customer_ids, 100))}
+        lookups.update({f"i{i}": "SELECT *, Sku FROM Item WHERE Active IN (true, false) AND "
+                        "Id IN (" + ", ".join(quote(x) for x in chunk) + ") MAXRESULTS 1000"
+                        for i, chunk in enumerate(_chunks(item_ids, 100))})
         customers: dict[str, dict] = {}
         items: dict[str, dict] = {}
-        if ops:
-            for bid, answer in self.run.quickbooks.batch(ops).items():
-                if answer.fault is not None:
-                    raise answer.fault
-                entity, table = ("Customer", customers) if bid.startswith("c") else ("Item", items)
-                for row in (answer.value or {}).get(entity, []):
-                    table[str(row["Id"])] = jsonable(row)
+        for name, rows in self.run.quickbooks.query_many(lookups).items():
+            table = customers if name.startswith("c") else items
+            for row in rows:
+                table[str(row["Id"])] = jsonable(row)
         default_email = self.settings.default_customer.email
         mapper = Mapper.for_tenant(self.run.tenant, "orders_reverse")
         for record in records:

@@ -130,11 +130,7 @@ class StockProcess(Process):
     flow = "stock"
     source_type = "variant"
     target_type = "Item"
-    source_api = "lightspeed"
     chunk_size = 250
-    steps = ("extract", "exists_check", "load")
-    description = ("Stock levels between Lightspeed variants and QuickBooks inventory items "
-                   "(only changed quantities are written)")
 
     # ------------------------------------------------------------------ extract
     def extract(self) -> list[Record]:

@@ -23,8 +23,6 @@ from koppel.store.state import ActivityEntry, StateStore
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "enrich", "exists_check", "customer_upsert", "load")
-
 
 class RecordError(Exception):
     """A problem with one record: recorded with its reason, retried next run, never
@@ -263,15 +261,18 @@ def _total_calls(hook: Any) -> int:
 
 
 class Process(ABC):
-    """A flow's steps. Subclasses implement the ones their flow has."""
+    """A flow's steps. Subclasses implement the ones their flow has; which steps a flow
+    runs, the API it reads and how it describes itself are its row in
+    ``koppel/flows/catalog.py`` (said once, there)."""
 
     flow: ClassVar[str]
     source_type: ClassVar[str] = "order"
-    source_api: ClassVar[str] = "lightspeed"
     target_type: ClassVar[str | None] = None
+    #: the most records a chunk holds (bounded memory; one mapped task per chunk)
     chunk_size: ClassVar[int] = 100
-    steps: ClassVar[tuple[str, ...]] = STEPS
-    description: ClassVar[str] = ""
+    #: chunk sizes are rounded up to a multiple of this: 30 for flows whose load writes
+    #: one QuickBooks batch operation per record, so the batches of a chunk are full
+    chunk_align: ClassVar[int] = 1
 
     def __init__(self, run: FlowRun) -> None:
         self.run = run
@@ -380,6 +381,20 @@ def read_window(params: dict[str, Any], *, run_type: str | None, interval_start:
     if last_activity is None:
         return ReadWindow(None, None, "first run")
     return ReadWindow(last_activity - lookback, now, "since the last activity")
+
+
+def chunk_length(total: int | None, maximum: int, align: int = 1) -> int:
+    """Records per chunk for a run that read ``total`` records (``None``: a stream, not
+    known ahead): as few chunks as ``maximum`` allows, equally full, each a multiple of
+    ``align`` (a QuickBooks batch) where ``maximum`` allows — 1,000 orders with a maximum
+    of 300 are four chunks of 270, 270, 270 and 190, not ten of 100."""
+    maximum = max(1, int(maximum))
+    if not total or total <= maximum:
+        return maximum if total is None else max(1, total)
+    chunks = -(-total // maximum)
+    size = -(-total // chunks)
+    aligned = -(-size // align) * align if align > 1 else size
+    return aligned if aligned <= maximum else size
 
 
 def run_read_window(run: FlowRun, lookback: Any = None) -> ReadWindow:

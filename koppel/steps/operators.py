@@ -102,8 +102,14 @@ class ExtractOperator(KoppelStepOperator):
         process = self._process(run)
         from koppel.steps.kernel import StepResult
 
+        from koppel.steps.kernel import chunk_length
+
         started, before = time.monotonic(), run.api_calls()
-        size = process.chunk_size
+        extracted = process.extract()
+        # chunks chosen from the work: a list's length is known, so its chunks are as few
+        # and as even as the flow's maximum allows; a stream is cut at the maximum
+        size = chunk_length(len(extracted) if isinstance(extracted, list) else None,
+                            process.chunk_size, getattr(process, "chunk_align", 1))
         refs: list[dict[str, Any]] = []
         chunk: list = []
         read, calls_at = 0, before
@@ -121,7 +127,7 @@ class ExtractOperator(KoppelStepOperator):
         # a list, or a stream the chunks are cut from: a full chunk is staged when the
         # next record arrives, the last one when the stream ends, so every call the
         # extract made is on some record
-        for record in process.extract():
+        for record in extracted:
             if len(chunk) == size:
                 stage(chunk)
                 chunk = []

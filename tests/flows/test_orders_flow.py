@@ -110,23 +110,53 @@ def test_orders_lifecycle_books_once_voids_reports_and_converges(shop, make_tena
 
 def test_demo_shop_books_within_the_call_budget(shop_factory, make_tenant):
     """On the demo's data (its seed and sizes, flows in the demo's order) a first sync
-    books every order with at most 0.25 QuickBooks calls per booked order and 1.05
-    Lightspeed calls per order read — counted by the sandboxes, not by koppel."""
+    books every order within QuickBooks' budget — counted by the sandboxes, not by koppel:
+    write batches as full as the chunk allows, look-ups as plain queries (500 a minute)
+    unless more than 12 of them would cost more than one batch request (40 a minute),
+    never a look-up in a write batch; at most 0.35 QuickBooks calls per booked order and
+    1.05 Lightspeed calls per order read."""
     shop = shop_factory(seed=1, orders=60, products=40, customers=40)
     tenant = make_tenant(shop)
     assert tenant.run("products").state == "success"
     assert tenant.run("customers").state == "success"
-    qbo_before, ls_before = _api_calls(tenant.qbo_stats()), shop.stats()["total"]
+    qbo_before, ls_before = tenant.qbo_stats(), shop.stats()["total"]
     assert tenant.run("orders").state == "success"
-    qbo_calls = _api_calls(tenant.qbo_stats()) - qbo_before
+    qbo_after = tenant.qbo_stats()
+    qbo_calls = _api_calls(qbo_after) - _api_calls(qbo_before)
     ls_calls = shop.stats()["total"] - ls_before
+
+    def delta(key: str) -> int:
+        return qbo_after.get(key, 0) - qbo_before.get(key, 0)
+
+    def routes(word: str) -> int:
+        return sum(n - qbo_before["by_route"].get(route, 0)
+                   for route, n in qbo_after["by_route"].items()
+                   if " /v3/" in route and route.rstrip("/").split("/")[-1] == word)
+
+    batches, queries = routes("batch"), routes("query")
     latest = _latest(tenant)
     booked = [e for e in latest.values() if e["action"] == "created"]
     assert len(booked) >= 30 and len(latest) == 60
-    assert qbo_calls <= 0.25 * len(booked), (qbo_calls, len(booked))
+    writes, reads = delta("batch_write_operations"), (delta("batch_operations")
+                                                      - delta("batch_write_operations"))
+    write_batches, read_batches = (delta("batch_requests_with_writes"),
+                                   delta("batch_requests_reads_only"))
+    assert delta("batch_requests_mixed") == 0  # look-ups never ride in a write batch
+    assert write_batches + read_batches == batches
+    # writes fill their batches, each kind in its own order (the documents refer to the
+    # others): the new customers, the helper items (shipping, fees), the items of SKUs the
+    # products flow could not create, the documents — one partial batch per kind at most.
+    # Look-ups go in a batch only when more than 500 // 40 = 12 of them would otherwise be
+    # plain queries (here: guests' e-mail addresses, which QuickBooks filters with "=" only)
+    assert write_batches <= -(-writes // 30) + 3, (write_batches, writes)
+    assert reads >= 13 * read_batches, (reads, read_batches)
+    assert qbo_calls <= 0.35 * len(booked), (qbo_calls, len(booked))
     assert ls_calls <= 1.05 * len(latest), (ls_calls, len(latest))
+    minutes = batches / 40 + (qbo_calls - batches) / 500  # the published limits
     print(f"\ndemo data: {len(booked)} booked; QuickBooks {qbo_calls / len(booked):.2f} calls "
-          f"per booked order, Lightspeed {ls_calls / len(latest):.2f} per order")
+          f"per booked order ({write_batches} batches of {writes} writes, {read_batches} of "
+          f"{reads} look-ups, {queries} queries), {minutes * 60:.1f} s under the limits; Lightspeed "
+          f"{ls_calls / len(latest):.2f} per order")
 
 
 def test_orders_find_linked_customers_by_id_and_follow_an_email_changed_in_quickbooks(

@@ -23,6 +23,8 @@ class FakeHook:
     # look-ups go through the hook's one policy (one query plain, several batched)
     from koppel.hooks.quickbooks import QuickBooksHook as _Real
     query_many = _Real.query_many
+    plain_lookups_max = _Real.plain_lookups_max
+    limits = _Real().limits
 
     def batch(self, ops, request_id=None):
         self.requests.append(("batch", list(ops), request_id))

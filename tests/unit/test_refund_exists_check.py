@@ -15,39 +15,38 @@ from koppel.tenants.model import Settings
 
 
 class FakeHook:
-    """Answers the exists-check's one batch of queries: the booked original by Id and
+    """Answers the exists-check's look-ups (plain queries, or a batch): the booked original by Id and
     ``refunds`` (DocNumber → row) by DocNumber; reference queries find nothing."""
 
     def __init__(self, refunds: dict[str, dict]) -> None:
         self.refunds = refunds
         self.batches: list[list] = []
+        self.queries: list[str] = []
 
-    # look-ups go through the hook's one policy (one query plain, several batched)
+    # look-ups go through the hook's one policy (plain queries, a batch above 12)
     from koppel.hooks.quickbooks import QuickBooksHook as _Real
     query_many = _Real.query_many
+    plain_lookups_max = _Real.plain_lookups_max
+    limits = _Real().limits
 
     def query(self, sql):
-        from koppel.hooks.quickbooks import BatchOp
-
-        (result,) = self.batch([BatchOp(bid="q", query=sql)]).values()
-        return result.value or {}
+        self.queries.append(sql)
+        return self._answer(sql)
 
     def batch(self, ops, request_id=None):
         ops = list(ops)
         assert all(op.query for op in ops) and request_id is None
         self.batches.append(ops)
-        out = {}
-        for op in ops:
-            if op.bid.startswith("original:SalesReceipt:"):
-                rows = {"SalesReceipt": [{"Id": "501", "DocNumber": "ORD1001", "Line": [],
-                                          "CustomerRef": {"value": "9"}}]}
-            elif op.bid.startswith("refund:RefundReceipt:"):
-                found = [row for number, row in self.refunds.items() if f"'{number}'" in op.query]
-                rows = {"RefundReceipt": found} if found else {}
-            else:
-                rows = {}
-            out[op.bid] = BatchResult(op.bid, value=rows)
-        return out
+        return {op.bid: BatchResult(op.bid, value=self._answer(op.query)) for op in ops}
+
+    def _answer(self, sql: str) -> dict:
+        if "FROM SalesReceipt" in sql:
+            return {"SalesReceipt": [{"Id": "501", "DocNumber": "ORD1001", "Line": [],
+                                      "CustomerRef": {"value": "9"}}]}
+        if "FROM RefundReceipt" in sql:
+            found = [row for number, row in self.refunds.items() if f"'{number}'" in sql]
+            return {"RefundReceipt": found} if found else {}
+        return {}
 
 
 class FakeStore:
@@ -85,7 +84,13 @@ def _check(refunds: dict[str, dict]):
     process = RefundsProcess(_run(hook))
     result = StepResult()
     process._read_originals([_record()], result)
-    assert len(hook.batches) == 1  # everything in one request, as before
+    # the booked original by Id, refunds under the number and the six reference lists
+    # (items, payment methods, terms, accounts, …): eight plain queries — fewer than the 12
+    # that cost as much as one batch request under the limits — and no batch
+    assert hook.batches == [] and len(hook.queries) == 8
+    assert hook.queries[:2] == ["SELECT * FROM SalesReceipt WHERE Id IN ('501') MAXRESULTS 1000",
+                                "SELECT * FROM RefundReceipt WHERE DocNumber IN ('ORD1001-R1') "
+                                "MAXRESULTS 1000"]
     return process, result
 
 

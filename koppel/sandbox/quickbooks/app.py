@@ -253,8 +253,12 @@ def run_batch(realm: Realm, body: dict, stats) -> dict[str, Any]:
                               f"{MAX_BATCH_ITEMS} are allowed.", "BatchItemRequest")
     stats.count("batch_operations", len(items))
     # writes inside batches, so a client can tell a read-only batch from one that wrote
-    stats.count("batch_write_operations",
-                sum(1 for item in items if isinstance(item, dict) and "Query" not in item))
+    writes = sum(1 for item in items if isinstance(item, dict) and "Query" not in item)
+    stats.count("batch_write_operations", writes)
+    # batch requests by what they carry (statistics of the control plane, not QuickBooks')
+    stats.count("batch_requests_with_writes" if writes else "batch_requests_reads_only", 1)
+    if writes and writes < len(items):
+        stats.count("batch_requests_mixed", 1)
     return {"BatchItemResponse": [_batch_item(realm, item, stats) for item in items]}
 
 
