@@ -150,11 +150,19 @@ class Sandboxes:
         return int(response.json()["count"])
 
 
+#: routes that are not API calls: the shop's image files come from its CDN, which no
+#: API rate limit counts (Lightspeed's limits are on the API, ``api.webshopapp.com``)
+NOT_API = ("GET /_cdn",)
+
+
 def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """A side's calls between two stats snapshots: ``total`` API calls (image downloads
+    from the CDN apart, as ``files``), throttled answers, calls by route."""
     routes = {route: n - before["by_route"].get(route, 0)
               for route, n in after["by_route"].items()
               if n - before["by_route"].get(route, 0)}
-    return {"total": after["total"] - before["total"],
+    files = sum(n for route, n in routes.items() if route.startswith(NOT_API))
+    return {"total": after["total"] - before["total"] - files, "files": files,
             "throttled": after["throttled"] - before["throttled"], "by_route": routes}
 
 

@@ -191,3 +191,18 @@ def test_the_report_prints_the_side_by_side_batches_and_idle_runs():
                          "s"]
     assert batches in full and side in full and text in full
     assert render_idle([{"size": 10, "flows": []}]) == []
+
+
+def test_image_downloads_from_the_cdn_are_not_api_calls():
+    """The shop's image files come from its CDN, outside the API's rate limits: the bench
+    counts them apart (``files``) and projects the time under the limits without them."""
+    from bench.harness import stats_delta
+
+    before = {"total": 10, "throttled": 0, "by_route": {"GET /{lang}/products.json": 10}}
+    after = {"total": 25, "throttled": 1, "by_route": {
+        "GET /{lang}/products.json": 14,
+        "GET /{lang}/products/{product_id:int}/images.json": 3,
+        "GET /_cdn/shops/{shop_id}/files/{image_id:int}/{rest:path}": 8}}
+    delta = stats_delta(before, after)
+    assert (delta["total"], delta["files"], delta["throttled"]) == (7, 8, 1)
+    assert delta["by_route"]["GET /_cdn/shops/{shop_id}/files/{image_id:int}/{rest:path}"] == 8
