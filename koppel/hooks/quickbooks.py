@@ -518,7 +518,8 @@ class QuickBooksHook(BaseHook):
 
         Chunks ``IN (…)`` lists so each statement stays under ``chunk_size`` values and
         ``max_sql_chars``; each chunk is paged. Fields QBO filters with ``=`` only
-        (``PrimaryEmailAddr``) go as ``=`` queries instead, batched (:meth:`query_many`)."""
+        (``PrimaryEmailAddr``) go as one ``=`` query each instead, under the look-up
+        policy of :meth:`query_many` (plain queries, batches above 12)."""
         unique = list(dict.fromkeys(v for v in values if v not in (None, "")))
         if not unique:
             return []
@@ -535,7 +536,7 @@ class QuickBooksHook(BaseHook):
 
     def _query_equals_each(self, entity: str, field_name: str, values: list[Any],
                               extra_where: str | None, select: str) -> list[dict[str, Any]]:
-        """One ``=`` query per value (:meth:`query_many`: batched, 30 per request)."""
+        """One ``=`` query per value (:meth:`query_many`)."""
         queries = {}
         for index, value in enumerate(values):
             where = f"{field_name} = {quote(value)}"

@@ -85,10 +85,22 @@ def test_query_in_chunks_and_email_lookup(qb_hook):
     assert {c["Id"] for c in found} == {c["Id"] for c in customers}
     assert qb_hook.calls["POST query"] >= len(names) // 4
     emails = [c["PrimaryEmailAddr"]["Address"] for c in customers if c.get("PrimaryEmailAddr")]
-    by_email = qb_hook.query_in("Customer", "PrimaryEmailAddr", emails[:5])
+    assert emails, "the seeded company has customers with an e-mail address"
+    unknown = [f"nobody{i}@example.nl" for i in range(13)]
+    queries = qb_hook.calls["POST query"]
+    # one "=" query per address: five are five plain queries (cheaper than a batch request
+    # under the limits up to 500 // 40 = 12 of them) ...
+    five = (emails + unknown)[:5]
+    by_email = qb_hook.query_in("Customer", "PrimaryEmailAddr", five)
     assert {c["PrimaryEmailAddr"]["Address"].lower() for c in by_email} == \
         {e.lower() for e in emails[:5]}
-    assert qb_hook.calls["POST batch"] == 1  # one "=" query each, in one batch request
+    assert qb_hook.calls["POST query"] == queries + 5 and qb_hook.calls.get("POST batch", 0) == 0
+    # ... thirteen are one batch request
+    thirteen = (emails + unknown)[:13]
+    by_email = qb_hook.query_in("Customer", "PrimaryEmailAddr", thirteen)
+    assert {c["PrimaryEmailAddr"]["Address"].lower() for c in by_email} == \
+        {e.lower() for e in emails[:13]}
+    assert qb_hook.calls["POST query"] == queries + 5 and qb_hook.calls["POST batch"] == 1
 
 
 def test_throttling_in_xml_and_5xx_are_retried(qb, state_db):
