@@ -4,7 +4,8 @@ For a chunk of mapped customers: find each in QuickBooks by e-mail, create it or
 it when its data changed, and answer the QBO customer id per record. The rules (company
 versus person, sub-customers for further contacts, the default customer, deterministic
 display names) are :mod:`koppel.domain.customers`; this module does the I/O in few
-calls — one batch of look-up queries, one batch of creates, one of updates, per 30
+calls — the look-ups (plain queries, a batch of them above 12), one batch of
+creates, one of updates, per 30
 customers — under a per-tenant lock, so parallel tasks never create one customer twice.
 
 Currencies: QuickBooks fixes a customer's currency at creation and books a document only

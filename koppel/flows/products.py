@@ -15,7 +15,7 @@ single variant. Steps:
   Its content hash is the change detector. A product's images and attributes are read
   once per chunk, and only when they can matter (see :mod:`products_source`).
 * **exists_check** skips variants whose hash matches their cross-reference (no
-  QuickBooks call at all), then looks up the rest in one batch of queries (items by
+  QuickBooks call at all), then looks up the rest (the hook's look-up policy: items by
   linked id, SKU and name; accounts; home currency): it links a variant to the one item
   carrying its SKU, reports SKUs carried by several items (or linked to another variant),
   and picks a free, deterministic name for items to create.

@@ -1,8 +1,9 @@
 """The QuickBooks side of the products flow: look-ups in few calls, batched writes with
 request ids, category items and image attachments.
 
-* Look-ups go as one batch of queries (accounts, preferences, items by Id, SKU and
-  Name, chunked ``IN`` lists): one API call for a chunk of up to ~30 queries.
+* Look-ups (accounts, preferences, items by Id, SKU and Name, chunked ``IN`` lists) go
+  by the hook's look-up policy (``query_many``): plain queries, a batch of queries above
+  12 — whichever costs less under the published limits.
 * Writes go through the :class:`~koppel.hooks.qbo_writer.QuickBooksWriter`: batch
   requests of at most 30 operations, each carrying a ``requestid`` derived from the run
   and its content, so a retried request (timeout, task retry) is answered from
@@ -102,7 +103,7 @@ class TargetState:
 
 def load_target_state(hook: Any, *, item_ids: Iterable[str], skus: Iterable[str],
                       names: Iterable[str], account_names: Iterable[str]) -> TargetState:
-    """One batch of look-up queries (more only for very large chunks)."""
+    """The chunk's look-ups, by the hook's look-up policy (``query_many``)."""
     queries: dict[str, str] = {"prefs": "SELECT * FROM Preferences"}
     queries.update(in_queries("acct", "Account", "Name", account_names))
     queries.update(in_queries("id", "Item", "Id", item_ids))

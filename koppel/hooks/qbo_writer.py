@@ -467,7 +467,8 @@ class QuickBooksWriter:
     def _recover_names(self, clashes: list[tuple[WriteOp, QBOFault]]
                        ) -> dict[str, WriteOutcome]:
         """Creates refused for a name QuickBooks has (6240): the objects with those names,
-        in one request (one query, or one batch of queries; never inside a write batch).
+        by the hook's look-up policy (plain queries, a batch of queries above 12; never
+        inside a write batch).
         Only an object ``matches`` accepts is adopted."""
         out: dict[str, WriteOutcome] = {}
         recoverable = []

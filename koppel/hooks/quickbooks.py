@@ -46,7 +46,8 @@ API_BASE = {
 MIN_MINOR_VERSION = 75
 BATCH_SIZE = PUBLISHED.batch_items
 MAX_RESULTS = 1000
-# fields QBO filters with "=" only: look-ups of many values go as a batch of queries
+# fields QBO filters with "=" only: one query per value, under the look-up policy
+# (``QuickBooksHook.query_many``: plain queries, a batch of queries above 12)
 EQUALS_ONLY_FIELDS = {"PrimaryEmailAddr"}
 
 
