@@ -474,19 +474,16 @@ class QuickBooksHook(BaseHook):
         ``PrimaryEmailAddr`` with ``=`` only) go as batches of up to 30 queries, which is
         then the cheaper way. Each statement may hold an ``IN (…)`` list (:meth:`query_in`).
         Rows are the answer's list whatever the entity; a fault raises."""
-        out: dict[str, list[dict[str, Any]]] = {}
+        def rows(value: Mapping[str, Any]) -> list[dict[str, Any]]:
+            return list(next((v for v in value.values() if isinstance(v, list)), []))
+
         if len(queries) <= self.plain_lookups_max:
-            for name, sql in queries.items():
-                value = self.query(sql)
-                out[name] = list(next((v for v in value.values() if isinstance(v, list)), []))
-            return out
+            return {name: rows(self.query(sql)) for name, sql in queries.items()}
         results = self.batch([BatchOp(bid=name, query=sql) for name, sql in queries.items()])
-        for name, result in results.items():
+        for result in results.values():
             if result.fault is not None:
                 raise result.fault
-            value = result.value or {}
-            out[name] = list(next((v for v in value.values() if isinstance(v, list)), []))
-        return out
+        return {name: rows(result.value or {}) for name, result in results.items()}
 
     @property
     def plain_lookups_max(self) -> int:
