@@ -228,6 +228,60 @@ def requested_records(params: dict[str, Any]) -> frozenset[str]:
     return frozenset(str(r).strip() for r in (params.get("records") or []) if str(r).strip())
 
 
+def source_updated_at(data: dict[str, Any]) -> Any:
+    """When the source last changed the record, if it says: Lightspeed's ``updatedAt``,
+    QuickBooks' ``MetaData.LastUpdatedTime``; ``None`` when it does not say."""
+    import datetime as _dt
+
+    raw = data.get("updatedAt") or (data.get("MetaData") or {}).get("LastUpdatedTime")
+    if not raw:
+        return None
+    try:
+        value = _dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+
+
+def keep_manual_skips(run: "FlowRun", records: list[Record]) -> tuple[list[Record], list[ActivityEntry]]:
+    """Records skipped by hand on the dashboard stay skipped until the source changes
+    them: a later run whose window (or look-back overlap) reads such a record unchanged
+    ends it ``skipped`` with the skip's own reason, and never books it. A record the
+    source changed after the skip is handled as any other; a run limited to ``records``
+    (a user asking for exactly these) handles them too. Checked before every chunk step,
+    so a skip made while a run is under way holds from that run's next step.
+
+    Returns the records to go on with and the entries of those that stay skipped."""
+    if not records or requested_records(run.params):
+        return records, []
+    by_type: dict[str, list[Record]] = {}
+    for record in records:
+        by_type.setdefault(record.source_type, []).append(record)
+    held: dict[int, ActivityEntry] = {}
+    for source_type, group in by_type.items():
+        skips = run.store.manual_skips(run.tenant_id, run.flow, source_type,
+                                       [r.source_id for r in group])
+        for record in group:
+            skip = skips.get(record.source_id)
+            if skip is None:
+                continue
+            changed = source_updated_at(record.data)
+            if changed is not None and skip["created_at"] is not None \
+                    and changed > skip["created_at"]:
+                continue  # the shop changed it since: read again as any record
+            carried = dict(record.state.get("api_calls") or {})  # what reading it cost
+            held[id(record)] = ActivityEntry(
+                source_type=record.source_type, source_id=record.source_id, action="skipped",
+                reason=skip["reason"], api_calls=sum(carried.values()),
+                details={"manual_skip_at": skip["created_at"].isoformat()
+                         if skip["created_at"] is not None else None,
+                         "unchanged_since_skip": True,
+                         **({"api_calls": carried} if carried else {})})
+    if not held:
+        return records, []
+    return [r for r in records if id(r) not in held], list(held.values())
+
+
 class RecordsScopedStore(StateStore):
     """The state store as a run limited to ``records`` sees it: its retry list
     (:meth:`failed`) holds only the requested records, so the run reads nothing else.

@@ -153,7 +153,7 @@ class ChunkStepOperator(KoppelStepOperator):
         raise NotImplementedError(f"{type(self).__name__} names no step method")
 
     def execute(self, context) -> dict[str, Any] | None:
-        from koppel.steps.kernel import Record
+        from koppel.steps.kernel import Record, keep_manual_skips
 
         if not self.chunk_ref or not self.chunk_ref.get("run_key"):
             log.info("koppel %s/%s %s: nothing passed to this chunk", self.tenant, self.flow,
@@ -162,7 +162,10 @@ class ChunkStepOperator(KoppelStepOperator):
         run = self._flow_run(context)
         process = self._process(run)
         records = [Record.from_json(r) for r in run.store.staged(self.chunk_ref)]
+        read = len(records)
         started, before = time.monotonic(), run.api_calls()
+        # skipped by hand on the dashboard and unchanged since: never written
+        records, held = keep_manual_skips(run, records)
         if self.step == "load" and not run.dry_run:
             run.store.mark_in_flight(self.tenant, self.flow, [r.source_id for r in records],
                                      "in flight: the load that wrote it did not finish")
@@ -176,6 +179,7 @@ class ChunkStepOperator(KoppelStepOperator):
             raise
         after = run.api_calls()
         _apportion_calls(records, result, {api: after[api] - before.get(api, 0) for api in after})
+        result.ended.extend(held)
         map_index = getattr(context.get("ti"), "map_index", None)
         for entry in result.ended:
             if map_index is not None and map_index >= 0:
@@ -194,7 +198,7 @@ class ChunkStepOperator(KoppelStepOperator):
             run.store.mark_resolved(self.tenant, self.flow, done)
         else:  # what each record would have sent: the dashboard's preview
             run.store.save_previews(self.tenant, self.flow, run.run_id, result.ended)
-        summary = self._summary(run, len(records), result.ended, len(result.passed), before,
+        summary = self._summary(run, read, result.ended, len(result.passed), before,
                                 started)
         if self.step == "load" or not result.passed:
             return {"summary": summary}

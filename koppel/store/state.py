@@ -29,6 +29,10 @@ from koppel.store.schema import (
 #: the orders flow has not booked): retried every run like "failed", but not an error
 #: "reconciled": a day whose sales, VAT and refunds match the books (flow "reconcile";
 #: a day that does not is a "conflict")
+#: the run id prefix of the activity rows the dashboard writes (a skip by hand): part of
+#: a record's path, never a flow's "last run"
+DASHBOARD_RUN_PREFIX = "dashboard__"
+
 ACTIONS = ("created", "updated", "skipped", "voided", "failed", "waiting", "conflict",
            "refunded", "deleted", "erased", "reconciled")
 
@@ -130,6 +134,26 @@ class StateStore:
         stmt = select(activity).where(and_(*conds)).order_by(activity.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def manual_skips(self, tenant: str, flow: str, source_type: str,
+                     source_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Records skipped by hand on the dashboard: source id → its latest such row
+        (``created_at``, ``reason``)."""
+        ids = sorted({str(i) for i in source_ids})
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            stmt = (select(activity.c.source_id, activity.c.created_at, activity.c.reason)
+                    .where(activity.c.tenant == tenant, activity.c.source_type == source_type,
+                           activity.c.source_id.in_(ids[start:start + 500]),
+                           activity.c.flow == flow, activity.c.action == "skipped",
+                           activity.c.run_id.startswith(DASHBOARD_RUN_PREFIX))
+                    .order_by(activity.c.id))
+            with self.engine.connect() as conn:
+                for source_id, created_at, reason in conn.execute(stmt):
+                    if created_at is not None and created_at.tzinfo is None:  # SQLite
+                        created_at = created_at.replace(tzinfo=dt.timezone.utc)
+                    found[source_id] = {"created_at": created_at, "reason": reason}
+        return found
 
     def action_counts(self, *, tenant: str, flow: str, run_id: str | None = None) -> dict[str, int]:
         stmt = (select(activity.c.action, func.count()).where(

@@ -25,7 +25,9 @@ Routes (relative to the mount point):
   so it needs Airflow's permission to run the flow.
 - ``POST /api/skip`` ``{"tenant", "flow", "records", "reason"}`` — takes failed records
   off the retry list: each gets a ``skipped`` row in the activity log with the reason and
-  who skipped it (the record is read again only if the shop changes it in a later window).
+  who skipped it. A later run that reads it unchanged ends it ``skipped`` with that reason
+  (``koppel.steps.kernel.keep_manual_skips``); once the shop changes it, it is synced as
+  any record.
 
 Both POSTs need the ``X-Koppel-CSRF`` header from the page, a same-origin request and
 Airflow's permission to trigger the flow's DAG.

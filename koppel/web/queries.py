@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import Engine, func, or_, select, tuple_, union
 
 from koppel.store.schema import activity, failed_record, xref
+from koppel.store.state import DASHBOARD_RUN_PREFIX
 from koppel.web.limits import API_LIMITS, step_api
 
 ACTION_ORDER = ("created", "updated", "skipped", "failed", "waiting", "conflict", "voided",
@@ -22,9 +23,6 @@ ACTION_ORDER = ("created", "updated", "skipped", "failed", "waiting", "conflict"
 FLOW_ORDER = ("orders", "products", "stock", "customers", "refunds", "orders_reverse",
               "reconcile")
 _CHUNK = 500
-# activity rows written by the dashboard itself (a skip) carry this run id prefix: they
-# are part of a record's path, never a flow's "last run"
-DASHBOARD_RUN_PREFIX = "dashboard__"
 
 
 def dag_id(tenant: str, flow: str) -> str:
