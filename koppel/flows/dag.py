@@ -16,13 +16,14 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, BaseSensorOperator, Param
+from airflow.sdk import DAG, BaseSensorOperator, Param
 from airflow.sdk.definitions.param import ParamsDict
 
 from koppel.flows import catalog
 from koppel.steps.operators import (
     CustomerUpsertOperator,
     EnrichOperator,
+    ErrorThresholdOperator,
     ExistsCheckOperator,
     ExtractOperator,
     FinalizeOperator,
@@ -163,7 +164,7 @@ def build_flow_dag(tenant: Any, flow: str, *, settings_text: str | None = None) 
                                   implementation=declaration.implementation,
                                   pool=source_pool, doc_md=_task_doc(declaration, "extract"))
         guard >> extract
-        upstream = extract
+        upstream, steps = extract, []
         for step in declaration.chunk_steps:
             pool = source_pool if step == "enrich" else target_pool
             upstream = STEP_OPERATORS[step].partial(
@@ -171,15 +172,18 @@ def build_flow_dag(tenant: Any, flow: str, *, settings_text: str | None = None) 
                 implementation=declaration.implementation, pool=pool,
                 max_active_tis_per_dagrun=4, doc_md=_task_doc(declaration, step),
             ).expand(chunk_ref=upstream.output)
-        upstream >> FinalizeOperator(task_id="finalize", tenant=tenant_id, flow=flow)
-        # finalize runs whatever happened (all_done) and is the only leaf, so it alone
-        # would decide the run's state: a run whose load failed would show as a success.
-        # Not a teardown: finalize must fail the run when the error threshold is passed,
-        # and a teardown with on_failure_fail_dagrun becomes the run's only effective
-        # leaf again (airflow/models/dagrun.py, DagRun._tis_for_dagrun_state), while one
-        # without it could not fail the run. The watcher is skipped unless a task failed.
-        watcher = RunFailedWatcher(task_id="fail_run_if_a_task_failed")
-        watcher.set_upstream([task for task in dag.tasks if task is not watcher])
+            steps.append(upstream)
+        # the run's state is Airflow's own. The error threshold follows every step
+        # (``none_failed_min_one_success``): a failed step fails the run by itself
+        # (upstream_failed); records that all ended before the load (whose map is then
+        # empty, so skipped) are still counted; a run that read nothing skips every step
+        # and the check with them, without starting a worker. finalize is the run's
+        # teardown: it runs whatever happened and is left out of the run's state
+        # (airflow/models/dagrun.py, DagRun._tis_for_dagrun_state).
+        check = ErrorThresholdOperator(task_id=ErrorThresholdOperator.step, tenant=tenant_id,
+                                       flow=flow, trigger_rule="none_failed_min_one_success")
+        steps >> check
+        check >> FinalizeOperator(task_id="finalize", tenant=tenant_id, flow=flow).as_teardown()
     attach_params(dag, SYNC_PARAMS.for_dag())
     return dag
 
@@ -249,21 +253,6 @@ def other_active_runs(ti: Any, run_id: str, guard_task_id: str = GUARD_TASK_ID) 
             if str(getattr(state, "value", state)) in ("queued", "running"):
                 blockers.append(other)
     return blockers
-
-
-class RunFailedWatcher(BaseOperator):
-    """Fails the DAG run when any of its tasks failed; skipped otherwise."""
-
-    ui_color = "#f6d5d5"
-
-    def __init__(self, **kwargs: Any) -> None:
-        # no alert of its own: the task that failed has already sent one
-        super().__init__(trigger_rule="one_failed", on_failure_callback=None, **kwargs)
-
-    def execute(self, context) -> None:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException("a task of this run failed (see the failed task's log)")
 
 
 def _schedule(schedule: Any, start: dt.datetime) -> Any:

@@ -315,68 +315,94 @@ class LoadOperator(ChunkStepOperator):
         return process.load(records)
 
 
-class FinalizeOperator(KoppelStepOperator):
-    """Ends the run: purges its staged data, logs the summary, applies the error threshold.
+def _run_outcome(run, tenant: str, flow: str) -> dict[str, Any]:
+    """What the run logged, in the words of its summary and of the error threshold."""
+    counts = run.store.action_counts(tenant=tenant, flow=flow, run_id=run.run_id)
+    rows = run.store.activity(tenant=tenant, flow=flow, run_id=run.run_id, limit=100_000)
+    failures = [r for r in rows if r["action"] == "failed"]
+    # the threshold counts new failures: a record that keeps failing was reported when
+    # it first failed and stays on the dashboard's list; it does not alert every run
+    # (the whole retry list: a run limited to ``records`` sees only its own part)
+    retry_list = getattr(run.store, "all_failed", run.store.failed)
+    attempts = {f["source_id"]: f["attempts"] for f in retry_list(tenant, flow)}
+    new = [r for r in failures if attempts.get(r["source_id"], 1) <= 1]
+    # documents whose booked figures differ from the shop's (koppel.domain.verify):
+    # each is reported once, when it is booked, counts like a failure and is alerted
+    differing = [r for r in rows if r["action"] == "conflict"
+                 and (r.get("details") or {}).get("verification")]
+    return {"counts": counts, "rows": rows, "failures": failures, "new": new + differing,
+            "differing": differing}
 
-    Runs whatever happened upstream (trigger rule ``all_done``), so nothing personal
-    outlives a failed run either."""
 
-    step = "finalize"
+class ErrorThresholdOperator(KoppelStepOperator):
+    """Fails the run when its new record errors pass the tenant's threshold.
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("trigger_rule", "all_done")
-        super().__init__(**kwargs)
+    An ordinary task after every step (the DAG builder gives it the trigger rule
+    ``none_failed_min_one_success``): a failed step fails the run by itself, and a run
+    that read nothing skips it without starting a worker. ``finalize``, the run's
+    teardown, comes after it and never decides the run's state."""
+
+    step = "check_error_threshold"
 
     def execute(self, context) -> dict[str, Any]:
         from koppel.steps.kernel import error_threshold_exceeded
 
         run = self._flow_run(context)
+        outcome = _run_outcome(run, self.tenant, self.flow)
+        counts, new, failures = outcome["counts"], outcome["new"], outcome["failures"]
+        records = sum(counts.values())
+        exceeded = error_threshold_exceeded(run.tenant, len(new), records)
+        result = {"tenant": self.tenant, "flow": self.flow, "run_id": run.run_id,
+                  "records": records, "new_failures": len(new),
+                  "booking_conflicts": len(outcome["differing"])}
+        if not exceeded:
+            log.info("koppel %s/%s: %d new failure(s) and booking conflict(s) of %d records: "
+                     "within the error threshold", self.tenant, self.flow, len(new), records)
+            return result
+        from airflow.sdk.exceptions import AirflowFailException
+
+        first = "; ".join(f"{r['source_type']} {r['source_id']}: {r['reason']}"
+                          for r in new[:5])
+        # the counts behind the threshold, in the words of the run summary: new
+        # failures (and differing bookings) count, records that failed before do not
+        earlier = len(failures) - len([r for r in new if r["action"] == "failed"])
+        # a retry reads the same activity log and fails the same way: fail at once (the
+        # records themselves are retried by the next run)
+        raise AirflowFailException(
+            f"{self.tenant}/{self.flow}: {exceeded}; the run logged failed="
+            f"{len(failures)} ({earlier} of them failed in an earlier run too and do not "
+            f"count) and {len(outcome['differing'])} booking conflict(s) of "
+            f"{records} records. First errors: {first}")
+
+
+class FinalizeOperator(KoppelStepOperator):
+    """The run's teardown: purges its staged data, logs the summary and alerts booking
+    conflicts.
+
+    Made a teardown by the DAG builder (``as_teardown()``): it runs whatever happened
+    before it, so nothing personal outlives a failed run either, and Airflow leaves it
+    out of the run's state — the steps and the error threshold decide that."""
+
+    step = "finalize"
+
+    def execute(self, context) -> dict[str, Any]:
+        from koppel.steps.kernel import dry_run_prefix
+
+        run = self._flow_run(context)
         purged = run.store.purge_run(run.run_key)
-        counts = run.store.action_counts(tenant=self.tenant, flow=self.flow, run_id=run.run_id)
-        rows = run.store.activity(tenant=self.tenant, flow=self.flow, run_id=run.run_id,
-                                  limit=100_000)
-        calls = sum(r["api_calls"] or 0 for r in rows)
+        outcome = _run_outcome(run, self.tenant, self.flow)
+        counts, differing = outcome["counts"], outcome["differing"]
+        calls = sum(r["api_calls"] or 0 for r in outcome["rows"])
         summary = {"tenant": self.tenant, "flow": self.flow, "run_id": run.run_id,
                    "records": sum(counts.values()), "actions": counts,
                    "api_calls_logged": calls, "staged_chunks_purged": purged,
-                   "dry_run": run.dry_run}
-        from koppel.steps.kernel import dry_run_prefix
-
+                   "dry_run": run.dry_run, "new_failures": len(outcome["new"]),
+                   "booking_conflicts": len(differing)}
         log.info("%skoppel %s/%s run summary: %s", dry_run_prefix(run), self.tenant,
                  self.flow,
                  " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no records")
-        failures = [r for r in rows if r["action"] == "failed"]
-        # the threshold counts new failures: a record that keeps failing was reported when
-        # it first failed and stays on the dashboard's list; it does not alert every run
-        # (the whole retry list: a run limited to ``records`` sees only its own part)
-        retry_list = getattr(run.store, "all_failed", run.store.failed)
-        attempts = {f["source_id"]: f["attempts"] for f in retry_list(self.tenant, self.flow)}
-        new = [r for r in failures if attempts.get(r["source_id"], 1) <= 1]
-        # documents whose booked figures differ from the shop's (koppel.domain.verify):
-        # each is reported once, when it is booked, counts like a failure and is alerted
-        differing = [r for r in rows if r["action"] == "conflict"
-                     and (r.get("details") or {}).get("verification")]
-        new += differing
-        summary["new_failures"] = len(new)
-        summary["booking_conflicts"] = len(differing)
         if differing and not run.dry_run:
             _alert_conflicts(run.tenant, self.flow, context, differing)
-        exceeded = error_threshold_exceeded(run.tenant, len(new), sum(counts.values()))
-        if exceeded:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            first = "; ".join(f"{r['source_type']} {r['source_id']}: {r['reason']}"
-                              for r in new[:5])
-            # the counts behind the threshold, in the words of the run summary: new
-            # failures (and differing bookings) count, records that failed before do not
-            earlier = len(failures) - len([r for r in new if r["action"] == "failed"])
-            # a retry of finalize reads the same activity log and fails the same way:
-            # fail at once (the records themselves are retried by the next run)
-            raise AirflowFailException(
-                f"{self.tenant}/{self.flow}: {exceeded}; the run logged failed="
-                f"{len(failures)} ({earlier} of them failed in an earlier run too and do not "
-                f"count) and {len(differing)} booking conflict(s) of "
-                f"{sum(counts.values())} records. First errors: {first}")
         return summary
 
 

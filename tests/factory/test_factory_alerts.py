@@ -170,8 +170,9 @@ def test_refused_credentials_alert_by_email_and_webhook(alerting_tenant, smtp_se
 
 def test_record_errors_over_the_threshold_alert_with_the_first_errors(
         alerting_tenant, smtp_server, webhook_server):
-    """Record errors past the tenant's threshold fail the run's finalize task: the alert
-    lists the run's first five record errors (ids and reasons), never a customer's data."""
+    """Record errors past the tenant's threshold fail the run's check_error_threshold task:
+    the alert lists the run's first five record errors (ids and reasons), never a
+    customer's data."""
     tenant = alerting_tenant(settings={"unknown_sku": "fail",
                                        "error_threshold": {"max_count": 0,
                                                            "max_fraction": None}},
@@ -189,7 +190,7 @@ def test_record_errors_over_the_threshold_alert_with_the_first_errors(
     lines = text.splitlines()
     assert f"tenant: {tenant.tenant}" in lines and "flow: orders" in lines
     assert f"run: {run.run_id}" in lines
-    assert any(line.startswith("task: finalize") for line in lines), text
+    assert any(line.startswith("task: check_error_threshold") for line in lines), text
     failures = sorted((r for r in tenant.activity("orders", run.run_id)
                        if r["action"] == "failed"), key=lambda r: r["id"])
     assert {str(o["id"]) for o in bad["orders"]} <= {r["source_id"] for r in failures}

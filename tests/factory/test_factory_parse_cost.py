@@ -226,3 +226,36 @@ def test_every_task_names_the_method_it_runs(tmp_path):
             assert f"`{declaration.implementation_name}.{step}`" in task.doc_md
         assert [t for t in ("enrich", "exists_check", "customer_upsert")
                 if t not in declaration.steps and dag.has_task(t)] == []
+
+
+def test_the_run_state_is_airflows_finalize_is_the_teardown(tmp_path):
+    """Every sync DAG: the steps, then the error threshold after every step, then
+    ``finalize`` as the run's teardown — no task of koppel's own decides the run's state.
+    The leaves Airflow judges a run by (its ``_tis_for_dagrun_state`` rule: teardowns
+    without ``on_failure_fail_dagrun`` are left out) are the threshold check alone; a
+    failed step reaches it as upstream_failed."""
+    from koppel.factory import build_dags
+    from koppel.flows import catalog, registry
+
+    write_tenant(tmp_path, _every_flow("acme"))
+    registry._tenant_set.cache_clear()
+    dags = build_dags(tmp_path)
+    for declaration in catalog.implemented():
+        dag = dags[f"{declaration.name}__acme"]
+        chunk_steps = list(declaration.chunk_steps)
+        assert [t.task_id for t in dag.tasks] == ["wait_for_other_runs", "extract",
+                                                  *chunk_steps, "check_error_threshold",
+                                                  "finalize"]
+        check, finalize = dag.get_task("check_error_threshold"), dag.get_task("finalize")
+        assert check.trigger_rule == "none_failed_min_one_success"
+        assert check.upstream_task_ids == set(chunk_steps)
+        assert finalize.is_teardown and not finalize.on_failure_fail_dagrun
+        assert finalize.trigger_rule == "all_done_setup_success"
+        assert finalize.upstream_task_ids == {"check_error_threshold"}
+
+        def effective_leaf(task) -> bool:
+            downstream = [dag.get_task(t) for t in task.downstream_task_ids]
+            return all(d.is_teardown and not d.on_failure_fail_dagrun for d in downstream) \
+                and not (task.is_teardown and not task.on_failure_fail_dagrun)
+
+        assert [t.task_id for t in dag.tasks if effective_leaf(t)] == ["check_error_threshold"]
