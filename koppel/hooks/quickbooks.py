@@ -216,7 +216,8 @@ class QuickBooksHook(BaseHook):
     def __init__(self, quickbooks_conn_id: str = default_conn_name, *,
                  settings: QBOSettings | None = None, token_store: TokenStore | None = None,
                  retry: RetryPolicy | None = None, limits: QBOLimits | None = None,
-                 timeout: float = 120.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 timeout: float = 120.0, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.quickbooks_conn_id = quickbooks_conn_id
         self._settings = settings
@@ -225,6 +226,8 @@ class QuickBooksHook(BaseHook):
         self.limits = limits or QBOLimits()
         self.timeout = timeout
         self._sleep = sleep
+        #: the wall clock the access token's lifetime is judged by
+        self._clock = clock
         self.counter = CallCounter()
         self._limiter = _Limiter(self.limits, sleep)
         self._http: httpx.Client | None = None
@@ -261,7 +264,8 @@ class QuickBooksHook(BaseHook):
                                     timeout=min(self.timeout, 60.0), sleep=self._sleep)
                 self._oauth = oauth
                 self._tokens = TokenManager(self._token_store or TokenStore(), s.client_id,
-                                            s.realm_id, s.refresh_token, oauth.refresh)
+                                            s.realm_id, s.refresh_token, oauth.refresh,
+                                            clock=self._clock)
             return self._tokens
 
     def get_conn(self) -> httpx.Client:

@@ -117,12 +117,18 @@ def test_throttling_in_xml_and_5xx_are_retried(qb, state_db):
         control(qb["url"], "PUT", "/throttle-format", json={"format": "json"})
 
 
-def test_access_token_expiry_and_401_mid_run(qb, qb_hook):
-    control(qb["url"], "PUT", "/tokens", json={"access_token_seconds": 1.0})
+def test_access_token_expiry_and_401_mid_run(qb, state_db):
+    # the hook judges a token's lifetime by its own clock: moved here, not waited for
+    now = [time.time()]
+    qb_hook = QuickBooksHook(settings=qbo_settings(qb), token_store=state_db,
+                             retry=QUICK_RETRY, clock=lambda: now[0])
+    control(qb["url"], "PUT", "/tokens", json={"access_token_seconds": 60.0})
     try:
         qb_hook.company_info()
         refreshes = qb_hook.tokens.refreshes
-        time.sleep(1.1)  # the hook's own clock: a token past its lifetime is not sent
+        qb_hook.company_info()  # within its lifetime: the same token
+        assert qb_hook.tokens.refreshes == refreshes
+        now[0] += 61  # a token past its lifetime is not sent
         qb_hook.company_info()  # refreshed before use: expired
         assert qb_hook.tokens.refreshes == refreshes + 1
     finally:
@@ -136,6 +142,7 @@ def test_access_token_expiry_and_401_mid_run(qb, qb_hook):
     qb_hook.company_info()
     assert qb_hook.tokens.refreshes == refreshes + 2
     assert control(qb["url"], "GET", "/stats")["by_status"].get("401", 0) == unauthorised + 1
+    qb_hook.close()
 
 
 WORKER = textwrap.dedent("""

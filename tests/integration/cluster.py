@@ -571,6 +571,13 @@ class NativeCluster:
     def add_qbo_fault(self, rule: dict[str, Any]) -> None:
         httpx.post(f"{self.qbo_url}/_sandbox/faults", json=rule, timeout=30).raise_for_status()
 
+    def qbo_faults_fired(self) -> int:
+        """How many requests the QuickBooks sandbox's fault rules have caught so far (a
+        latency rule counts a request when it starts holding it)."""
+        answer = httpx.get(f"{self.qbo_url}/_sandbox/faults", timeout=30)
+        answer.raise_for_status()
+        return sum(int(rule["fired"]) for rule in answer.json())
+
     def clear_qbo_faults(self) -> None:
         httpx.delete(f"{self.qbo_url}/_sandbox/faults", timeout=30).raise_for_status()
 

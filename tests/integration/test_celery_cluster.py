@@ -226,11 +226,13 @@ def test_worker_killed_mid_load_is_retried_on_the_other_worker(cluster):
         assert cluster.run_state(dag_id, run_id) not in ("success", "failed")
         return None
 
+    fired = cluster.qbo_faults_fired()
     ti = wait_for(load_running, 240, "the load to run", 0.5)
     victim = ti["hostname"]
     assert victim in cluster.worker_names
     assert cluster.worker_of(ti["pid"]) in (victim, None)  # its process is in that worker
-    time.sleep(4)  # the load is waiting on its first (8 s) batch request now
+    # the sandbox holds a batch request (8 s): the load is waiting on it now
+    wait_for(lambda: cluster.qbo_faults_fired() > fired, 60, "a batch request in flight", 0.2)
     cluster.processes.kill(f"worker-{victim}")
     killed_at = time.monotonic()
 
