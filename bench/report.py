@@ -59,7 +59,7 @@ def render(results: dict[str, Any]) -> str:
     base_rows = []
     for run in results["runs"]:
         b = run.get("baseline")
-        if not b:
+        if not b or "koppel_calls_per_order" not in b:  # koppel's orders flow not run
             continue
         base_rows.append([run["size"], b["orders_read"], b["calls_per_order"]["quickbooks"],
                           b["koppel_calls_per_order"]["quickbooks"],

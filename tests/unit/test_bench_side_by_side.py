@@ -206,3 +206,13 @@ def test_image_downloads_from_the_cdn_are_not_api_calls():
     delta = stats_delta(before, after)
     assert (delta["total"], delta["files"], delta["throttled"]) == (7, 8, 1)
     assert delta["by_route"]["GET /_cdn/shops/{shop_id}/files/{image_id:int}/{rest:path}"] == 8
+
+
+def test_the_report_of_a_run_without_the_orders_flow_leaves_koppels_columns_out():
+    """``python -m bench --flows products`` still runs the per-record baseline: its report
+    has no koppel figures to set it against, and prints what it has."""
+    baseline = {**_writer(300, 8.0, 90.0, True, 960.0, []), "seconds_per_order": 0.3}
+    text = render({"runs": [{"size": 10, "flows": [], "baseline": baseline,
+                             "batch_writer": _writer(10, 4.0, 1.0, False, 9.0, [])}]})
+    assert "baseline: per-record python-quickbooks sync" not in text
+    assert "batch writer" in text
