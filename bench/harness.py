@@ -68,6 +68,8 @@ class FlowRunResult:
     peak_rss_mb: float
     calls_by_route: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds_in_dag_test: float | None = None
+    #: the executed task instances' own running time, summed (:func:`bench.runner.seconds_in_tasks`)
+    seconds_in_tasks: float | None = None
     task_states: dict[str, int] = field(default_factory=dict)
     tasks_ran: list[str] = field(default_factory=list)
     batches: dict[str, Any] = field(default_factory=dict)   # :func:`bench.batches.summarize`
@@ -84,6 +86,7 @@ class FlowRunResult:
             "throttled_429": self.throttled, "peak_rss_mb": self.peak_rss_mb,
             "calls_by_route": self.calls_by_route,
             "seconds_in_dag_test": self.seconds_in_dag_test,
+            "seconds_in_tasks": self.seconds_in_tasks,
             "task_states": self.task_states, "tasks_ran": self.tasks_ran,
             "task_instances_ran": len(self.tasks_ran),
             "quickbooks_batches": self.batches,
@@ -264,6 +267,7 @@ class BenchEnv:
             peak_rss_mb=result["peak_rss_mb"],
             calls_by_route={side: d["by_route"] for side, d in deltas.items()},
             seconds_in_dag_test=result.get("seconds_in_dag_test"),
+            seconds_in_tasks=result.get("seconds_in_tasks"),
             task_states=result.get("task_states") or {}, tasks_ran=result.get("tasks_ran") or [],
             batches=batches)
 

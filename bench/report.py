@@ -165,7 +165,21 @@ def render_side_by_side(runs: list[dict[str, Any]]) -> list[str]:
                       for other, r in compared["koppel_ratio_to"].items()]
         out.append(table(["ratio", "QBO calls", "LS calls", "wall time",
                           "QBO under its limits", "under real limits"], ratio_rows))
+        out.extend(_koppel_wall(run))
     return out
+
+
+def _koppel_wall(run: dict[str, Any]) -> list[str]:
+    """Where koppel's wall time went: the ``airflow dags test`` process, ``dag.test()``
+    inside it, and the tasks' own running time (the rest is Airflow's: starting the
+    process, task start-up, scheduling passes)."""
+    flow = next((f for f in run.get("flows", []) if f.get("flow") == "orders"), None)
+    if not flow or flow.get("seconds_in_tasks") is None:
+        return []
+    return [f"koppel's {_fmt(flow['wall_seconds'])} s: {_fmt(flow.get('seconds_in_dag_test'))} s "
+            f"inside dag.test(), {_fmt(flow['seconds_in_tasks'])} s running its "
+            f"{len(flow.get('tasks_ran') or [])} tasks (the rest is Airflow: the process, "
+            "task start-up, scheduling)"]
 
 
 def render_idle(runs: list[dict[str, Any]]) -> list[str]:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 FLOW_FIELDS = {"flow", "state", "records", "actions", "wall_seconds", "records_per_second",
                "api_calls", "api_calls_per_record", "throttled_429", "peak_rss_mb",
                "calls_by_route", "quickbooks_batch_calls", "real_limits", "task_states",
-               "tasks_ran", "task_instances_ran", "seconds_in_dag_test",
+               "tasks_ran", "task_instances_ran", "seconds_in_dag_test", "seconds_in_tasks",
                "quickbooks_batches", "quickbooks_writes"}
 LIMIT_FIELDS = {"lightspeed_seconds", "quickbooks_seconds", "seconds", "bound_by", "human"}
 BASELINE_FIELDS = {"orders_read", "booked", "skipped", "failed", "wall_seconds", "api_calls",
@@ -67,6 +67,7 @@ def test_quick_bench_writes_every_figure(project_root, tmp_path):
     assert flow["quickbooks_writes"] >= writer["booked"], "every paid order was written"
     assert flow["task_instances_ran"] == len(flow["tasks_ran"]) == sum(
         n for state, n in flow["task_states"].items() if state == "success")
+    assert 0 < flow["seconds_in_tasks"] < flow["seconds_in_dag_test"] < flow["wall_seconds"]
     compared = run["side_by_side"]
     assert [w["writer"] for w in compared["writers"]] == ["koppel", "per-record baseline",
                                                           "batch writer"]

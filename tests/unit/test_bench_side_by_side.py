@@ -216,3 +216,26 @@ def test_the_report_of_a_run_without_the_orders_flow_leaves_koppels_columns_out(
                              "batch_writer": _writer(10, 4.0, 1.0, False, 9.0, [])}]})
     assert "baseline: per-record python-quickbooks sync" not in text
     assert "batch writer" in text
+
+
+def test_koppels_wall_time_is_split_into_airflow_and_its_tasks():
+    """The side-by-side says how much of koppel's wall time its tasks ran: the rest is
+    Airflow's (the ``airflow dags test`` process, task start-up, scheduling passes)."""
+    from bench.runner import seconds_in_tasks
+
+    tis = [{"task_id": "extract", "map_index": -1, "state": "success", "seconds": 1.25},
+           {"task_id": "load", "map_index": 0, "state": "failed", "seconds": 2.5},
+           {"task_id": "check_error_threshold", "map_index": -1, "state": "skipped",
+            "seconds": None},
+           {"task_id": "finalize", "map_index": -1, "state": "success", "seconds": 0.125}]
+    assert seconds_in_tasks(tis) == 3.875
+    flow = {**_orders_flow(), "seconds_in_dag_test": 41.5, "seconds_in_tasks": 30.25,
+            "tasks_ran": ["extract", "load[0]", "finalize"]}
+    run = {"size": 1000, "flows": [flow],
+           "side_by_side": side_by_side(1000, flow, _writer(300, 8.0, 90.0, True, 960.0, []),
+                                        _writer(1000, 4.0, 120.0, False, 900.0, []))}
+    side = render_side_by_side([run])
+    assert side[-1] == ("koppel's 60.00 s: 41.50 s inside dag.test(), 30.25 s running its 3 "
+                        "tasks (the rest is Airflow: the process, task start-up, scheduling)")
+    del flow["seconds_in_tasks"]  # results of an older bench: no line
+    assert not render_side_by_side([run])[-1].startswith("koppel's")
