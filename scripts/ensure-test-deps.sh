@@ -32,7 +32,7 @@ if [ ! -x "$THIRDPARTY_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != 
   echo "installing the third-party clients of tests/thirdparty into $THIRDPARTY_VENV"
   rm -rf "$THIRDPARTY_VENV"
   "$UV" venv --quiet --python .venv/bin/python "$THIRDPARTY_VENV"
-  "$UV" pip install --quiet --python "$THIRDPARTY_VENV/bin/python" --no-deps \
+  "$UV" pip install --quiet --compile-bytecode --python "$THIRDPARTY_VENV/bin/python" --no-deps \
     -r "$THIRDPARTY_REQS"
   echo "$wanted" > "$stamp"
 fi

@@ -136,7 +136,24 @@ class ExtractOperator(KoppelStepOperator):
         if chunk:
             stage(chunk)
         self._summary(run, read, [], read, before, started)
+        if not refs:
+            self._skip_the_empty_run()
         return refs
+
+    def _skip_the_empty_run(self) -> None:
+        """A run that read nothing: every task after this one but the teardown is
+        skipped at once, by the task itself (Airflow's ``DownstreamTasksSkipped``, as its
+        ShortCircuitOperator does), and the run goes straight to ``finalize``. Left to the
+        scheduler, the empty maps' skips would reach the end of the chain one scheduling
+        pass per task."""
+        from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+        skipped = sorted(task.task_id for task in self.get_flat_relatives(upstream=False)
+                         if not task.is_teardown)
+        if skipped:
+            log.info("koppel %s/%s extract: nothing to sync; skipping %s", self.tenant,
+                     self.flow, ", ".join(skipped))
+            raise DownstreamTasksSkipped(tasks=skipped)
 
 
 class ChunkStepOperator(KoppelStepOperator):

@@ -107,6 +107,25 @@ def test_orders_lifecycle_books_once_voids_reports_and_converges(shop, make_tena
     numbers = Counter(d["DocNumber"] for d in tenant.entities("SalesReceipt"))
     assert max(numbers.values()) == 1, "a document was booked twice"
 
+    # -- a scheduled run whose window holds nothing: extract skips every later step ------
+    ls_before, qbo_before = shop.stats()["total"], _api_calls(tenant.qbo_stats())
+    idle = tenant.run("orders", since="2031-01-01T00:00:00+00:00",
+                      until="2031-01-01T01:00:00+00:00")
+    assert idle.state == "success"
+    tis = {ti.task_id: ti for ti in idle.get_task_instances()}
+    ran = sorted(t for t, ti in tis.items() if ti.state == "success")
+    assert ran == ["extract", "finalize", "wait_for_other_runs"], {
+        t: ti.state for t, ti in tis.items()}
+    skipped = {t for t, ti in tis.items() if ti.state == "skipped"}
+    assert skipped == {"enrich", "exists_check", "customer_upsert", "load",
+                       "check_error_threshold"}
+    # skipped by extract itself, at one moment while it ran (Airflow's
+    # DownstreamTasksSkipped), not one scheduling pass per task after it
+    (moment,) = {tis[t].end_date for t in skipped} | {tis[t].start_date for t in skipped}
+    assert tis["extract"].start_date <= moment <= tis["extract"].end_date
+    assert _api_calls(tenant.qbo_stats()) == qbo_before, "an idle run reads nothing in QuickBooks"
+    assert shop.stats()["total"] - ls_before <= 1, "one Lightspeed page: the empty window"
+
 
 def test_demo_shop_books_within_the_call_budget(shop_factory, make_tenant):
     """On the demo's data (its seed and sizes, flows in the demo's order) a first sync
