@@ -199,6 +199,15 @@ def run_idle(env: BenchEnv, sandboxes: Sandboxes, tenant: str, flows: list[str],
         print(f"{result.state}, {row['task_instances_ran']} tasks ran, "
               f"{result.wall_seconds:.1f} s", flush=True)
     out: dict[str, Any] = {"since": _iso(since), "flows": idle}
+    empty = [row for row in idle if row["records"] == 0 and row.get("task_instances_ran")]
+    if empty:
+        # what Airflow itself costs for an idle run's tasks (the fewest an idle run ran)
+        fewest = min(row["task_instances_ran"] for row in empty)
+        print(f"           Airflow's floor: {fewest} tasks that do nothing …", end=" ",
+              flush=True)
+        out["airflow_floor"] = env.run_floor(fewest)
+        print(f"{out['airflow_floor']['state']}, {out['airflow_floor']['wall_seconds']:.1f} s",
+              flush=True)
     if "orders" in flows:
         print("           re-sync: orders …", end=" ", flush=True)
         result = env.run_flow(sandboxes, tenant, "orders", conf={"full_resync": True})

@@ -36,6 +36,10 @@ LS_UNLIMITED = {"per_second": 1_000_000, "limit_5min": 10_000_000, "limit_hour":
                 "limit_day": 10_000_000, "clear": True}
 
 
+#: the DAG folder of Airflow's floor (:meth:`BenchEnv.run_floor`)
+FLOOR_DAGS = Path(__file__).resolve().parent / "floor_dags"
+
+
 def airflow_env(home: Path, mappings: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
@@ -270,6 +274,31 @@ class BenchEnv:
             seconds_in_tasks=result.get("seconds_in_tasks"),
             task_states=result.get("task_states") or {}, tasks_ran=result.get("tasks_ran") or [],
             batches=batches)
+
+
+    def run_floor(self, tasks: int) -> dict[str, Any]:
+        """Airflow's floor for ``tasks`` tasks (``bench.runner --floor``): the same kind
+        of process and ``dag.test()`` as a flow run, with tasks that do nothing."""
+        started = time.monotonic()
+        log_file = self.log_dir / f"airflow-floor-{tasks}-{int(time.time() * 1000)}.log"
+        cmd = [sys.executable, "-m", "bench.runner", "--floor", str(tasks)]
+        env = {**self.env, "AIRFLOW__CORE__DAGS_FOLDER": str(FLOOR_DAGS),
+               "BENCH_FLOOR_TASKS": str(tasks)}
+        with open(log_file, "w") as out:
+            proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=out, text=True, timeout=900)
+            out.write(proc.stdout)
+        wall = time.monotonic() - started
+        result = _parse_result(proc.stdout)
+        if result is None:
+            tail = log_file.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"Airflow's floor did not report a result (exit "
+                               f"{proc.returncode}); log {log_file}: …{tail}")
+        return {"tasks": tasks, "state": result["state"].rsplit(".", 1)[-1],
+                "wall_seconds": round(wall, 3),
+                "seconds_in_dag_test": result.get("seconds_in_dag_test"),
+                "seconds_in_tasks": result.get("seconds_in_tasks"),
+                "task_instances_ran": len(result.get("tasks_ran") or [])}
 
 
 def _parse_result(stdout: str) -> dict[str, Any] | None:

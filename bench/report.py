@@ -200,10 +200,29 @@ def render_idle(runs: list[dict[str, Any]]) -> list[str]:
                          f.get("quickbooks_writes")])
     if not rows:
         return []
-    return ["", "runs after the first sync (wall s: the whole `airflow dags test` process; "
-                "dags-test s: inside dag.test())",
-            table(["flow", "orders", "run", "state", "records", "tasks ran", "task states",
-                   "wall s", "dags-test s", "LS calls", "QBO calls", "QBO writes"], rows)]
+    out = ["", "runs after the first sync (wall s: the whole `airflow dags test` process; "
+               "dags-test s: inside dag.test())",
+           table(["flow", "orders", "run", "state", "records", "tasks ran", "task states",
+                  "wall s", "dags-test s", "LS calls", "QBO calls", "QBO writes"], rows)]
+    for run in runs:
+        floor = (run.get("idle") or {}).get("airflow_floor")
+        if floor:
+            out.append(_floor_line(run, floor))
+    return out
+
+
+def _floor_line(run: dict[str, Any], floor: dict[str, Any]) -> str:
+    """Airflow's own cost for as many tasks as an idle run ran, and each idle run's
+    multiple of it."""
+    ratios = []
+    for f in run["idle"].get("flows", []):
+        if f["records"] == 0 and f.get("task_instances_ran") == floor["tasks"] \
+                and floor["wall_seconds"]:
+            ratios.append(f"{f['flow']} {f['wall_seconds'] / floor['wall_seconds']:.2f}")
+    return (f"Airflow's floor at {run['size']:,} orders: {floor['tasks']} tasks that do nothing, "
+            f"run the same way: {floor['wall_seconds']:.2f} s wall, "
+            f"{floor['seconds_in_dag_test']:.2f} s inside dag.test(); idle runs ÷ floor "
+            f"(wall): {', '.join(ratios) or '-'}")
 
 
 def render_parse(results: dict[str, Any]) -> str:

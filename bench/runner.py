@@ -7,6 +7,10 @@ with ``dag.test()`` (tasks run in this process) and prints one JSON line prefixe
 Airflow's metadata database after the run; "ran" counts those that executed, not the
 skipped ones) and this process's peak resident memory.
 
+``--floor N`` runs Airflow's own floor instead: a DAG of N Python tasks that do nothing,
+in the same way (this process, ``dag.test()``), so a koppel run's time can be read
+against what Airflow itself costs for as many tasks.
+
 ``--unpaced`` lifts koppel's *client-side* pacing (the hooks' per-second/minute
 limiters), because the sandboxes' limits are lifted for throughput runs as well; every
 call is still counted by the sandboxes and the projection under the real limits is
@@ -97,10 +101,32 @@ def peak_rss_mb() -> float:
     return round(peak / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
 
 
-def run(dag_id: str, conf: dict | None) -> dict:
-    from koppel.factory import build_dags
+#: the DAG of Airflow's own floor (:func:`floor_dag`)
+FLOOR_DAG_ID = "bench_airflow_floor"
 
-    dags = build_dags(only_dag_id=dag_id)
+
+def floor_dag(tasks: int):
+    """Airflow's floor for a run of ``tasks`` tasks: a chain of Python tasks that do
+    nothing, run exactly as a koppel DAG is (this process, ``dag.test()``). What a koppel
+    run costs beyond it is koppel's; what it costs up to it no DAG can avoid."""
+    from airflow.sdk import DAG, chain, task
+
+    @task
+    def nothing() -> None:
+        return None
+
+    with DAG(FLOOR_DAG_ID, schedule=None, catchup=False) as dag:
+        chain(*[nothing.override(task_id=f"task_{i + 1}")() for i in range(tasks)])
+    return dag
+
+
+def run(dag_id: str, conf: dict | None, floor_tasks: int = 0) -> dict:
+    if floor_tasks:
+        dags = {dag_id: floor_dag(floor_tasks)}
+    else:
+        from koppel.factory import build_dags
+
+        dags = build_dags(only_dag_id=dag_id)
     if dag_id not in dags:
         raise SystemExit(f"DAG {dag_id} was not generated")
     started = time.monotonic()
@@ -116,13 +142,16 @@ def run(dag_id: str, conf: dict | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.runner")
-    parser.add_argument("dag_id")
+    parser.add_argument("dag_id", nargs="?", default=FLOOR_DAG_ID)
     parser.add_argument("--conf", default="{}", help="the run's params as JSON")
     parser.add_argument("--unpaced", action="store_true")
+    parser.add_argument("--floor", type=int, default=0, metavar="TASKS",
+                        help="run Airflow's floor instead: TASKS no-op tasks in a chain")
     args = parser.parse_args(argv)
     if args.unpaced:
         lift_client_pacing()
-    result = run(args.dag_id, json.loads(args.conf))
+    result = run(FLOOR_DAG_ID if args.floor else args.dag_id, json.loads(args.conf),
+                 floor_tasks=args.floor)
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0 if result["state"].endswith("success") else 1
 

@@ -78,6 +78,11 @@ def test_quick_bench_writes_every_figure(project_root, tmp_path):
     assert idle["state"] == "success" and idle["records"] == 0
     assert idle["quickbooks_writes"] == 0 and idle["api_calls"]["quickbooks"] == 0
     assert 1 <= idle["task_instances_ran"] <= 3, idle["task_states"]
+    # Airflow's own floor for as many tasks, run the same way: every no-op task ran
+    floor = run["idle"]["airflow_floor"]
+    assert floor["state"] == "success"
+    assert floor["tasks"] == floor["task_instances_ran"] == idle["task_instances_ran"]
+    assert 0 < floor["seconds_in_dag_test"] < floor["wall_seconds"]
     resync = run["idle"]["orders_resync"]
     assert resync["state"] == "success" and resync["records"] == 10
     assert resync["quickbooks_writes"] == 0

@@ -182,6 +182,14 @@ def test_the_report_prints_the_side_by_side_batches_and_idle_runs():
     assert "nothing changed" in lines[0] and "skipped 5 success 3" in lines[0]
     assert " 3 " in lines[0] and "14.20" in lines[0]
     assert "re-sync all" in lines[1]
+    run["idle"]["airflow_floor"] = {"tasks": 3, "state": "success", "wall_seconds": 7.1,
+                                    "seconds_in_dag_test": 4.05, "seconds_in_tasks": 2.0,
+                                    "task_instances_ran": 3}
+    text = "\n".join(render_idle([run]))
+    (floor,) = [line for line in text.splitlines() if line.startswith("Airflow's floor")]
+    assert floor == ("Airflow's floor at 1,000 orders: 3 tasks that do nothing, run the same "
+                     "way: 7.10 s wall, 4.05 s inside dag.test(); idle runs ÷ floor (wall): "
+                     "orders 2.00")
     run["batch_writer"] = _writer(1000, 4.0, 120.0, False, 900.0, [], 480.0)
     full = render({"runs": [run]})
     # the batch writer has its row under the real limits too (booked in full: not marked)
