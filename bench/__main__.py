@@ -13,8 +13,9 @@ of them (all at 1,000; extrapolated beyond) in another; the three are printed si
 side with ratios. After the first syncs, each flow runs again over a window in which
 nothing changed (the shape of a scheduled run with nothing to do: task instances that
 ran, wall time), Airflow's floor for as many tasks runs the same way (tasks that do
-nothing), and the orders flow re-syncs every order (its QuickBooks writes must be 0). Then the DAG-file parse for 1, 100, 500
-and 1,000 tenants and the single-DAG build a worker does before a task at 500 tenants
+nothing), and the orders flow re-syncs every order (its QuickBooks writes must be 0).
+Then the DAG-file parse for 1, 100, 500 and 1,000 tenants and the single-DAG build a
+worker does before a task at 500 tenants
 (``bench/parse_time.py``; ``--parse-only`` runs just those). ``--quick`` is a small smoke
 run (the test suite runs it).
 """

@@ -238,28 +238,34 @@ class BenchEnv:
 
         return StateStore(get_engine(self.env["KOPPEL_STATE_DB_URL"]))
 
+    def _run_runner(self, name: str, args: list[str],
+                    env: dict[str, str] | None = None) -> tuple[dict[str, Any], float]:
+        """``python -m bench.runner ARGS`` in a process of its own, logged to
+        ``bench-logs/NAME-<ms>.log``: its result line and its wall time."""
+        started = time.monotonic()
+        log_file = self.log_dir / f"{name}-{int(time.time() * 1000)}.log"
+        with open(log_file, "w") as out:
+            proc = subprocess.run([sys.executable, "-m", "bench.runner", *args],
+                                  env=env or self.env, cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=out, text=True, timeout=6 * 3600)
+            out.write(proc.stdout)  # dag.test() logs its tasks to stdout
+        wall = time.monotonic() - started
+        result = _parse_result(proc.stdout)
+        if result is None:
+            tail = log_file.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name} did not report a result (exit {proc.returncode}); "
+                               f"log {log_file}: …{tail}")
+        return result, wall
+
     def run_flow(self, sandboxes: Sandboxes, tenant: str, flow: str,
                  conf: dict[str, Any] | None = None, unpaced: bool = True) -> FlowRunResult:
         dag_id = f"{flow}__{tenant}"
         before = sandboxes.stats()
         batch_mark = sandboxes.batch_recorder.mark()
-        started = time.monotonic()
-        log_file = self.log_dir / f"{dag_id}-{int(time.time() * 1000)}.log"
-        cmd = [sys.executable, "-m", "bench.runner", dag_id, "--conf", json.dumps(conf or {})]
-        if unpaced:
-            cmd.append("--unpaced")
-        with open(log_file, "w") as out:
-            proc = subprocess.run(cmd, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
-                                  stderr=out, text=True, timeout=6 * 3600)
-            out.write(proc.stdout)  # dag.test() logs its tasks to stdout
-        wall = time.monotonic() - started
+        result, wall = self._run_runner(
+            dag_id, [dag_id, "--conf", json.dumps(conf or {})] + (["--unpaced"] if unpaced else []))
         after = sandboxes.stats()
         batches = summarize(sandboxes.batch_recorder.since(batch_mark))
-        result = _parse_result(proc.stdout)
-        if result is None:
-            tail = log_file.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{dag_id} did not report a result (exit {proc.returncode}); "
-                               f"log {log_file}: …{tail}")
         actions = self.state_store().action_counts(tenant=tenant, flow=flow,
                                                    run_id=result["run_id"])
         deltas = {side: stats_delta(before[side], after[side]) for side in before}
@@ -275,25 +281,13 @@ class BenchEnv:
             task_states=result.get("task_states") or {}, tasks_ran=result.get("tasks_ran") or [],
             batches=batches)
 
-
     def run_floor(self, tasks: int) -> dict[str, Any]:
         """Airflow's floor for ``tasks`` tasks (``bench.runner --floor``): the same kind
         of process and ``dag.test()`` as a flow run, with tasks that do nothing."""
-        started = time.monotonic()
-        log_file = self.log_dir / f"airflow-floor-{tasks}-{int(time.time() * 1000)}.log"
-        cmd = [sys.executable, "-m", "bench.runner", "--floor", str(tasks)]
-        env = {**self.env, "AIRFLOW__CORE__DAGS_FOLDER": str(FLOOR_DAGS),
-               "BENCH_FLOOR_TASKS": str(tasks)}
-        with open(log_file, "w") as out:
-            proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                  stderr=out, text=True, timeout=900)
-            out.write(proc.stdout)
-        wall = time.monotonic() - started
-        result = _parse_result(proc.stdout)
-        if result is None:
-            tail = log_file.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"Airflow's floor did not report a result (exit "
-                               f"{proc.returncode}); log {log_file}: …{tail}")
+        result, wall = self._run_runner(
+            f"airflow-floor-{tasks}", ["--floor", str(tasks)],
+            env={**self.env, "AIRFLOW__CORE__DAGS_FOLDER": str(FLOOR_DAGS),
+                 "BENCH_FLOOR_TASKS": str(tasks)})
         return {"tasks": tasks, "state": result["state"].rsplit(".", 1)[-1],
                 "wall_seconds": round(wall, 3),
                 "seconds_in_dag_test": result.get("seconds_in_dag_test"),

@@ -120,17 +120,18 @@ def floor_dag(tasks: int):
     return dag
 
 
-def run(dag_id: str, conf: dict | None, floor_tasks: int = 0) -> dict:
+def run(dag_id: str | None, conf: dict | None, floor_tasks: int = 0) -> dict:
     if floor_tasks:
-        dags = {dag_id: floor_dag(floor_tasks)}
+        dag = floor_dag(floor_tasks)
     else:
         from koppel.factory import build_dags
 
-        dags = build_dags(only_dag_id=dag_id)
-    if dag_id not in dags:
-        raise SystemExit(f"DAG {dag_id} was not generated")
+        dag = build_dags(only_dag_id=dag_id).get(dag_id)
+        if dag is None:
+            raise SystemExit(f"DAG {dag_id} was not generated")
+    dag_id = dag.dag_id
     started = time.monotonic()
-    dag_run = dags[dag_id].test(run_conf=conf or None)
+    dag_run = dag.test(run_conf=conf or None)
     seconds = round(time.monotonic() - started, 3)
     run_id = getattr(dag_run, "run_id", None)
     tis = task_instances(dag_id, run_id)
@@ -142,16 +143,17 @@ def run(dag_id: str, conf: dict | None, floor_tasks: int = 0) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.runner")
-    parser.add_argument("dag_id", nargs="?", default=FLOOR_DAG_ID)
+    parser.add_argument("dag_id", nargs="?", help="the DAG to run (not with --floor)")
     parser.add_argument("--conf", default="{}", help="the run's params as JSON")
     parser.add_argument("--unpaced", action="store_true")
     parser.add_argument("--floor", type=int, default=0, metavar="TASKS",
                         help="run Airflow's floor instead: TASKS no-op tasks in a chain")
     args = parser.parse_args(argv)
+    if not args.floor and not args.dag_id:
+        parser.error("a DAG id, or --floor TASKS")
     if args.unpaced:
         lift_client_pacing()
-    result = run(FLOOR_DAG_ID if args.floor else args.dag_id, json.loads(args.conf),
-                 floor_tasks=args.floor)
+    result = run(args.dag_id, json.loads(args.conf), floor_tasks=args.floor)
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0 if result["state"].endswith("success") else 1
 
