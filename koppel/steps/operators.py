@@ -435,3 +435,28 @@ def _alert_conflicts(tenant, flow: str, context, rows: list[dict[str, Any]]) -> 
         except Exception:
             log.exception("koppel %s/%s: the conflict alert could not be sent",
                           tenant.tenant, flow)
+
+
+def _freeze_init_signatures(base: type) -> None:
+    """Each koppel operator's ``__init__`` signature, worked out once.
+
+    ``Operator.partial(...)`` (every mapped step, about three per DAG) asks
+    :func:`inspect.signature` for the ``__init__`` of each operator class between the
+    operator and ``BaseOperator`` (``airflow.sdk.bases.operator._get_operator_defaults``),
+    anew for every call: at 500 tenants that was ~7 % of a full parse. The signature
+    never changes, and :func:`inspect.signature` returns a callable's ``__signature__``
+    when it has one (stopping there when it unwraps Airflow's ``apply_defaults``
+    wrapper), so each class's is computed here once, after Airflow's metaclass has
+    wrapped it."""
+    import inspect
+
+    pending = [base]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        init = cls.__dict__.get("__init__")
+        if init is not None and getattr(init, "__signature__", None) is None:
+            init.__signature__ = inspect.signature(init)
+
+
+_freeze_init_signatures(KoppelStepOperator)

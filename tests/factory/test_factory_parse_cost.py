@@ -259,3 +259,32 @@ def test_the_run_state_is_airflows_finalize_is_the_teardown(tmp_path):
                 and not (task.is_teardown and not task.on_failure_fail_dagrun)
 
         assert [t.task_id for t in dag.tasks if effective_leaf(t)] == ["check_error_threshold"]
+
+
+def test_mapped_steps_get_airflows_defaults_without_a_signature_per_task(monkeypatch):
+    """``partial()`` reads each operator class's ``__init__`` signature; koppel's are
+    worked out once, and what Airflow derives from them is unchanged."""
+    import inspect
+
+    from airflow.sdk.bases import operator as sdk_operator
+
+    from koppel.steps import operators
+
+    calls = []
+    real = inspect.signature
+    monkeypatch.setattr(inspect, "signature", lambda obj, *a, **kw: calls.append(obj) or
+                        real(obj, *a, **kw))
+    for cls in (operators.EnrichOperator, operators.LoadOperator, operators.ExtractOperator):
+        inits = [c.__dict__["__init__"] for c in cls.mro() if "__init__" in c.__dict__
+                 and issubclass(c, operators.KoppelStepOperator)]
+        assert inits
+        for init in inits:
+            assert init.__signature__ == real(inspect.unwrap(init))
+        assert "tenant" in inits[-1].__signature__.parameters
+        defaults = sdk_operator._get_operator_defaults(cls)
+        assert defaults == sdk_operator.OPERATOR_DEFAULTS
+    mapped = operators.LoadOperator.partial(task_id="load", tenant="acme", flow="orders",
+                                            retries=7).expand(chunk_ref=[{"chunk": 0}])
+    assert mapped.partial_kwargs["retries"] == 7 and mapped.partial_kwargs["tenant"] == "acme"
+    # inspect.signature answers from __signature__ at once: no parameter walk per call
+    assert all(getattr(obj, "__signature__", None) is not None for obj in calls)
