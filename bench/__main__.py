@@ -23,6 +23,7 @@ run (the test suite runs it).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import math
@@ -265,6 +266,8 @@ def run_flows(args: argparse.Namespace, env: BenchEnv, flows: list[str],
                 run["flows"].append(_with_projection(result.to_json()))
                 print(f"{result.state}, {result.records} records, "
                       f"{result.wall_seconds:.1f} s", flush=True)
+            if "products" in flows and size == args.sizes[0]:
+                run["variant_flows"] = [run_products_main_image(env, sandboxes, size)]
             synced = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
             orders_flow = next((f for f in run["flows"] if f["flow"] == "orders"), None)
             print(f"  {size:>6} orders: baseline …", end=" ", flush=True)
@@ -286,6 +289,23 @@ def run_flows(args: argparse.Namespace, env: BenchEnv, flows: list[str],
                                      - dt.datetime.now(dt.timezone.utc)).total_seconds()))
                 run["idle"] = run_idle(env, sandboxes, tenant, flows, synced)
             results["runs"].append(run)
+
+
+def run_products_main_image(env: BenchEnv, sandboxes: Sandboxes, size: int) -> dict[str, Any]:
+    """The same catalogue's first sync by a tenant with ``settings.products.images =
+    "main"`` (its own company): the items get each product's main picture, which the
+    products page already carries, and no ``products/{id}/images.json`` call is made —
+    the Lightspeed cost of a first sync without the gallery images."""
+    tenant = f"bench_{size}_main_{uuid.uuid4().hex[:6]}"
+    products = copy.deepcopy(json.loads((ROOT / "include" / "mappings" / "demo.json")
+                                        .read_text())["settings"].get("products") or {})
+    products["images"] = "main"
+    env.add_tenant(tenant, sandboxes, settings={"unknown_sku": "create_item",
+                                                "products": products})
+    print(f"  {size:>6} orders: products, main image only …", end=" ", flush=True)
+    result = env.run_flow(sandboxes, tenant, "products", conf={"full_resync": True})
+    print(f"{result.state}, {result.records} records, {result.wall_seconds:.1f} s", flush=True)
+    return {**_with_projection(result.to_json()), "flow": "products[images=main]"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ def render(results: dict[str, Any]) -> str:
                    "by the sandboxes")
     rows = []
     for run in results["runs"]:
-        for flow in run["flows"]:
+        for flow in [*run["flows"], *run.get("variant_flows", [])]:
             calls = flow["api_calls_per_record"]
             rows.append([flow["flow"], run["size"], flow["records"], flow["state"],
                          flow["wall_seconds"], flow["records_per_second"],
@@ -80,7 +80,7 @@ def render(results: dict[str, Any]) -> str:
 
     lim_rows = []
     for run in results["runs"]:
-        for flow in run["flows"]:
+        for flow in [*run["flows"], *run.get("variant_flows", [])]:
             lim = flow["real_limits"]
             lim_rows.append([flow["flow"], run["size"], lim["lightspeed_seconds"],
                              lim["quickbooks_seconds"], lim["bound_by"], lim["human"]])

@@ -282,13 +282,15 @@ class ProductsProcess(Process):
         contexts: dict[int, Any] = {}
         mapper = self.mapper()
         attributes_used = self.attributes_used(mapper)
+        images = self.images_read(mapper)
         for record in records:
             if ItemState(record).gone:  # deleted in Lightspeed: reported once, retired
                 result.end(record, "skipped", reason=ItemState(record).gone,
                            details={"deleted_in_lightspeed": True})
                 continue
             try:
-                self._enrich_one(record, shop, contexts, mapper, hook, attributes_used)
+                self._enrich_one(record, shop, contexts, mapper, hook, attributes_used,
+                                 images)
             except RecordError as exc:
                 result.fail(record, exc)
                 continue
@@ -330,8 +332,17 @@ class ProductsProcess(Process):
         return any("_attributes" in json.dumps(rule.model_dump(mode="json"), default=str)
                    for target, rule in mapper.rules.items() if target != "attributes")
 
+    def images_read(self, mapper: Mapper) -> str:
+        """Which images enrich reads (:func:`read_product_context`): the tenant's
+        ``settings.products.images``, or ``"none"`` when no mapping rule reads
+        ``_images`` (the images could not reach QuickBooks: no call is spent on them)."""
+        if not any("_images" in json.dumps(rule.model_dump(mode="json"), default=str)
+                   for rule in mapper.rules.values()):
+            return "none"
+        return self.product_settings.images
+
     def _enrich_one(self, record: Record, shop: dict, contexts: dict, mapper: Mapper,
-                    hook: Any, attributes_used: bool) -> None:
+                    hook: Any, attributes_used: bool, images: str = "all") -> None:
         variant, product = record.data["variant"], record.data["product"]
         pid = int(product["id"])
         if ItemState(record).duplicate_sku:
@@ -339,7 +350,8 @@ class ProductsProcess(Process):
         else:
             if pid not in contexts:
                 contexts[pid] = read_product_context(hook, product,
-                                                     attributes_used=attributes_used)
+                                                     attributes_used=attributes_used,
+                                                     images=images)
             context = contexts[pid]
         chain = [(int(cid), str(title)) for cid, title in record.data.get("category_chain") or []]
         source = json_safe(enriched_variant(variant, product, shop, chain, context))

@@ -12,8 +12,10 @@ Reading costs API calls and Lightspeed allows only 300 per 5 minutes, so:
   that failed earlier) is read one by one; more are read as a paged list scan whenever
   the scan (its ``count`` call plus its pages of 250) costs fewer calls;
 * the category tree is read once per run (in extract), not once per chunk;
-* images are read only for products that have a main image (``image`` is ``false``
-  otherwise), one ``products/{id}/images.json`` each: Lightspeed documents no cheaper
+* images (``settings.products.images``, default ``all``; nothing when no mapping rule
+  reads ``_images``) are read only for products that have a main image (``image`` is
+  ``false`` otherwise), one ``products/{id}/images.json`` each; with ``main`` the
+  inline main image is used and no images call is made. Lightspeed documents no cheaper
   way — no images list across products, the product's ``images`` is a bare collection
   reference (no count), and the ``catalog`` resource the official client names
   (SEOshop/API-PHP-Client ``ApiResourceCatalog``) has no documented answer shape — so
@@ -323,19 +325,40 @@ class ProductContext:
     attributes: dict[str, str]
 
 
+#: which of a product's images are read (``settings.products.images``)
+IMAGES_ALL, IMAGES_MAIN, IMAGES_NONE = "all", "main", "none"
+
+
+def main_image(product: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The product's main image as the one entry of ``_images``: the inline ``image``
+    (``{src, thumb, title, extension, size}``) the product read already holds, or
+    nothing (``image`` is ``false`` for a product without pictures)."""
+    image = product.get("image")
+    if not isinstance(image, dict) or not image.get("src"):
+        return []
+    return [{"sortOrder": 1, **{k: v for k, v in image.items() if not str(k).startswith("_")}}]
+
+
 def read_product_context(hook: Any, product: Mapping[str, Any], *,
-                         attributes_used: bool = True) -> ProductContext:
-    """A product's images (only when it has a main image) and attributes (only when it
-    has a type and ``attributes_used``: the mapping can carry them into QuickBooks)."""
+                         attributes_used: bool = True,
+                         images: str = IMAGES_ALL) -> ProductContext:
+    """A product's images and attributes, at the fewest calls.
+
+    ``images``: ``"all"`` reads ``products/{id}/images.json`` for a product that has a
+    main image (one call; none when ``image`` is ``false``), ``"main"`` takes the inline
+    main image (no call), ``"none"`` nothing. Attributes are read only when the product
+    has a type and ``attributes_used`` (the mapping can carry them into QuickBooks)."""
     pid = int(product["id"])
-    images: list[dict[str, Any]] = []
-    if product.get("image"):
-        images = sorted((_raw(i) for i in hook.iter_product_images(pid)),
-                        key=lambda i: (int(i.get("sortOrder") or 0), int(i["id"])))
+    found: list[dict[str, Any]] = []
+    if images == IMAGES_MAIN:
+        found = main_image(product)
+    elif images == IMAGES_ALL and product.get("image"):
+        found = sorted((_raw(i) for i in hook.iter_product_images(pid)),
+                       key=lambda i: (int(i.get("sortOrder") or 0), int(i["id"])))
     attributes: dict[str, str] = {}
     if attributes_used and product.get("type"):
         attributes = attribute_pairs(hook.iter_product_attributes(pid))
-    return ProductContext(images=images, attributes=attributes)
+    return ProductContext(images=found, attributes=attributes)
 
 
 def enriched_variant(variant: Mapping[str, Any], product: Mapping[str, Any],

@@ -242,6 +242,9 @@ class ProductSettings(_Model):
     attributes_target: Literal["description", "purchase_description", "none"] = Field(
         default="none", description="Where the product's features/attributes (kenmerken, 'Made in: NL' lines) go; updated per update_policy of that field (create_only/always)."
     )
+    images: Literal["all", "main", "none"] = Field(
+        default="all", description="Which of a product's Lightspeed images its QuickBooks items carry (as attachments): 'all' (every image; one Lightspeed call per product that has a picture, the only way Lightspeed lists them), 'main' (the main image only, which the product read already carries: no extra call), 'none'."
+    )
     update_policy: ItemUpdatePolicy = Field(default_factory=ItemUpdatePolicy)
     sync_categories: bool = Field(default=True, description="Create the Lightspeed category path as QBO categories.")
 

@@ -178,3 +178,40 @@ def test_products_sync_costs_a_fixed_number_of_calls_per_page_product_and_image(
     assert linked == sorted(sorted(ids) for ids in wanted.values())
     actions = Counter(a["action"] for a in tenant.activity("products", repaired.run_id))
     assert actions == {"created": len(dups)}
+
+
+@pytest.mark.e2e
+def test_main_image_only_costs_no_images_call_and_attaches_each_products_main_picture(
+        shop_factory, make_tenant):
+    """``settings.products.images = "main"``: the inline main image of each product
+    (already in the products page) is its items' one picture; no images.json call."""
+    shop = shop_factory(orders=0, products=12, customers=1)
+    tenant = make_tenant(shop, settings={"products": {"inventory": True, "accounts": ACCOUNTS,
+                                                      "images": "main"}})
+    products = {p["id"]: p for p in _listing(shop, "products", "products")}
+    variants = _listing(shop, "variants", "variants")
+    skus = Counter(_sku_of(v) for v in variants)
+    synced = [v for v in variants if skus[_sku_of(v)] == 1]
+    pid = lambda v: v["product"]["resource"]["id"]  # noqa: E731
+    with shop.api() as api:
+        more = [p for p in products if products[p].get("image") and len(
+            api.get(f"products/{p}/images.json").json()["productImages"]) > 1]
+    assert more, "the seed has a product with more than its main image"
+    ls0 = shop.stats()["by_route"]
+    first = tenant.run("products")
+    assert first.state == "success"
+    ls, cdn = _calls(ls0, shop.stats()["by_route"])
+    assert "GET /{lang}/products/{product_id:int}/images.json" not in ls
+    mains = {products[pid(v)]["image"]["src"] for v in synced if products[pid(v)].get("image")}
+    assert cdn == len(mains)  # each main picture downloaded once, no other picture
+    items_by_sku = {i["Sku"]: i["Id"] for i in tenant.entities("Item") if i.get("Sku")}
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for variant in synced:
+        image = products[pid(variant)].get("image")
+        if image:
+            wanted[hashlib.sha256(httpx.get(image["src"]).content).hexdigest()].add(
+                items_by_sku[_sku_of(variant)])
+    ours = [a for a in tenant.entities("Attachable") if a.get("FileName")
+            and a["AttachableRef"] and a["AttachableRef"][0]["EntityRef"]["type"] == "Item"]
+    linked = sorted(sorted(r["EntityRef"]["value"] for r in a["AttachableRef"]) for a in ours)
+    assert linked == sorted(sorted(ids) for ids in wanted.values()) and linked

@@ -181,3 +181,35 @@ def _process(overrides: dict):
 def test_attributes_are_used_when_a_target_or_a_rule_carries_them(overrides, used):
     process = _process(overrides)
     assert process.attributes_used(process.mapper()) is used
+
+
+@pytest.mark.parametrize(("setting", "reads", "srcs"), [
+    ("all", ["images 4"], []),            # FakeShop's images list is empty
+    ("main", [], ["https://cdn/main.png"]),
+    ("none", [], []),
+])
+def test_images_setting_decides_the_images_call(setting, reads, srcs):
+    shop = FakeShop(products=5)
+    product = {"id": 4, "image": {"src": "https://cdn/main.png", "thumb": "t", "title": "Mok",
+                                  "extension": "png", "size": 10, "_image_id": 9}}
+    context = read_product_context(shop, product, attributes_used=False, images=setting)
+    assert shop.calls == reads
+    assert [i["src"] for i in context.images] == srcs
+    assert all(not k.startswith("_") for i in context.images for k in i)
+
+
+def test_a_product_without_a_picture_costs_no_images_call_in_any_setting():
+    for setting in ("all", "main", "none"):
+        shop = FakeShop(products=5)
+        context = read_product_context(shop, {"id": 4, "image": False}, images=setting)
+        assert shop.calls == [] and context.images == []
+
+
+@pytest.mark.parametrize(("overrides", "read"), [
+    ({}, "all"),  # the default mapping attaches every image (image_urls: _images.*.src)
+    ({"settings.products": {"images": "main"}}, "main"),
+    ({"mappings.products": {"image_urls": None}}, "none"),  # no rule reads _images
+])
+def test_images_are_read_only_when_the_mapping_carries_them(overrides, read):
+    process = _process(overrides)
+    assert process.images_read(process.mapper()) == read
