@@ -83,6 +83,9 @@ class CustomerUpserter:
         self._default_id: str | None = None
         #: creates answered by adopting the customer QuickBooks had under that name
         self._adopted: set[str] = set()
+        #: writes this upsert's look-ups come before (its records' documents and
+        #: customers): the hook sends the look-ups plain when the writes' batches bind
+        self._writes_to_follow = 0
         self.home_currency = currency_code(home_currency)
         wanted = currency_code(currency)
         #: the foreign currency of this upsert (None: the home currency)
@@ -106,6 +109,8 @@ class CustomerUpserter:
             group.records.append(record_key)
         if not groups and not defaults:
             return results
+        # each record's document (or customer) and, at most, one new customer per e-mail
+        self._writes_to_follow = len(customers) + len(groups)
         with self.run.store.lock(f"customers:{self.run.tenant_id}:{self.hook_realm}"):
             outcomes = self._upsert_groups(sorted(groups.values(), key=lambda g: g.key),
                                            need_default=bool(defaults))
@@ -263,7 +268,8 @@ class CustomerUpserter:
 
     def _lookup(self, groups: list[_Group], want_default: bool = False):
         """The look-ups of a chunk (the hook's :meth:`query_many` policy: plain queries, or
-        batches of queries when there are many): customers by id (shop customers an earlier
+        batches of queries when there are many and no writes of the chunk bind the batch
+        budget): customers by id (shop customers an earlier
         run linked) or else by e-mail, companies by name, the display names the new customers would take
         (Customer, Vendor, Employee share names) and, when needed, the default customer."""
         from koppel.hooks.quickbooks import quote
@@ -290,7 +296,7 @@ class CustomerUpserter:
         if want_default:
             ops["default"] = ("SELECT * FROM Customer WHERE DisplayName = "
                               f"{quote(self.default_name())}")
-        results = self.hook.query_many(ops)
+        results = self.hook.query_many(ops, writes_to_follow=self._writes_to_follow)
 
         def rows(bid: str) -> list[dict[str, Any]]:
             return results.get(bid, [])
@@ -313,7 +319,7 @@ class CustomerUpserter:
         if relink:
             again = self.hook.query_many({
                 f"e{i}": f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {quote(g.email)}"
-                for i, g in relink})
+                for i, g in relink}, writes_to_follow=self._writes_to_follow)
             for i, group in relink:
                 by_email[group.key] = again[f"e{i}"]
         # per company: the one in this currency (lowest id), else — only to tell that the

@@ -247,8 +247,8 @@ class OrdersProcess(Process):
         result.passed = keep
 
     def _lookup(self, unknown: dict[str, Record], candidates: list[Record]):
-        """One batch request (per 30 queries) for what the exists-check needs from
-        QuickBooks: documents by DocNumber for orders without a cross-reference, and
+        """The look-ups the exists-check needs from QuickBooks (the hook's look-up policy:
+        plain queries, or batches of 30 when that is cheaper under the realm's limits): documents by DocNumber for orders without a cross-reference, and
         items by SKU for every order that may be booked."""
         from koppel.flows.products_target import in_queries, query_batch
         from koppel.flows.qbo_refs import ref_queries, refs_from_rows, stage_refs
@@ -263,7 +263,8 @@ class OrdersProcess(Process):
                    **in_queries("s", "Item", "Sku", skus)}
         if candidates:  # the load's reference data rides along in the same request
             queries.update(ref_queries(self._helper_items()))
-        rows = query_batch(self.run.quickbooks, queries)
+        # the chunk's documents follow (one write each): look-ups may leave them the batches
+        rows = query_batch(self.run.quickbooks, queries, writes_to_follow=len(candidates))
         docs = [row for name, found in rows.items() if name.startswith("d") for row in found]
         items = [row for name, found in rows.items() if name.startswith("s") for row in found]
         refs = None

@@ -413,7 +413,7 @@ class ProductsProcess(Process):
         hook = self.run.quickbooks
         target = load_target_state(hook, item_ids=[ItemState(r).linked_id for r in todo],
                                    skus=[items[r.source_id].sku for r in todo], names=names,
-                                   account_names=account_names)
+                                   account_names=account_names, writes_to_follow=len(todo))
         linked_elsewhere = store.xrefs_by_target(
             tenant, self.target_type,
             [i["Id"] for bucket in target.by_sku.values() for i in bucket])

@@ -50,11 +50,15 @@ MAX_SOURCE_ID = 64
 # --------------------------------------------------------------------------- batches
 
 
-def query_batch(hook: Any, queries: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+def query_batch(hook: Any, queries: Mapping[str, str], *,
+                writes_to_follow: int = 0) -> dict[str, list[dict[str, Any]]]:
     """Run named look-ups; ``name -> rows`` (the hook's look-up policy,
-    :meth:`koppel.hooks.quickbooks.QuickBooksHook.query_many`)."""
+    :meth:`koppel.hooks.quickbooks.QuickBooksHook.query_many`; ``writes_to_follow``: the
+    writes the caller sends next, which may leave the batch budget to them)."""
     if not queries:
         return {}
+    if writes_to_follow:
+        return hook.query_many(queries, writes_to_follow=writes_to_follow)
     return hook.query_many(queries)
 
 
@@ -102,15 +106,17 @@ class TargetState:
 
 
 def load_target_state(hook: Any, *, item_ids: Iterable[str], skus: Iterable[str],
-                      names: Iterable[str], account_names: Iterable[str]) -> TargetState:
-    """The chunk's look-ups, by the hook's look-up policy (``query_many``)."""
+                      names: Iterable[str], account_names: Iterable[str],
+                      writes_to_follow: int = 0) -> TargetState:
+    """The chunk's look-ups, by the hook's look-up policy (``query_many``), before up to
+    ``writes_to_follow`` item writes."""
     queries: dict[str, str] = {"prefs": "SELECT * FROM Preferences"}
     queries.update(in_queries("acct", "Account", "Name", account_names))
     queries.update(in_queries("id", "Item", "Id", item_ids))
     queries.update(in_queries("sku", "Item", "Sku", skus))
     name_list = sorted({n for n in names if n})
     queries.update(in_queries("name", "Item", "Name", name_list))
-    rows = query_batch(hook, queries)
+    rows = query_batch(hook, queries, writes_to_follow=writes_to_follow)
     state = TargetState()
     for name, found in rows.items():
         if name == "prefs":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -47,8 +48,28 @@ MIN_MINOR_VERSION = 75
 BATCH_SIZE = PUBLISHED.batch_items
 MAX_RESULTS = 1000
 # fields QBO filters with "=" only: one query per value, under the look-up policy
-# (``QuickBooksHook.query_many``: plain queries, a batch of queries above 12)
+# (``QuickBooksHook.query_many``: plain queries, a batch of queries above 12 unless the
+# caller's writes to follow bind the batch budget)
 EQUALS_ONLY_FIELDS = {"PrimaryEmailAddr"}
+
+
+def plain_lookups_cheaper(lookups: int, writes: int) -> bool:
+    """Whether ``lookups`` queries followed by ``writes`` batched writes take no longer
+    under the realm's published limits as plain queries than as batches of queries.
+
+    The two budgets run side by side: as plain queries the pair needs the longer of
+    ``lookups / 500`` and ``write batches / 40`` minutes; as batches, ``(look-up batches
+    + write batches) / 40``. With no writes this is 12 look-ups or fewer (the plain
+    budget's 500 against one batch's 1/40); a chunk of 1,000 orders with ~450 look-ups
+    and ~1,400 writes sends them plain. The realm's published budgets decide, not a
+    process's pacing (a task's share of them, or none where a sandbox lifts them): the
+    choice is which of the realm's two budgets a look-up spends."""
+    per_minute, batches_per_minute = PUBLISHED.requests_per_minute, \
+        PUBLISHED.batch_requests_per_minute
+    write_batches = math.ceil(max(0, writes) / BATCH_SIZE)
+    plain = max(lookups / per_minute, write_batches / batches_per_minute)
+    batched = (math.ceil(lookups / BATCH_SIZE) + write_batches) / batches_per_minute
+    return plain <= batched
 
 
 def request_id(*parts: Any) -> str:
@@ -466,22 +487,28 @@ class QuickBooksHook(BaseHook):
         """Run one query; returns the ``QueryResponse`` object."""
         return self.api("POST", "query", text=sql).get("QueryResponse", {})
 
-    def query_many(self, queries: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    def query_many(self, queries: Mapping[str, str], *,
+                   writes_to_follow: int = 0) -> dict[str, list[dict[str, Any]]]:
         """Named look-ups, ``name -> rows``: koppel's one policy for reading several things
         from QuickBooks at once, chosen by what they cost under the published limits
-        (https://developer.intuit.com/app/developer/qbo/docs/learn/limits-and-throttles).
+        (https://developer.intuit.com/app/developer/qbo/docs/learn/limits-and-throttles):
+        500 requests and 40 batch requests per minute per realm, two budgets.
 
         A batch request costs 1/40 of the realm's minute and a plain request 1/500, so up
         to :attr:`plain_lookups_max` look-ups (500 // 40 = 12) go as plain queries and
-        leave the batch budget to the writes, which only a batch carries 30 at a time;
-        more look-ups than that (per-e-mail customer look-ups: QuickBooks filters
-        ``PrimaryEmailAddr`` with ``=`` only) go as batches of up to 30 queries, which is
-        then the cheaper way. Each statement may hold an ``IN (…)`` list (:meth:`query_in`).
-        Rows are the answer's list whatever the entity; a fault raises."""
+        leave the batch budget to the writes, which only a batch carries 30 at a time.
+        More look-ups than that (per-e-mail customer look-ups: QuickBooks filters
+        ``PrimaryEmailAddr`` with ``=`` only) still go as plain queries when the caller
+        is about to send ``writes_to_follow`` writes whose batches take longer than the
+        look-ups do in the plain budget (:func:`plain_lookups_cheaper`): the batches then
+        carry writes only. Otherwise they go as batches of up to 30 queries, which is
+        then the cheaper way. Each statement may hold an ``IN (…)`` list
+        (:meth:`query_in`). Rows are the answer's list whatever the entity; a fault
+        raises."""
         def rows(value: Mapping[str, Any]) -> list[dict[str, Any]]:
             return list(next((v for v in value.values() if isinstance(v, list)), []))
-
-        if len(queries) <= self.plain_lookups_max:
+        if len(queries) <= self.plain_lookups_max or (
+                writes_to_follow and plain_lookups_cheaper(len(queries), writes_to_follow)):
             return {name: rows(self.query(sql)) for name, sql in queries.items()}
         results = self.batch([BatchOp(bid=name, query=sql) for name, sql in queries.items()])
         for result in results.values():
@@ -491,8 +518,10 @@ class QuickBooksHook(BaseHook):
 
     @property
     def plain_lookups_max(self) -> int:
-        """Look-ups that cost less time as plain queries than as one batch request."""
-        return max(1, self.limits.per_minute // self.limits.batches_per_minute)
+        """Look-ups that cost less time as plain queries than as one batch request, by
+        the realm's published budgets (500 // 40 = 12; a process's pacing — a task's
+        share, or none where a sandbox lifts the limits — does not change the realm's)."""
+        return max(1, PUBLISHED.requests_per_minute // PUBLISHED.batch_requests_per_minute)
 
     def query_all(self, entity: str, where: str | None = None, *, order_by: str = "Id",
                   page_size: int = MAX_RESULTS, select: str = "*") -> Iterator[dict[str, Any]]:
@@ -521,7 +550,8 @@ class QuickBooksHook(BaseHook):
         Chunks ``IN (…)`` lists so each statement stays under ``chunk_size`` values and
         ``max_sql_chars``; each chunk is paged. Fields QBO filters with ``=`` only
         (``PrimaryEmailAddr``) go as one ``=`` query each instead, under the look-up
-        policy of :meth:`query_many` (plain queries, batches above 12)."""
+        policy of :meth:`query_many` (plain queries, batches above 12 with no writes to
+        follow)."""
         unique = list(dict.fromkeys(v for v in values if v not in (None, "")))
         if not unique:
             return []

@@ -258,3 +258,41 @@ def test_revoked_authorisation_names_the_connection(qb, state_db):
     text = str(caught.value)
     assert "connection 'qb_shop_acme'" in text, text
     assert settings.refresh_token not in text and settings.client_secret not in text
+
+
+def test_lookups_before_many_writes_go_plain_and_leave_the_batches_to_the_writes(qb_hook):
+    """Thirteen look-ups alone are one batch request; before 1,400 writes (47 batches,
+    over a minute of the batch budget) they cost nothing extra as plain queries."""
+    queries = {f"e{i}": "SELECT * FROM Customer WHERE PrimaryEmailAddr = "
+               f"'nobody{i}@example.nl'" for i in range(13)}
+    plain, batches = qb_hook.calls.get("POST query", 0), qb_hook.calls.get("POST batch", 0)
+    assert qb_hook.query_many(queries, writes_to_follow=1400) == {k: [] for k in queries}
+    assert qb_hook.calls["POST query"] == plain + 13
+    assert qb_hook.calls.get("POST batch", 0) == batches
+    qb_hook.query_many(queries, writes_to_follow=0)
+    assert qb_hook.calls["POST batch"] == batches + 1
+
+
+def test_the_lookup_policy_follows_the_realms_budgets_not_a_processs_pacing(qb_hook):
+    """A task's share of the limits, or none at all (a sandbox with its limits lifted),
+    paces the process; which budget a look-up spends is the realm's question."""
+    from koppel.hooks.quickbooks import QBOLimits, QuickBooksHook
+
+    unpaced = QuickBooksHook.__new__(QuickBooksHook)
+    unpaced.limits = QBOLimits(per_minute=10**9, batches_per_minute=10**9)
+    shared = QuickBooksHook.__new__(QuickBooksHook)
+    shared.limits = QBOLimits(per_minute=100, batches_per_minute=8)
+    assert unpaced.plain_lookups_max == shared.plain_lookups_max == qb_hook.plain_lookups_max == 12
+
+
+@pytest.mark.parametrize(("lookups", "writes", "plain"), [
+    (12, 0, True), (13, 0, False),          # alone: 12 plain requests < 1/40 of a minute
+    (13, 30, True),                         # 2 batches vs 1 batch beside 13/500 min
+    (450, 1400, True),                      # a 1,000-order chunk: writes bind
+    (450, 300, False),                      # 10 write batches: the look-ups would bind
+    (857, 1200, True), (900, 1200, False),  # 1.71 vs 1.73 min; 1.80 vs 1.75 min
+])
+def test_plain_lookups_cheaper_compares_both_budgets(lookups, writes, plain):
+    from koppel.hooks.quickbooks import plain_lookups_cheaper
+
+    assert plain_lookups_cheaper(lookups, writes) is plain

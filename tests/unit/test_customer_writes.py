@@ -41,7 +41,7 @@ class FakeHook:
         rows = [r for r in self.customers if r["DisplayName"] in names]
         return {"Customer": rows} if rows else {}
 
-    def query_many(self, queries):
+    def query_many(self, queries, **_kw):
         return {name: next(iter(self.query(sql).values()), []) for name, sql in queries.items()}
 
     def query_in(self, entity, field_name, values, **_kw):

@@ -38,7 +38,7 @@ class FakeHook:
                 and ("Type = 'Category'" not in sql or r.get("Type") == "Category")]
         return {"Item": rows} if rows else {}
 
-    def query_many(self, queries):
+    def query_many(self, queries, **_kw):
         return {name: next(iter(self.query(sql).values()), []) for name, sql in queries.items()}
 
     def batch(self, ops, request_id=None):

@@ -82,7 +82,7 @@ class FakeHook:
         self.queries.append(sql)
         return self._rows(sql)
 
-    def query_many(self, queries):
+    def query_many(self, queries, **_kw):
         """Named look-ups as ``QuickBooksHook.query_many`` makes them: one plain query, or
         a batch of queries."""
         if len(queries) == 1:
