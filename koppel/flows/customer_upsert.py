@@ -269,8 +269,8 @@ class CustomerUpserter:
     def _lookup(self, groups: list[_Group], want_default: bool = False):
         """The look-ups of a chunk (the hook's :meth:`query_many` policy: plain queries, or
         batches of queries when there are many and no writes of the chunk bind the batch
-        budget): customers by id (shop customers an earlier
-        run linked) or else by e-mail, companies by name, the display names the new customers would take
+        budget): customers by id (shop customers an earlier run linked) or else by
+        e-mail, companies by name, the display names the new customers would take
         (Customer, Vendor, Employee share names) and, when needed, the default customer."""
         from koppel.hooks.quickbooks import quote
 

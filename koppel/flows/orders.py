@@ -248,8 +248,9 @@ class OrdersProcess(Process):
 
     def _lookup(self, unknown: dict[str, Record], candidates: list[Record]):
         """The look-ups the exists-check needs from QuickBooks (the hook's look-up policy:
-        plain queries, or batches of 30 when that is cheaper under the realm's limits): documents by DocNumber for orders without a cross-reference, and
-        items by SKU for every order that may be booked."""
+        plain queries, or batches of 30 when that is cheaper under the realm's limits):
+        documents by DocNumber for orders without a cross-reference, and items by SKU
+        for every order that may be booked."""
         from koppel.flows.products_target import in_queries, query_batch
         from koppel.flows.qbo_refs import ref_queries, refs_from_rows, stage_refs
 

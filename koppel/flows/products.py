@@ -59,6 +59,7 @@ from koppel.domain.qbo_payloads import ItemAccounts, PayloadError
 from koppel.domain.records import MappedItem, parse_record
 from koppel.flows.base import Process, Record, RecordError, RecordState, StepResult, run_read_window
 from koppel.flows.products_source import (
+    IMAGES_NONE,
     LOOKBACK,
     CategoryTree,
     ProductContext,
@@ -142,6 +143,13 @@ def combined_description(item: MappedItem) -> str | None:
     if long and " ".join(long.split()) != " ".join(short.split()):
         return f"{short}\n\n{long}" if short else long
     return short or None
+
+
+def _rules_read(mapper: Mapper, key: str, besides: str | None = None) -> bool:
+    """Whether a mapping rule (other than the one for target ``besides``) reads the
+    context key ``key`` of the enriched variant (``_attributes``, ``_images``)."""
+    return any(key in json.dumps(rule.model_dump(mode="json"), default=str)
+               for target, rule in mapper.rules.items() if target != besides)
 
 
 class ProductsProcess(Process):
@@ -329,20 +337,18 @@ class ProductsProcess(Process):
         (one Lightspeed call per typed product saved)."""
         if self.product_settings.attributes_target != "none":
             return True
-        return any("_attributes" in json.dumps(rule.model_dump(mode="json"), default=str)
-                   for target, rule in mapper.rules.items() if target != "attributes")
+        return _rules_read(mapper, "_attributes", besides="attributes")
 
     def images_read(self, mapper: Mapper) -> str:
         """Which images enrich reads (:func:`read_product_context`): the tenant's
         ``settings.products.images``, or ``"none"`` when no mapping rule reads
         ``_images`` (the images could not reach QuickBooks: no call is spent on them)."""
-        if not any("_images" in json.dumps(rule.model_dump(mode="json"), default=str)
-                   for rule in mapper.rules.values()):
-            return "none"
+        if not _rules_read(mapper, "_images"):
+            return IMAGES_NONE
         return self.product_settings.images
 
     def _enrich_one(self, record: Record, shop: dict, contexts: dict, mapper: Mapper,
-                    hook: Any, attributes_used: bool, images: str = "all") -> None:
+                    hook: Any, attributes_used: bool, images: str) -> None:
         variant, product = record.data["variant"], record.data["product"]
         pid = int(product["id"])
         if ItemState(record).duplicate_sku:

@@ -57,9 +57,7 @@ def query_batch(hook: Any, queries: Mapping[str, str], *,
     writes the caller sends next, which may leave the batch budget to them)."""
     if not queries:
         return {}
-    if writes_to_follow:
-        return hook.query_many(queries, writes_to_follow=writes_to_follow)
-    return hook.query_many(queries)
+    return hook.query_many(queries, writes_to_follow=writes_to_follow)
 
 
 def in_queries(prefix: str, entity: str, field_name: str, values: Iterable[Any],
